@@ -1,0 +1,328 @@
+//! HS256 JWTs: verification for the authorizer (and later the HTTP API), issuing for hubbub's
+//! own tokens and for tests.
+//!
+//! Only the configured algorithm is accepted: `alg: none`, an RS/ES algorithm, or a header the
+//! crate cannot read are refused before any signature check.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::config::JwtConfig;
+
+/// Longest accepted `sub`: it becomes a DynamoDB attribute and a PostgreSQL key.
+const SUB_MAX: usize = 128;
+/// Longest accepted display name: it is copied into every message and presence frame.
+const NAME_MAX: usize = 64;
+
+/// Why a token was refused. The `Display` text is safe to log; clients only ever see
+/// `unauthorized` (or a handshake 401/403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no token was presented")]
+    Missing,
+    #[error("the token is malformed")]
+    Malformed,
+    #[error("the token uses an algorithm that is not accepted")]
+    UnsupportedAlgorithm,
+    #[error("the token signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was issued by another issuer")]
+    WrongIssuer,
+    #[error("the token is meant for another audience")]
+    WrongAudience,
+    #[error("the token lacks the `{0}` claim")]
+    MissingClaim(String),
+    #[error("the token's `{0}` claim is unusable")]
+    BadClaim(&'static str),
+    #[error("the signing key is unusable")]
+    Key,
+}
+
+impl AuthError {
+    /// A correctly signed token that is simply not meant for this API: the authorizer answers
+    /// with a Deny policy (403) rather than Unauthorized (401).
+    pub fn is_policy_denial(&self) -> bool {
+        matches!(self, Self::WrongIssuer | Self::WrongAudience)
+    }
+}
+
+/// The claims hubbub issues and reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+    #[serde(default)]
+    pub jti: String,
+}
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub user_name: String,
+    /// `exp` as Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Verifies access tokens. Build once at init; cheap to share.
+pub struct JwtVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl JwtVerifier {
+    /// A verifier for HS256 tokens signed with the configured secret.
+    pub fn hs256(cfg: &JwtConfig) -> Result<Self, AuthError> {
+        let key = DecodingKey::from_secret(&cfg.secret).map_err(|_| AuthError::Key)?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_issuer(&[&cfg.issuer]);
+        validation.set_audience(&[&cfg.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = cfg.leeway.as_secs();
+        Ok(Self { key, validation })
+    }
+
+    /// Verifies a compact JWT and returns its identity.
+    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| map_error(e.kind()))?;
+        let c = data.claims;
+        if c.sub.is_empty() || c.sub.len() > SUB_MAX || c.sub.chars().any(char::is_control) {
+            return Err(AuthError::BadClaim("sub"));
+        }
+        let name = c.name.unwrap_or_else(|| c.sub.clone());
+        if name.is_empty() || name.chars().count() > NAME_MAX || name.chars().any(char::is_control)
+        {
+            return Err(AuthError::BadClaim("name"));
+        }
+        Ok(Identity {
+            user_id: c.sub,
+            user_name: name,
+            expires_at: c.exp,
+        })
+    }
+}
+
+fn map_error(kind: &ErrorKind) -> AuthError {
+    match kind {
+        ErrorKind::ExpiredSignature => AuthError::Expired,
+        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+        ErrorKind::InvalidIssuer => AuthError::WrongIssuer,
+        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+        ErrorKind::InvalidSignature => AuthError::BadSignature,
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm
+        | ErrorKind::MissingAlgorithm => AuthError::UnsupportedAlgorithm,
+        ErrorKind::MissingRequiredClaim(c) => AuthError::MissingClaim(c.clone()),
+        _ => AuthError::Malformed,
+    }
+}
+
+/// Issues HS256 access tokens with a `kid` derived from the key, so that a rotated key is
+/// visible in the header.
+pub struct JwtIssuer {
+    key: EncodingKey,
+    kid: String,
+    issuer: String,
+    audience: String,
+}
+
+impl JwtIssuer {
+    /// An issuer over the same secret the verifier uses.
+    pub fn hs256(cfg: &JwtConfig) -> Result<Self, AuthError> {
+        let key = EncodingKey::from_secret(&cfg.secret).map_err(|_| AuthError::Key)?;
+        let digest = Sha256::digest(&cfg.secret);
+        let kid = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Self {
+            key,
+            kid,
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+        })
+    }
+
+    /// The claims a token for this user would carry, valid from now for `ttl`.
+    pub fn claims(&self, user_id: &str, user_name: &str, ttl: time::Duration) -> Claims {
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        Claims {
+            sub: user_id.to_owned(),
+            name: Some(user_name.to_owned()),
+            iat: now,
+            nbf: now,
+            exp: now + ttl.whole_seconds(),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            jti: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    /// Signs arbitrary claims (tests use it to forge expired or foreign tokens).
+    pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.key).map_err(|_| AuthError::Key)
+    }
+
+    /// Issues an access token for a user.
+    pub fn issue(
+        &self,
+        user_id: &str,
+        user_name: &str,
+        ttl: time::Duration,
+    ) -> Result<String, AuthError> {
+        self.sign(&self.claims(user_id, user_name, ttl))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn b64(data: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+    }
+
+    fn cfg(secret: &str) -> JwtConfig {
+        JwtConfig {
+            secret: secret.as_bytes().to_vec(),
+            issuer: "hubbub".into(),
+            audience: "hubbub".into(),
+            leeway: Duration::from_secs(30),
+        }
+    }
+
+    const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256";
+
+    fn pair() -> (JwtIssuer, JwtVerifier) {
+        (
+            JwtIssuer::hs256(&cfg(SECRET)).unwrap(),
+            JwtVerifier::hs256(&cfg(SECRET)).unwrap(),
+        )
+    }
+
+    #[test]
+    fn accepts_a_fresh_token() {
+        let (i, v) = pair();
+        let t = i.issue("u-1", "alice", time::Duration::minutes(15)).unwrap();
+        let id = v.verify(&t).unwrap();
+        assert_eq!((id.user_id.as_str(), id.user_name.as_str()), ("u-1", "alice"));
+        let header = jsonwebtoken::decode_header(&t).unwrap();
+        assert_eq!(header.kid.as_deref().map(str::len), Some(12));
+    }
+
+    #[test]
+    fn rejects_every_bad_token() {
+        let (i, v) = pair();
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        let base = i.claims("u-1", "alice", time::Duration::minutes(15));
+        let signed = |c: Claims| i.sign(&c).unwrap();
+
+        assert_eq!(v.verify(""), Err(AuthError::Missing));
+        assert_eq!(v.verify("not.a.jwt"), Err(AuthError::Malformed));
+        assert_eq!(
+            v.verify(&signed(Claims { exp: now - 120, ..base.clone() })),
+            Err(AuthError::Expired)
+        );
+        assert_eq!(
+            v.verify(&signed(Claims { nbf: now + 600, ..base.clone() })),
+            Err(AuthError::NotYetValid)
+        );
+        assert_eq!(
+            v.verify(&signed(Claims { iss: "evil".into(), ..base.clone() })),
+            Err(AuthError::WrongIssuer)
+        );
+        assert_eq!(
+            v.verify(&signed(Claims { aud: "other-api".into(), ..base.clone() })),
+            Err(AuthError::WrongAudience)
+        );
+        assert_eq!(
+            v.verify(&signed(Claims { sub: String::new(), ..base.clone() })),
+            Err(AuthError::BadClaim("sub"))
+        );
+
+        // Signed with another secret.
+        let other = JwtIssuer::hs256(&cfg("another-secret-that-is-also-long-enough")).unwrap();
+        assert_eq!(v.verify(&other.sign(&base).unwrap()), Err(AuthError::BadSignature));
+
+        // Tampered payload: same header and signature, different claims.
+        let good = signed(base.clone());
+        let parts: Vec<&str> = good.split('.').collect();
+        let evil_payload = b64(
+            serde_json::to_string(&Claims { sub: "admin".into(), ..base.clone() })
+                .unwrap()
+                .as_bytes(),
+        );
+        let tampered = format!("{}.{}.{}", parts[0], evil_payload, parts[2]);
+        assert_eq!(v.verify(&tampered), Err(AuthError::BadSignature));
+
+        // alg: none, with and without a signature.
+        let payload = b64(serde_json::to_string(&base).unwrap().as_bytes());
+        let none = b64(br#"{"alg":"none","typ":"JWT"}"#);
+        assert!(v.verify(&format!("{none}.{payload}.")).is_err());
+        // jsonwebtoken has no `none` algorithm at all: the header itself does not parse.
+        assert_eq!(
+            v.verify(&format!("{none}.{payload}.{}", parts[2])),
+            Err(AuthError::Malformed)
+        );
+        // An algorithm that is real but not configured (HS512 with the same secret).
+        let hs512 = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS512),
+            &base,
+            &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(v.verify(&hs512), Err(AuthError::UnsupportedAlgorithm));
+
+        // Missing required claims.
+        let no_exp = b64(
+            serde_json::json!({"sub":"u","nbf":now,"iat":now,"iss":"hubbub","aud":"hubbub"})
+                .to_string()
+                .as_bytes(),
+        );
+        let header = parts[0];
+        let unsigned = format!("{header}.{no_exp}");
+        let sig = {
+            use jsonwebtoken::crypto::sign;
+            sign(
+                unsigned.as_bytes(),
+                &EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+                Algorithm::HS256,
+            )
+            .unwrap()
+        };
+        assert!(matches!(
+            v.verify(&format!("{unsigned}.{sig}")),
+            Err(AuthError::MissingClaim(_)) | Err(AuthError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn policy_denials_are_foreign_tokens_only() {
+        assert!(AuthError::WrongAudience.is_policy_denial());
+        assert!(AuthError::WrongIssuer.is_policy_denial());
+        assert!(!AuthError::Expired.is_policy_denial());
+        assert!(!AuthError::BadSignature.is_policy_denial());
+    }
+}

@@ -1,0 +1,199 @@
+//! Configuration from the environment, read once at init, failing fast with a message that
+//! names the variable.
+//!
+//! Each Lambda reads only the parts it needs, so a function's environment in `template.yaml`
+//! lists exactly its own variables. Every reader takes a lookup function so tests need not
+//! touch the process environment.
+
+use std::time::Duration;
+
+/// A configuration variable is missing or unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{var} is not set; {hint}")]
+    Missing { var: &'static str, hint: &'static str },
+    #[error("{var} is invalid: {reason}")]
+    Invalid { var: &'static str, reason: String },
+}
+
+/// Reads a variable; an empty value counts as unset.
+pub type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment as a [`Lookup`].
+pub fn env_lookup(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty())
+}
+
+fn required(get: Lookup<'_>, var: &'static str, hint: &'static str) -> Result<String, ConfigError> {
+    get(var).ok_or(ConfigError::Missing { var, hint })
+}
+
+/// Variable names, in one place for the template consistency check and the docs.
+pub mod vars {
+    pub const JWT_SECRET: &str = "HUBBUB_JWT_SECRET";
+    pub const JWT_ISSUER: &str = "HUBBUB_JWT_ISSUER";
+    pub const JWT_AUDIENCE: &str = "HUBBUB_JWT_AUDIENCE";
+    pub const TABLE: &str = "HUBBUB_TABLE";
+    pub const DATABASE_URL: &str = "DATABASE_URL";
+    pub const MANAGEMENT_ENDPOINT: &str = "HUBBUB_MANAGEMENT_ENDPOINT";
+}
+
+/// Shortest accepted HS256 secret. RFC 7518 §3.2 asks for a key at least as long as the
+/// hash output (256 bits); shorter secrets are brute-forceable offline from one token.
+pub const JWT_SECRET_MIN_BYTES: usize = 32;
+
+/// How access tokens are verified.
+#[derive(Clone)]
+pub struct JwtConfig {
+    /// The HS256 shared secret.
+    pub secret: Vec<u8>,
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud`.
+    pub audience: String,
+    /// Clock skew tolerated on `exp`/`nbf`. 30 s covers NTP drift between the issuer and
+    /// Lambda hosts without meaningfully extending a 15-minute token.
+    pub leeway: Duration,
+}
+
+impl std::fmt::Debug for JwtConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtConfig")
+            .field("secret", &"<redacted>")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("leeway", &self.leeway)
+            .finish()
+    }
+}
+
+impl JwtConfig {
+    /// Reads `HUBBUB_JWT_SECRET` (required), `HUBBUB_JWT_ISSUER` and `HUBBUB_JWT_AUDIENCE`
+    /// (both default to `hubbub`).
+    pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        let secret = required(
+            get,
+            vars::JWT_SECRET,
+            "set it to a random string of at least 32 bytes (the HS256 signing key)",
+        )?;
+        if secret.len() < JWT_SECRET_MIN_BYTES {
+            return Err(ConfigError::Invalid {
+                var: vars::JWT_SECRET,
+                reason: format!("must be at least {JWT_SECRET_MIN_BYTES} bytes"),
+            });
+        }
+        Ok(Self {
+            secret: secret.into_bytes(),
+            issuer: get(vars::JWT_ISSUER).unwrap_or_else(|| "hubbub".into()),
+            audience: get(vars::JWT_AUDIENCE).unwrap_or_else(|| "hubbub".into()),
+            leeway: Duration::from_secs(30),
+        })
+    }
+
+    /// [`Self::from_lookup`] over the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&env_lookup)
+    }
+}
+
+/// Where the stores live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamoConfig {
+    /// The single DynamoDB table holding connections and memberships.
+    pub table: String,
+}
+
+impl DynamoConfig {
+    /// Reads `HUBBUB_TABLE`. The endpoint comes from the SDK's own `AWS_ENDPOINT_URL_DYNAMODB`.
+    pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table: required(get, vars::TABLE, "set it to the connections table name")?,
+        })
+    }
+}
+
+/// The PostgreSQL history database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// A `postgres://` URL or key=value connection string.
+    pub url: String,
+}
+
+impl PostgresConfig {
+    /// Reads `DATABASE_URL`.
+    pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        let url = required(
+            get,
+            vars::DATABASE_URL,
+            "set it to postgres://user:password@host:5432/db",
+        )?;
+        url.parse::<tokio_postgres::Config>()
+            .map_err(|e| ConfigError::Invalid {
+                var: vars::DATABASE_URL,
+                reason: e.to_string(),
+            })?;
+        Ok(Self { url })
+    }
+}
+
+/// How to reach the API Gateway Management API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Overrides `https://{domainName}/{stage}` from the event: needed behind a custom domain
+    /// (the management API only answers on the execute-api host) and for hubbub-local.
+    pub endpoint: Option<String>,
+}
+
+impl GatewayConfig {
+    /// Reads the optional `HUBBUB_MANAGEMENT_ENDPOINT`.
+    pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        let endpoint = get(vars::MANAGEMENT_ENDPOINT);
+        if let Some(e) = &endpoint
+            && !(e.starts_with("https://") || e.starts_with("http://"))
+        {
+            return Err(ConfigError::Invalid {
+                var: vars::MANAGEMENT_ENDPOINT,
+                reason: "must be an http(s):// URL such as https://abc123.execute-api.eu-west-1.amazonaws.com/prod".into(),
+            });
+        }
+        Ok(Self { endpoint })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn jwt_config_requires_a_long_secret() {
+        let e = JwtConfig::from_lookup(&lookup(&[])).unwrap_err();
+        assert!(e.to_string().starts_with("HUBBUB_JWT_SECRET is not set"));
+        let e = JwtConfig::from_lookup(&lookup(&[("HUBBUB_JWT_SECRET", "short")])).unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid { .. }));
+        let c = JwtConfig::from_lookup(&lookup(&[("HUBBUB_JWT_SECRET", &"k".repeat(32))])).unwrap();
+        assert_eq!((c.issuer.as_str(), c.audience.as_str()), ("hubbub", "hubbub"));
+        assert!(!format!("{c:?}").contains("kkkk"), "Debug must not print the secret");
+    }
+
+    #[test]
+    fn store_and_gateway_config() {
+        assert!(DynamoConfig::from_lookup(&lookup(&[])).is_err());
+        assert!(PostgresConfig::from_lookup(&lookup(&[("DATABASE_URL", "postgres://u@h/db")])).is_ok());
+        assert!(matches!(
+            PostgresConfig::from_lookup(&lookup(&[("DATABASE_URL", "postgres://u@h:notaport/db")])),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert_eq!(GatewayConfig::from_lookup(&lookup(&[])).unwrap().endpoint, None);
+        assert!(GatewayConfig::from_lookup(&lookup(&[("HUBBUB_MANAGEMENT_ENDPOINT", "ftp://x")])).is_err());
+    }
+}

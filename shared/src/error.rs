@@ -1,0 +1,221 @@
+//! Errors, one type per boundary, and the stable codes clients see.
+//!
+//! - [`StoreError`]: what a store adapter (DynamoDB, PostgreSQL, memory) can report.
+//! - [`GatewayError`]: what posting to / reading / closing a connection can report.
+//! - [`RouteError`]: what a WebSocket route handler answers; it maps to an [`ErrorCode`] and a
+//!   client-safe message, while the full cause chain goes to the log only.
+//!
+//! Config and JWT errors live beside their modules ([`crate::config::ConfigError`],
+//! [`crate::auth::AuthError`]).
+
+use std::error::Error as StdError;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::ProtocolError;
+
+/// The stable error codes of PROTOCOL.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with the code (HTTP API and handshake refusals).
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
+            Self::NotFound => 404,
+            Self::Conflict => 409,
+            Self::PayloadTooLarge => 413,
+            Self::RateLimited => 429,
+            Self::Unavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+
+    /// The wire spelling (`bad_request`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// A boxed cause, kept for the log.
+pub type Cause = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Failures of a store port.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing service failed or could not be reached; the operation had no effect
+    /// (every multi-item write is a transaction) and may be retried.
+    #[error("store unavailable during {op}")]
+    Unavailable {
+        op: &'static str,
+        #[source]
+        source: Cause,
+    },
+    /// The operation needs an entity that does not exist (a room, a connection).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The entity already exists (creating a room whose id is taken).
+    #[error("{0} already exists")]
+    Conflict(&'static str),
+    /// The store holds data this version cannot read.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn unavailable(op: &'static str, source: impl Into<Cause>) -> Self {
+        Self::Unavailable {
+            op,
+            source: source.into(),
+        }
+    }
+}
+
+/// Failures of the connection gateway (the API Gateway Management API).
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The connection no longer exists (HTTP 410 GoneException, whatever the body).
+    #[error("connection is gone")]
+    Gone,
+    /// Any other failure: throttling, timeouts, a 5xx, a bad endpoint.
+    #[error("management API call failed during {op}")]
+    Failed {
+        op: &'static str,
+        #[source]
+        source: Cause,
+    },
+}
+
+/// What a WebSocket route answers instead of its success frame.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("store failed")]
+    Store(#[from] StoreError),
+}
+
+impl RouteError {
+    /// The stable code the client sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Protocol(p) => p.code,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Store(StoreError::NotFound(_)) => ErrorCode::NotFound,
+            Self::Store(StoreError::Conflict(_)) => ErrorCode::Conflict,
+            Self::Store(StoreError::Unavailable { .. }) => ErrorCode::Unavailable,
+            Self::Store(StoreError::Corrupt(_)) => ErrorCode::Internal,
+        }
+    }
+
+    /// A message safe for the client: no backend detail, no input echo.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::Protocol(p) => p.message.clone(),
+            Self::Unauthorized(m) | Self::Forbidden(m) | Self::NotFound(m) => (*m).to_owned(),
+            Self::Store(StoreError::NotFound(what)) => format!("{what} not found"),
+            Self::Store(StoreError::Conflict(what)) => format!("{what} already exists"),
+            Self::Store(StoreError::Unavailable { .. }) => {
+                "the service is unavailable; nothing was stored, retry later".to_owned()
+            }
+            Self::Store(StoreError::Corrupt(_)) => "internal error".to_owned(),
+        }
+    }
+}
+
+/// Renders an error and its whole `source()` chain on one line, for logs.
+pub fn chain(e: &(dyn StdError + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialise_as_documented() {
+        let all = [
+            (ErrorCode::BadRequest, "bad_request", 400),
+            (ErrorCode::Unauthorized, "unauthorized", 401),
+            (ErrorCode::Forbidden, "forbidden", 403),
+            (ErrorCode::NotFound, "not_found", 404),
+            (ErrorCode::Conflict, "conflict", 409),
+            (ErrorCode::PayloadTooLarge, "payload_too_large", 413),
+            (ErrorCode::RateLimited, "rate_limited", 429),
+            (ErrorCode::Unavailable, "unavailable", 503),
+            (ErrorCode::Internal, "internal", 500),
+        ];
+        for (code, text, status) in all {
+            assert_eq!(serde_json::to_value(code).unwrap(), text);
+            assert_eq!(code.as_str(), text);
+            assert_eq!(code.http_status(), status);
+        }
+    }
+
+    #[test]
+    fn store_failures_map_to_codes_without_leaking_causes() {
+        let e = RouteError::from(StoreError::unavailable(
+            "commit",
+            "connection refused to 10.0.0.7:5432",
+        ));
+        assert_eq!(e.code(), ErrorCode::Unavailable);
+        assert!(!e.client_message().contains("10.0.0.7"));
+        assert!(chain(&e).contains("10.0.0.7"), "the log keeps the cause");
+        assert_eq!(
+            RouteError::from(StoreError::NotFound("room")).code(),
+            ErrorCode::NotFound
+        );
+        assert_eq!(
+            RouteError::from(StoreError::Conflict("room")).code(),
+            ErrorCode::Conflict
+        );
+        assert_eq!(
+            RouteError::from(StoreError::Corrupt("seq".into())).code(),
+            ErrorCode::Internal
+        );
+        assert_eq!(
+            RouteError::Forbidden("join the room first").client_message(),
+            "join the room first"
+        );
+    }
+}

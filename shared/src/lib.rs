@@ -1,0 +1,26 @@
+//! hubbub-core: everything the hubbub Lambdas and hubbub-local share.
+//!
+//! - [`protocol`]: the frames of PROTOCOL.md, with parse-don't-validate newtypes;
+//! - [`error`]: one error type per boundary and the stable client error codes;
+//! - [`config`] and [`telemetry`]: environment config (fail fast) and tracing setup;
+//! - [`auth`]: JWT verification (and issuing);
+//! - [`store`] and [`gateway`]: the ports and their adapters (DynamoDB, PostgreSQL, in-memory,
+//!   the API Gateway Management API);
+//! - [`fanout`]: delivering a frame to a room with bounded concurrency;
+//! - [`ws`] and [`runtime`]: glue for WebSocket route events and Lambda init.
+//!
+//! Handlers live in the `functions/*` crates and see only these ports, so the same code runs
+//! in Lambda, in hubbub-local and in tests.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod fanout;
+pub mod gateway;
+pub mod protocol;
+pub mod runtime;
+pub mod store;
+pub mod telemetry;
+pub mod ws;
+
+pub use aws_lambda_events;

@@ -1,0 +1,599 @@
+//! The client contract of `PROTOCOL.md`, as types.
+//!
+//! Inbound frames are parsed, not validated: a [`ClientFrame`] can only hold a well-formed
+//! [`RoomId`], [`ClientMsgId`], [`MessageBody`] and [`HistoryQuery`], so handlers never re-check
+//! them. Outbound frames are [`ServerFrame`] values, serialised with the `type` tag.
+//!
+//! Every limit here is the one PROTOCOL.md documents; changing one is a breaking change.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::error::ErrorCode;
+
+/// Longest room id (PROTOCOL.md): short enough to sit in a DynamoDB key and a URL path.
+pub const ROOM_ID_MAX: usize = 64;
+/// Longest client message id (PROTOCOL.md): room for a UUID or a ULID with a prefix.
+pub const CLIENT_MSG_ID_MAX: usize = 64;
+/// Longest message body in characters (PROTOCOL.md). 4000 chars of 4-byte UTF-8 plus the
+/// envelope stays under API Gateway's 32 KB frame limit, so any accepted message can be fanned out.
+pub const BODY_MAX_CHARS: usize = 4000;
+/// Largest `history` page (PROTOCOL.md): bounds the route response well under 128 KB.
+pub const HISTORY_LIMIT_MAX: u32 = 100;
+/// `history` page size when the client gives none (PROTOCOL.md).
+pub const HISTORY_LIMIT_DEFAULT: u32 = 50;
+
+/// Why a frame or a field was refused; maps onto an error frame.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ProtocolError {
+    /// `bad_request` for shapes, `payload_too_large` for a body over the limit.
+    pub code: ErrorCode,
+    /// Human-readable and safe to show to the client: it names the field, never echoes input.
+    pub message: String,
+}
+
+impl ProtocolError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self {
+            code: ErrorCode::BadRequest,
+            message: message.into(),
+        }
+    }
+}
+
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The validated value.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A room id: 1..=64 chars from `[a-z0-9_-]`, starting with a letter or digit.
+    RoomId
+);
+
+impl RoomId {
+    /// Parses a room id.
+    pub fn parse(raw: impl Into<String>) -> Result<Self, ProtocolError> {
+        let raw = raw.into();
+        let first_ok = raw
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        let len_ok = (1..=ROOM_ID_MAX).contains(&raw.len());
+        let chars_ok = raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if first_ok && len_ok && chars_ok {
+            Ok(Self(raw))
+        } else {
+            Err(ProtocolError::bad(format!(
+                "`room` must be 1..={ROOM_ID_MAX} chars from [a-z0-9_-], starting with a letter or digit"
+            )))
+        }
+    }
+}
+
+string_newtype!(
+    /// A client message id: 1..=64 chars from `[A-Za-z0-9_-]`, the idempotency key of a send.
+    ClientMsgId
+);
+
+impl ClientMsgId {
+    /// Parses a client message id.
+    pub fn parse(raw: impl Into<String>) -> Result<Self, ProtocolError> {
+        let raw = raw.into();
+        let len_ok = (1..=CLIENT_MSG_ID_MAX).contains(&raw.len());
+        let chars_ok = raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if len_ok && chars_ok {
+            Ok(Self(raw))
+        } else {
+            Err(ProtocolError::bad(format!(
+                "`clientMsgId` must be 1..={CLIENT_MSG_ID_MAX} chars from [A-Za-z0-9_-]"
+            )))
+        }
+    }
+}
+
+string_newtype!(
+    /// A message body: 1..=4000 Unicode scalar values.
+    MessageBody
+);
+
+impl MessageBody {
+    /// Parses a message body; an over-long one is `payload_too_large`, an empty one `bad_request`.
+    pub fn parse(raw: impl Into<String>) -> Result<Self, ProtocolError> {
+        let raw = raw.into();
+        if raw.is_empty() {
+            return Err(ProtocolError::bad("`body` must not be empty"));
+        }
+        // Count chars only up to the limit: a 128 KB body need not be walked to the end.
+        if raw.chars().nth(BODY_MAX_CHARS).is_some() {
+            return Err(ProtocolError {
+                code: ErrorCode::PayloadTooLarge,
+                message: format!("`body` is longer than {BODY_MAX_CHARS} characters"),
+            });
+        }
+        Ok(Self(raw))
+    }
+}
+
+/// Which page of a room's history to read (keyset pagination by `seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Where the page sits.
+    pub cursor: HistoryCursor,
+    /// Page size, 1..=100.
+    pub limit: u32,
+}
+
+/// The keyset cursor of a history page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryCursor {
+    /// The newest messages.
+    Latest,
+    /// Messages with `seq` strictly below this one (scroll-back).
+    Before(i64),
+    /// Messages with `seq` strictly above this one (catch-up after a reconnect).
+    After(i64),
+}
+
+impl HistoryQuery {
+    /// Builds a query from the optional wire fields, enforcing PROTOCOL.md's rules.
+    pub fn new(
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<i64>,
+    ) -> Result<Self, ProtocolError> {
+        let cursor = match (before, after) {
+            (Some(_), Some(_)) => {
+                return Err(ProtocolError::bad(
+                    "give at most one of `before` and `after`",
+                ));
+            }
+            (Some(b), None) if b >= 1 => HistoryCursor::Before(b),
+            (None, Some(a)) if a >= 0 => HistoryCursor::After(a),
+            (Some(_), None) => return Err(ProtocolError::bad("`before` must be a seq >= 1")),
+            (None, Some(_)) => return Err(ProtocolError::bad("`after` must be a seq >= 0")),
+            (None, None) => HistoryCursor::Latest,
+        };
+        let limit = match limit {
+            None => HISTORY_LIMIT_DEFAULT,
+            Some(l) if (1..=i64::from(HISTORY_LIMIT_MAX)).contains(&l) => l as u32,
+            Some(_) => {
+                return Err(ProtocolError::bad(format!(
+                    "`limit` must be 1..={HISTORY_LIMIT_MAX}"
+                )));
+            }
+        };
+        Ok(Self { cursor, limit })
+    }
+}
+
+/// A frame a client sends, selected by its `action`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientFrame {
+    /// Join (and, for a new id, create) a public room.
+    JoinRoom { room: RoomId },
+    /// Leave a room.
+    LeaveRoom { room: RoomId },
+    /// Post a message to a joined room.
+    SendMessage {
+        room: RoomId,
+        body: MessageBody,
+        client_msg_id: ClientMsgId,
+    },
+    /// Read a page of a room's history.
+    History { room: RoomId, query: HistoryQuery },
+    /// Tell the room the user is typing.
+    Typing { room: RoomId },
+    /// Liveness check; answered with `pong`.
+    Ping,
+}
+
+/// The wire shapes, before the newtypes check them. Private: only [`ClientFrame`] leaves.
+#[derive(Deserialize)]
+#[serde(tag = "action", rename_all = "camelCase", deny_unknown_fields)]
+enum WireFrame {
+    JoinRoom {
+        room: String,
+    },
+    LeaveRoom {
+        room: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    SendMessage {
+        room: String,
+        body: String,
+        client_msg_id: String,
+    },
+    History {
+        room: String,
+        before: Option<i64>,
+        after: Option<i64>,
+        limit: Option<i64>,
+    },
+    Typing {
+        room: String,
+    },
+    Ping {},
+}
+
+/// The `action` of a frame, if the frame is a JSON object with a string `action`.
+///
+/// API Gateway selects the route on `$request.body.action`; this is the same reading, used for
+/// error frames (`action` field) and by route dispatch in hubbub-local.
+pub fn action_of(raw: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Probe {
+        action: String,
+    }
+    serde_json::from_str::<Probe>(raw).ok().map(|p| p.action)
+}
+
+impl ClientFrame {
+    /// Parses a frame body. Every failure names the problem and never echoes the input.
+    pub fn parse(raw: &str) -> Result<Self, ProtocolError> {
+        let value: serde_json::Value = serde_json::from_str(raw)
+            .map_err(|_| ProtocolError::bad("the frame is not valid JSON"))?;
+        let Some(obj) = value.as_object() else {
+            return Err(ProtocolError::bad("the frame must be a JSON object"));
+        };
+        match obj.get("action") {
+            Some(serde_json::Value::String(a)) if !KNOWN_ACTIONS.contains(&a.as_str()) => {
+                return Err(ProtocolError::bad("unknown action"));
+            }
+            Some(serde_json::Value::String(_)) => {}
+            Some(_) => return Err(ProtocolError::bad("`action` must be a string")),
+            None => return Err(ProtocolError::bad("missing field `action`")),
+        }
+        let wire: WireFrame = serde_json::from_value(value).map_err(|e| {
+            // serde_json's messages name the field ("missing field `room`", "invalid type:
+            // integer, expected a string") and carry no input; the position suffix is noise here.
+            let text = e.to_string();
+            let text = text.split(" at line ").next().unwrap_or(&text).to_owned();
+            ProtocolError::bad(text)
+        })?;
+        Ok(match wire {
+            WireFrame::JoinRoom { room } => Self::JoinRoom {
+                room: RoomId::parse(room)?,
+            },
+            WireFrame::LeaveRoom { room } => Self::LeaveRoom {
+                room: RoomId::parse(room)?,
+            },
+            WireFrame::SendMessage {
+                room,
+                body,
+                client_msg_id,
+            } => Self::SendMessage {
+                room: RoomId::parse(room)?,
+                client_msg_id: ClientMsgId::parse(client_msg_id)?,
+                body: MessageBody::parse(body)?,
+            },
+            WireFrame::History {
+                room,
+                before,
+                after,
+                limit,
+            } => Self::History {
+                room: RoomId::parse(room)?,
+                query: HistoryQuery::new(before, after, limit)?,
+            },
+            WireFrame::Typing { room } => Self::Typing {
+                room: RoomId::parse(room)?,
+            },
+            WireFrame::Ping {} => Self::Ping,
+        })
+    }
+}
+
+/// Every `action` the server routes (the WebSocket API's route keys, `ping` on `$default`).
+pub const KNOWN_ACTIONS: [&str; 6] = [
+    "joinRoom",
+    "leaveRoom",
+    "sendMessage",
+    "history",
+    "typing",
+    "ping",
+];
+
+/// A user as other clients see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRef {
+    /// Stable user id (the token's `sub`).
+    pub id: String,
+    /// Display name (the token's `name`).
+    pub name: String,
+}
+
+/// A committed message, as stored and as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage {
+    pub room: RoomId,
+    /// Server-assigned unique id.
+    pub id: uuid::Uuid,
+    /// Per-room sequence number, gap-free, assigned at commit.
+    pub seq: i64,
+    pub sender: UserRef,
+    pub body: MessageBody,
+    pub client_msg_id: ClientMsgId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub sent_at: OffsetDateTime,
+}
+
+/// Presence transitions announced to a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PresenceState {
+    Joined,
+    Left,
+}
+
+/// A frame the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerFrame {
+    Joined {
+        room: RoomId,
+    },
+    Left {
+        room: RoomId,
+    },
+    #[serde(rename_all = "camelCase")]
+    Ack {
+        room: RoomId,
+        client_msg_id: ClientMsgId,
+        id: uuid::Uuid,
+        seq: i64,
+        #[serde(with = "time::serde::rfc3339")]
+        sent_at: OffsetDateTime,
+    },
+    #[serde(rename_all = "camelCase")]
+    History {
+        room: RoomId,
+        messages: Vec<ChatMessage>,
+        has_more: bool,
+    },
+    Message(ChatMessage),
+    Typing {
+        room: RoomId,
+        user: UserRef,
+    },
+    Presence {
+        room: RoomId,
+        user: UserRef,
+        state: PresenceState,
+    },
+    Pong,
+    #[serde(rename_all = "camelCase")]
+    Error {
+        code: ErrorCode,
+        message: String,
+        request_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        action: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+}
+
+impl ServerFrame {
+    /// The ack for a committed message.
+    pub fn ack(m: &ChatMessage) -> Self {
+        Self::Ack {
+            room: m.room.clone(),
+            client_msg_id: m.client_msg_id.clone(),
+            id: m.id,
+            seq: m.seq,
+            sent_at: m.sent_at,
+        }
+    }
+
+    /// Serialises the frame. Our frames hold only strings, numbers and timestamps, which
+    /// serde_json always encodes; the fallback keeps the signature infallible without a panic.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "server frame failed to serialise");
+            r#"{"type":"error","code":"internal","message":"internal error","requestId":""}"#
+                .to_owned()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(raw: &str) -> ProtocolError {
+        ClientFrame::parse(raw).expect_err(raw)
+    }
+
+    #[test]
+    fn room_id_limits() {
+        assert!(RoomId::parse("general").is_ok());
+        assert!(RoomId::parse("0-day_chat").is_ok());
+        assert!(RoomId::parse("a".repeat(64)).is_ok());
+        for b in ["", "-x", "_x", "General", "a b", "é", "a/b"] {
+            assert!(RoomId::parse(b).is_err(), "{b:?} accepted");
+        }
+        assert!(RoomId::parse("a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn client_msg_id_limits() {
+        assert!(ClientMsgId::parse("m-0001_X").is_ok());
+        assert!(ClientMsgId::parse("x".repeat(64)).is_ok());
+        assert!(ClientMsgId::parse("x".repeat(65)).is_err());
+        for b in ["", "a b", "a.b", "ü"] {
+            assert!(ClientMsgId::parse(b).is_err(), "{b:?} accepted");
+        }
+    }
+
+    #[test]
+    fn body_limits_count_characters_not_bytes() {
+        assert!(MessageBody::parse("é".repeat(4000)).is_ok());
+        let e = MessageBody::parse("é".repeat(4001)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
+        assert_eq!(MessageBody::parse("").unwrap_err().code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn parses_every_action() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"action":"ping"}"#).unwrap(),
+            ClientFrame::Ping
+        );
+        let f = ClientFrame::parse(
+            r#"{"action":"sendMessage","room":"general","body":"hi","clientMsgId":"m1"}"#,
+        )
+        .unwrap();
+        assert!(matches!(f, ClientFrame::SendMessage { ref room, .. } if room.as_str() == "general"));
+        for (raw, want) in [
+            (r#"{"action":"joinRoom","room":"r"}"#, "joinRoom"),
+            (r#"{"action":"leaveRoom","room":"r"}"#, "leaveRoom"),
+            (r#"{"action":"typing","room":"r"}"#, "typing"),
+            (r#"{"action":"history","room":"r","after":3,"limit":10}"#, "history"),
+        ] {
+            assert!(ClientFrame::parse(raw).is_ok(), "{want}");
+        }
+    }
+
+    #[test]
+    fn history_query_rules() {
+        assert_eq!(
+            HistoryQuery::new(None, None, None).unwrap(),
+            HistoryQuery {
+                cursor: HistoryCursor::Latest,
+                limit: 50
+            }
+        );
+        assert_eq!(
+            HistoryQuery::new(Some(10), None, Some(100)).unwrap().cursor,
+            HistoryCursor::Before(10)
+        );
+        assert!(HistoryQuery::new(Some(1), Some(1), None).is_err());
+        assert!(HistoryQuery::new(None, None, Some(0)).is_err());
+        assert!(HistoryQuery::new(None, None, Some(101)).is_err());
+        assert!(HistoryQuery::new(Some(0), None, None).is_err());
+        assert!(HistoryQuery::new(None, Some(-1), None).is_err());
+    }
+
+    #[test]
+    fn every_bad_shape_is_bad_request_naming_the_problem() {
+        let cases = [
+            ("not json", "not valid JSON"),
+            ("[1,2]", "JSON object"),
+            (r#"{"room":"r"}"#, "missing field `action`"),
+            (r#"{"action":7}"#, "`action` must be a string"),
+            (r#"{"action":"dance"}"#, "unknown action"),
+            (r#"{"action":"joinRoom"}"#, "missing field `room`"),
+            (r#"{"action":"joinRoom","room":5}"#, "invalid type"),
+            (r#"{"action":"joinRoom","room":"Bad Room"}"#, "`room`"),
+            (
+                r#"{"action":"sendMessage","room":"r","body":"x"}"#,
+                "missing field `clientMsgId`",
+            ),
+            (
+                r#"{"action":"sendMessage","room":"r","body":"x","clientMsgId":"a b"}"#,
+                "`clientMsgId`",
+            ),
+            (
+                r#"{"action":"joinRoom","room":"r","extra":1}"#,
+                "unknown field",
+            ),
+            (r#"{"action":"history","room":"r","limit":500}"#, "`limit`"),
+        ];
+        for (raw, needle) in cases {
+            let e = bad(raw);
+            assert_eq!(e.code, ErrorCode::BadRequest, "{raw}");
+            assert!(e.message.contains(needle), "{raw}: {}", e.message);
+            assert!(!e.message.contains("line "), "{raw}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn oversized_body_is_payload_too_large() {
+        let raw = format!(
+            r#"{{"action":"sendMessage","room":"r","body":"{}","clientMsgId":"m"}}"#,
+            "x".repeat(4001)
+        );
+        assert_eq!(bad(&raw).code, ErrorCode::PayloadTooLarge);
+    }
+
+    #[test]
+    fn server_frames_match_protocol() {
+        let v: serde_json::Value = serde_json::from_str(&ServerFrame::Pong.to_json()).unwrap();
+        assert_eq!(v, serde_json::json!({"type":"pong"}));
+        let e = ServerFrame::Error {
+            code: ErrorCode::Forbidden,
+            message: "no".into(),
+            request_id: "r1".into(),
+            action: Some("sendMessage".into()),
+            client_msg_id: None,
+        };
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"error","code":"forbidden","message":"no","requestId":"r1","action":"sendMessage"})
+        );
+        let m = ChatMessage {
+            room: RoomId::parse("r").unwrap(),
+            id: uuid::Uuid::nil(),
+            seq: 3,
+            sender: UserRef {
+                id: "u1".into(),
+                name: "alice".into(),
+            },
+            body: MessageBody::parse("hi").unwrap(),
+            client_msg_id: ClientMsgId::parse("m1").unwrap(),
+            sent_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerFrame::Message(m.clone()).to_json()).unwrap();
+        assert_eq!(v["type"], "message");
+        assert_eq!(v["clientMsgId"], "m1");
+        assert_eq!(v["sender"]["name"], "alice");
+        assert_eq!(v["sentAt"], "1970-01-01T00:00:00Z");
+        let v: serde_json::Value =
+            serde_json::from_str(&ServerFrame::ack(&m).to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"ack","room":"r","clientMsgId":"m1","id":uuid::Uuid::nil(),"seq":3,"sentAt":"1970-01-01T00:00:00Z"})
+        );
+    }
+}

@@ -1,0 +1,483 @@
+//! DynamoDB [`ConnectionStore`]: one table, three item kinds.
+//!
+//! | item | `pk` | `sk` | why |
+//! |---|---|---|---|
+//! | connection | `CONN#{id}` | `#META` | who the connection is |
+//! | room side of a membership | `ROOM#{room}` | `CONN#{id}` | fan-out is one paginated Query on the room |
+//! | connection side of a membership | `CONN#{id}` | `ROOM#{room}` | `$disconnect` finds the rooms with one Query |
+//!
+//! Every item carries `expiresAt` (Unix seconds), the table's TTL attribute: API Gateway closes
+//! connections after 2 h and `$disconnect` is best-effort, so stale items expire on their own.
+//! TTL deletion is lazy (it can lag by days), so reads also filter on `expiresAt`.
+//! Nothing here scans the table.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest,
+    KeySchemaElement, KeyType, Put, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, WriteRequest,
+};
+use time::OffsetDateTime;
+
+use super::{Connection, ConnectionStore, Member, MemberPage};
+use crate::error::StoreError;
+use crate::protocol::{RoomId, UserRef};
+
+/// BatchWriteItem takes at most 25 requests (a DynamoDB limit).
+const BATCH_WRITE_MAX: usize = 25;
+/// Unprocessed batch items are retried this many times with exponential backoff starting at
+/// 50 ms (AWS's advice for throttled batches); 6 tries span about 3 s, well inside a
+/// `$disconnect` invocation, before the leftover is reported (the TTL still removes it).
+const BATCH_RETRIES: u32 = 6;
+const BATCH_BACKOFF_START: Duration = Duration::from_millis(50);
+
+const META: &str = "#META";
+const TTL_ATTR: &str = "expiresAt";
+
+/// The DynamoDB-backed connection store.
+#[derive(Clone)]
+pub struct DynamoConnectionStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn conn_pk(id: &str) -> String {
+    format!("CONN#{id}")
+}
+
+fn room_pk(room: &RoomId) -> String {
+    format!("ROOM#{room}")
+}
+
+fn key(pk: String, sk: String) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn get_s<'a>(item: &'a HashMap<String, AttributeValue>, k: &str) -> Result<&'a str, StoreError> {
+    item.get(k)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("connection item lacks `{k}`")))
+}
+
+fn get_n(item: &HashMap<String, AttributeValue>, k: &str) -> Result<i64, StoreError> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("connection item lacks numeric `{k}`")))
+}
+
+fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn unavailable<E>(op: &'static str) -> impl Fn(E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |e| StoreError::unavailable(op, e)
+}
+
+impl DynamoConnectionStore {
+    /// A store over `table`, using a client built once at init.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Creates the table (on-demand, TTL on `expiresAt`) unless it exists. For hubbub-local
+    /// and tests; on AWS the template creates it.
+    pub async fn ensure_table(&self) -> Result<(), StoreError> {
+        const OP: &str = "create table";
+        let exists = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await;
+        if exists.is_ok() {
+            return Ok(());
+        }
+        let attr = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(unavailable(OP))
+        };
+        let key_elem = |name: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(kind)
+                .build()
+                .map_err(unavailable(OP))
+        };
+        let created = self
+            .client
+            .create_table()
+            .table_name(&self.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attr("pk")?)
+            .attribute_definitions(attr("sk")?)
+            .key_schema(key_elem("pk", KeyType::Hash)?)
+            .key_schema(key_elem("sk", KeyType::Range)?)
+            .send()
+            .await;
+        if let Err(e) = created {
+            // Another process may have created it in between: that is success.
+            let raced = e
+                .as_service_error()
+                .is_some_and(|se| se.is_resource_in_use_exception());
+            if !raced {
+                return Err(StoreError::unavailable(OP, e));
+            }
+        }
+        self.client
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTR)
+                    .build()
+                    .map_err(unavailable(OP))?,
+            )
+            .send()
+            .await
+            .map_err(unavailable(OP))?;
+        Ok(())
+    }
+
+    /// Deletes keys in batches of 25, retrying unprocessed items with backoff.
+    async fn batch_delete(&self, keys: Vec<HashMap<String, AttributeValue>>) -> Result<(), StoreError> {
+        const OP: &str = "batch delete";
+        for chunk in keys.chunks(BATCH_WRITE_MAX) {
+            let mut pending = chunk
+                .iter()
+                .map(|k| {
+                    DeleteRequest::builder()
+                        .set_key(Some(k.clone()))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .map_err(unavailable(OP))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut backoff = BATCH_BACKOFF_START;
+            for attempt in 0..=BATCH_RETRIES {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(unavailable(OP))?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&self.table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt == BATCH_RETRIES {
+                    return Err(StoreError::unavailable(
+                        OP,
+                        format!("{} items still unprocessed after retries", pending.len()),
+                    ));
+                }
+                tracing::warn!(unprocessed = pending.len(), attempt, "retrying unprocessed batch items");
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a transaction; `Ok(None)` on success, `Ok(Some(codes))` with the per-item
+    /// cancellation codes when a condition failed.
+    async fn transact(
+        &self,
+        op: &'static str,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(ctx)) => match ctx.into_err() {
+                TransactWriteItemsError::TransactionCanceledException(e) => {
+                    let codes: Vec<String> = e
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().unwrap_or("None").to_owned())
+                        .collect();
+                    if codes.iter().any(|c| c == "ConditionalCheckFailed") {
+                        Ok(Some(codes))
+                    } else {
+                        Err(StoreError::unavailable(op, e))
+                    }
+                }
+                other => Err(StoreError::unavailable(op, other)),
+            },
+            Err(e) => Err(StoreError::unavailable(op, e)),
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoConnectionStore {
+    async fn put_connection(&self, conn: &Connection) -> Result<(), StoreError> {
+        let mut item = key(conn_pk(&conn.id), META.to_owned());
+        item.insert("connectionId".into(), s(&conn.id));
+        item.insert("userId".into(), s(&conn.user.id));
+        item.insert("userName".into(), s(&conn.user.name));
+        item.insert(
+            "connectedAt".into(),
+            n((conn.connected_at.unix_timestamp_nanos() / 1_000_000) as i64),
+        );
+        item.insert(TTL_ATTR.into(), n(conn.expires_at.unix_timestamp()));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable("put connection"))?;
+        Ok(())
+    }
+
+    async fn get_connection(&self, id: &str) -> Result<Option<Connection>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(conn_pk(id), META.to_owned())))
+            // A route runs right after `$connect` wrote the item: read our own write.
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable("get connection"))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let expires = get_n(&item, TTL_ATTR)?;
+        if expires <= now_secs() {
+            return Ok(None);
+        }
+        let connected_ms = get_n(&item, "connectedAt")?;
+        let ts = |nanos: i128| {
+            OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                .map_err(|_| StoreError::Corrupt("connection timestamp".into()))
+        };
+        Ok(Some(Connection {
+            id: id.to_owned(),
+            user: UserRef {
+                id: get_s(&item, "userId")?.to_owned(),
+                name: get_s(&item, "userName")?.to_owned(),
+            },
+            connected_at: ts(i128::from(connected_ms) * 1_000_000)?,
+            expires_at: ts(i128::from(expires) * 1_000_000_000)?,
+        }))
+    }
+
+    async fn join_room(&self, conn: &Connection, room: &RoomId) -> Result<bool, StoreError> {
+        const OP: &str = "join room";
+        let expires = n(conn.expires_at.unix_timestamp());
+        let mut room_side = key(room_pk(room), conn_pk(&conn.id));
+        room_side.insert("connectionId".into(), s(&conn.id));
+        room_side.insert("userId".into(), s(&conn.user.id));
+        room_side.insert("userName".into(), s(&conn.user.name));
+        room_side.insert(TTL_ATTR.into(), expires.clone());
+        let mut conn_side = key(conn_pk(&conn.id), format!("ROOM#{room}"));
+        conn_side.insert("room".into(), s(room.as_str()));
+        conn_side.insert(TTL_ATTR.into(), expires);
+
+        let items = vec![
+            // The connection must still exist: a join racing `$disconnect` must not leave
+            // a membership behind for a dead connection.
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(conn_pk(&conn.id), META.to_owned())))
+                        .condition_expression("attribute_exists(pk) AND #ttl > :now")
+                        .expression_attribute_names("#ttl", TTL_ATTR)
+                        .expression_attribute_values(":now", n(now_secs()))
+                        .build()
+                        .map_err(unavailable(OP))?,
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(room_side))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(unavailable(OP))?,
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(conn_side))
+                        .build()
+                        .map_err(unavailable(OP))?,
+                )
+                .build(),
+        ];
+        match self.transact(OP, items).await? {
+            None => Ok(true),
+            Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                Err(StoreError::NotFound("connection"))
+            }
+            Some(_) => Ok(false),
+        }
+    }
+
+    async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
+        const OP: &str = "leave room";
+        let items = vec![
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(room_pk(room), conn_pk(connection_id))))
+                        .condition_expression("attribute_exists(pk)")
+                        .build()
+                        .map_err(unavailable(OP))?,
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(conn_pk(connection_id), format!("ROOM#{room}"))))
+                        .build()
+                        .map_err(unavailable(OP))?,
+                )
+                .build(),
+        ];
+        Ok(self.transact(OP, items).await?.is_none())
+    }
+
+    async fn is_member(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(room_pk(room), conn_pk(connection_id))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable("is member"))?;
+        Ok(match out.item {
+            Some(item) => get_n(&item, TTL_ATTR)? > now_secs(),
+            None => false,
+        })
+    }
+
+    async fn room_members(
+        &self,
+        room: &RoomId,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<MemberPage, StoreError> {
+        let start = cursor.map(|c| key(room_pk(room), c.to_owned()));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .filter_expression("#ttl > :now")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":pk", s(room_pk(room)))
+            .expression_attribute_values(":now", n(now_secs()))
+            .set_exclusive_start_key(start)
+            // DynamoDB caps a page at 1 MB anyway; the caller's bound keeps fan-out batches even.
+            .limit(page_size.clamp(1, 1000) as i32)
+            // Strongly consistent: a member who joined a moment before the commit must
+            // receive the message (PROTOCOL.md: never skip a member present at commit).
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable("room members"))?;
+        let members = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| {
+                Ok(Member {
+                    connection_id: get_s(item, "connectionId")?.to_owned(),
+                    user: UserRef {
+                        id: get_s(item, "userId")?.to_owned(),
+                        name: get_s(item, "userName")?.to_owned(),
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|k| k.get("sk"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok(MemberPage { members, next })
+    }
+
+    async fn remove_connection(&self, connection_id: &str) -> Result<Vec<RoomId>, StoreError> {
+        const OP: &str = "remove connection";
+        let mut keys = Vec::new();
+        let mut rooms = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(conn_pk(connection_id)))
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(unavailable(OP))?;
+            for item in out.items.unwrap_or_default() {
+                let sk = get_s(&item, "sk")?.to_owned();
+                if let Some(room) = sk.strip_prefix("ROOM#") {
+                    let room = RoomId::parse(room)
+                        .map_err(|_| StoreError::Corrupt("membership room id".into()))?;
+                    keys.push(key(room_pk(&room), conn_pk(connection_id)));
+                    rooms.push(room);
+                }
+                keys.push(key(conn_pk(connection_id), sk));
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        self.batch_delete(keys).await?;
+        Ok(rooms)
+    }
+}

@@ -1,0 +1,288 @@
+//! In-memory adapters: hubbub-local's embedded default.
+//!
+//! Not mocks: they pass the same contract suites as the DynamoDB and PostgreSQL adapters.
+//! Each keeps its whole state behind one `std::sync::Mutex`; no lock is held across an
+//! `.await`, and every operation is short, so contention is not a concern for one machine.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{
+    Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member, MemberPage,
+    NewMessage, Room, RoomAccess,
+};
+use crate::error::StoreError;
+use crate::protocol::{ChatMessage, HistoryCursor, HistoryQuery, RoomId, UserRef};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these maps half-updated in a way that
+    // matters more than losing the process would; keep serving.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[derive(Default)]
+struct ConnState {
+    /// Every known connection by id.
+    conns: HashMap<String, Connection>,
+    /// room -> connection id -> member; BTreeMap so pages come in a stable order.
+    rooms: HashMap<RoomId, BTreeMap<String, Member>>,
+    /// connection id -> rooms joined, so removal needs no scan.
+    joined: HashMap<String, BTreeSet<RoomId>>,
+}
+
+/// In-memory [`ConnectionStore`].
+#[derive(Default)]
+pub struct MemoryConnectionStore {
+    state: Mutex<ConnState>,
+}
+
+impl MemoryConnectionStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn live(c: &Connection) -> bool {
+    c.expires_at > OffsetDateTime::now_utc()
+}
+
+#[async_trait]
+impl ConnectionStore for MemoryConnectionStore {
+    async fn put_connection(&self, conn: &Connection) -> Result<(), StoreError> {
+        lock(&self.state)
+            .conns
+            .insert(conn.id.clone(), conn.clone());
+        Ok(())
+    }
+
+    async fn get_connection(&self, id: &str) -> Result<Option<Connection>, StoreError> {
+        Ok(lock(&self.state).conns.get(id).filter(|c| live(c)).cloned())
+    }
+
+    async fn join_room(&self, conn: &Connection, room: &RoomId) -> Result<bool, StoreError> {
+        let mut s = lock(&self.state);
+        let Some(stored) = s.conns.get(&conn.id).filter(|c| live(c)).cloned() else {
+            return Err(StoreError::NotFound("connection"));
+        };
+        let member = Member {
+            connection_id: stored.id.clone(),
+            user: stored.user,
+        };
+        let fresh = s
+            .rooms
+            .entry(room.clone())
+            .or_default()
+            .insert(conn.id.clone(), member)
+            .is_none();
+        s.joined
+            .entry(conn.id.clone())
+            .or_default()
+            .insert(room.clone());
+        Ok(fresh)
+    }
+
+    async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
+        let mut s = lock(&self.state);
+        let removed = s
+            .rooms
+            .get_mut(room)
+            .and_then(|m| m.remove(connection_id))
+            .is_some();
+        if let Some(j) = s.joined.get_mut(connection_id) {
+            j.remove(room);
+        }
+        Ok(removed)
+    }
+
+    async fn is_member(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
+        let s = lock(&self.state);
+        let alive = s.conns.get(connection_id).is_some_and(live);
+        Ok(alive
+            && s.rooms
+                .get(room)
+                .is_some_and(|m| m.contains_key(connection_id)))
+    }
+
+    async fn room_members(
+        &self,
+        room: &RoomId,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<MemberPage, StoreError> {
+        let s = lock(&self.state);
+        let Some(members) = s.rooms.get(room) else {
+            return Ok(MemberPage::default());
+        };
+        let start = match cursor {
+            Some(c) => std::ops::Bound::Excluded(c.to_owned()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut page = MemberPage::default();
+        let mut last = None;
+        for (id, m) in members.range((start, std::ops::Bound::Unbounded)) {
+            if page.members.len() as u32 == page_size.max(1) {
+                page.next = last;
+                return Ok(page);
+            }
+            last = Some(id.clone());
+            if s.conns.get(id).is_some_and(live) {
+                page.members.push(m.clone());
+            }
+        }
+        Ok(page)
+    }
+
+    async fn remove_connection(&self, connection_id: &str) -> Result<Vec<RoomId>, StoreError> {
+        let mut s = lock(&self.state);
+        s.conns.remove(connection_id);
+        let rooms = s.joined.remove(connection_id).unwrap_or_default();
+        for room in &rooms {
+            if let Some(m) = s.rooms.get_mut(room) {
+                m.remove(connection_id);
+                if m.is_empty() {
+                    s.rooms.remove(room);
+                }
+            }
+        }
+        Ok(rooms.into_iter().collect())
+    }
+}
+
+struct RoomState {
+    room: Room,
+    members: HashSet<String>,
+    /// Messages in seq order; `messages[i].seq == i + 1` because seq is gap-free.
+    messages: Vec<ChatMessage>,
+    /// (sender id, clientMsgId) -> index into `messages`: the idempotency key.
+    by_client_id: HashMap<(String, String), usize>,
+}
+
+/// In-memory [`HistoryStore`].
+#[derive(Default)]
+pub struct MemoryHistoryStore {
+    rooms: Mutex<HashMap<RoomId, RoomState>>,
+}
+
+impl MemoryHistoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn new_room_state(room: Room) -> RoomState {
+    RoomState {
+        room,
+        members: HashSet::new(),
+        messages: Vec::new(),
+        by_client_id: HashMap::new(),
+    }
+}
+
+#[async_trait]
+impl HistoryStore for MemoryHistoryStore {
+    async fn create_room(&self, room: &Room, creator: &UserRef) -> Result<(), StoreError> {
+        let mut rooms = lock(&self.rooms);
+        if rooms.contains_key(&room.id) {
+            return Err(StoreError::Conflict("room"));
+        }
+        let mut state = new_room_state(room.clone());
+        if room.private {
+            state.members.insert(creator.id.clone());
+        }
+        rooms.insert(room.id.clone(), state);
+        Ok(())
+    }
+
+    async fn ensure_public_room(&self, id: &RoomId) -> Result<Room, StoreError> {
+        let mut rooms = lock(&self.rooms);
+        let state = rooms.entry(id.clone()).or_insert_with(|| {
+            new_room_state(Room {
+                id: id.clone(),
+                name: id.to_string(),
+                private: false,
+                created_at: OffsetDateTime::now_utc(),
+            })
+        });
+        Ok(state.room.clone())
+    }
+
+    async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError> {
+        Ok(lock(&self.rooms).get(id).map(|s| s.room.clone()))
+    }
+
+    async fn add_member(&self, room: &RoomId, user_id: &str) -> Result<(), StoreError> {
+        let mut rooms = lock(&self.rooms);
+        let state = rooms.get_mut(room).ok_or(StoreError::NotFound("room"))?;
+        state.members.insert(user_id.to_owned());
+        Ok(())
+    }
+
+    async fn room_access(&self, room: &RoomId, user_id: &str) -> Result<RoomAccess, StoreError> {
+        Ok(match lock(&self.rooms).get(room) {
+            None => RoomAccess::Missing,
+            Some(s) if s.room.private && !s.members.contains(user_id) => RoomAccess::Denied,
+            Some(_) => RoomAccess::Allowed,
+        })
+    }
+
+    async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError> {
+        let mut rooms = lock(&self.rooms);
+        let state = rooms
+            .get_mut(&msg.room)
+            .ok_or(StoreError::NotFound("room"))?;
+        let key = (msg.sender.id.clone(), msg.client_msg_id.to_string());
+        if let Some(&i) = state.by_client_id.get(&key) {
+            return Ok(Commit::Duplicate(state.messages[i].clone()));
+        }
+        let stored = ChatMessage {
+            room: msg.room.clone(),
+            id: uuid::Uuid::now_v7(),
+            seq: state.messages.len() as i64 + 1,
+            sender: msg.sender.clone(),
+            body: msg.body.clone(),
+            client_msg_id: msg.client_msg_id.clone(),
+            sent_at: OffsetDateTime::now_utc(),
+        };
+        state.by_client_id.insert(key, state.messages.len());
+        state.messages.push(stored.clone());
+        Ok(Commit::New(stored))
+    }
+
+    async fn history(
+        &self,
+        room: &RoomId,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
+        let rooms = lock(&self.rooms);
+        let state = rooms.get(room).ok_or(StoreError::NotFound("room"))?;
+        let all = &state.messages;
+        let limit = query.limit as usize;
+        let (slice, has_more) = match query.cursor {
+            HistoryCursor::Latest => tail(all, limit),
+            HistoryCursor::Before(b) => {
+                let end = all.partition_point(|m| m.seq < b);
+                tail(&all[..end], limit)
+            }
+            HistoryCursor::After(a) => {
+                let start = all.partition_point(|m| m.seq <= a);
+                let rest = &all[start..];
+                (&rest[..rest.len().min(limit)], rest.len() > limit)
+            }
+        };
+        Ok(HistoryPage {
+            messages: slice.to_vec(),
+            has_more,
+        })
+    }
+}
+
+/// The last `limit` items, and whether older ones remain.
+fn tail<T>(items: &[T], limit: usize) -> (&[T], bool) {
+    let start = items.len().saturating_sub(limit);
+    (&items[start..], start > 0)
+}

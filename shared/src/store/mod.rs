@@ -1,0 +1,175 @@
+//! Store ports and their adapters.
+//!
+//! - [`ConnectionStore`]: live connections and which room each has joined (DynamoDB on AWS).
+//! - [`HistoryStore`]: rooms, private-room membership and messages (PostgreSQL).
+//!
+//! Each port has an in-memory adapter (hubbub-local's embedded default) and a real one; the
+//! contract suites in the `hubbub-tests` crate run the same assertions against both.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::error::StoreError;
+use crate::protocol::{ChatMessage, ClientMsgId, HistoryQuery, MessageBody, RoomId, UserRef};
+
+pub mod dynamodb;
+pub mod memory;
+pub mod migrate;
+pub mod postgres;
+
+/// API Gateway closes every WebSocket after 2 hours. Records live this long plus a margin,
+/// then the TTL removes them even if `$disconnect` never ran (it is best-effort).
+pub const CONNECTION_TTL: time::Duration = time::Duration::minutes(2 * 60 + 15);
+
+/// A live WebSocket connection and the user it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// API Gateway's connection id.
+    pub id: String,
+    pub user: UserRef,
+    pub connected_at: OffsetDateTime,
+    /// After this instant the record is dead whatever the store says (TTL deletion is lazy).
+    pub expires_at: OffsetDateTime,
+}
+
+impl Connection {
+    /// A connection opened now by `user`, expiring after [`CONNECTION_TTL`].
+    pub fn new(id: impl Into<String>, user: UserRef, connected_at: OffsetDateTime) -> Self {
+        Self {
+            id: id.into(),
+            user,
+            connected_at,
+            expires_at: connected_at + CONNECTION_TTL,
+        }
+    }
+}
+
+/// One connection's membership of a room: what fan-out needs, without a second read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub connection_id: String,
+    pub user: UserRef,
+}
+
+/// One page of a room's members.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberPage {
+    pub members: Vec<Member>,
+    /// Opaque cursor for the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
+/// Live connections and room membership.
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    /// Records a new connection (idempotent for the same id).
+    async fn put_connection(&self, conn: &Connection) -> Result<(), StoreError>;
+
+    /// Reads a live connection; `None` when unknown or expired.
+    async fn get_connection(&self, id: &str) -> Result<Option<Connection>, StoreError>;
+
+    /// Adds the connection to a room. Returns `false` when it was already a member.
+    /// Fails with `NotFound("connection")` when the connection is unknown.
+    async fn join_room(&self, conn: &Connection, room: &RoomId) -> Result<bool, StoreError>;
+
+    /// Removes the connection from a room. Returns `false` when it was not a member.
+    async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError>;
+
+    /// Whether the connection has joined the room.
+    async fn is_member(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError>;
+
+    /// One page of the room's live members, in a stable order. `page_size` bounds the page.
+    async fn room_members(
+        &self,
+        room: &RoomId,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<MemberPage, StoreError>;
+
+    /// Deletes the connection and all its memberships; returns the rooms it was in.
+    /// Removing an unknown connection is not an error (`$disconnect` and 410 clean-up race).
+    async fn remove_connection(&self, connection_id: &str) -> Result<Vec<RoomId>, StoreError>;
+}
+
+/// A room as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub id: RoomId,
+    pub name: String,
+    pub private: bool,
+    pub created_at: OffsetDateTime,
+}
+
+/// Whether a user may use a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomAccess {
+    /// No such room.
+    Missing,
+    /// A private room the user is not a member of.
+    Denied,
+    /// A public room, or a private one the user belongs to.
+    Allowed,
+}
+
+/// A message to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub room: RoomId,
+    pub sender: UserRef,
+    pub body: MessageBody,
+    pub client_msg_id: ClientMsgId,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commit {
+    /// Stored now with the next `seq`: deliver it.
+    New(ChatMessage),
+    /// Stored earlier under the same (room, sender, clientMsgId): ack again, deliver nothing.
+    Duplicate(ChatMessage),
+}
+
+impl Commit {
+    /// The stored message, whichever way.
+    pub fn message(&self) -> &ChatMessage {
+        match self {
+            Self::New(m) | Self::Duplicate(m) => m,
+        }
+    }
+}
+
+/// One page of history, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HistoryPage {
+    pub messages: Vec<ChatMessage>,
+    /// More messages exist beyond the page in the direction of the query.
+    pub has_more: bool,
+}
+
+/// Rooms, private-room membership and message history.
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Creates a room. `Conflict("room")` when the id is taken. The creator of a private room
+    /// becomes its first member.
+    async fn create_room(&self, room: &Room, creator: &UserRef) -> Result<(), StoreError>;
+
+    /// Creates a public room named after its id unless it exists; returns the room either way.
+    async fn ensure_public_room(&self, id: &RoomId) -> Result<Room, StoreError>;
+
+    /// Reads a room.
+    async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError>;
+
+    /// Adds a user to a room's member list (private rooms). Idempotent.
+    async fn add_member(&self, room: &RoomId, user_id: &str) -> Result<(), StoreError>;
+
+    /// Whether `user_id` may use the room.
+    async fn room_access(&self, room: &RoomId, user_id: &str) -> Result<RoomAccess, StoreError>;
+
+    /// Commits a message, assigning the room's next gap-free `seq` in the same transaction.
+    /// Idempotent on (room, sender, clientMsgId). `NotFound("room")` when the room is missing.
+    async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError>;
+
+    /// Reads a page of history by keyset on `seq`.
+    async fn history(&self, room: &RoomId, query: &HistoryQuery)
+    -> Result<HistoryPage, StoreError>;
+}

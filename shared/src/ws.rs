@@ -1,0 +1,132 @@
+//! Glue between API Gateway WebSocket events and the route handlers: who is calling, from
+//! which connection and stage, and how a handler's answer becomes a route response.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use serde_json::Value;
+
+use crate::error::{RouteError, chain};
+use crate::gateway::Endpoint;
+use crate::protocol::{ServerFrame, UserRef};
+
+/// Authorizer context keys, set by the authorizer and read on every later route.
+pub mod context_keys {
+    pub const USER_ID: &str = "userId";
+    pub const USER_NAME: &str = "userName";
+    pub const TOKEN_EXP: &str = "tokenExp";
+}
+
+/// The caller of a WebSocket route, read from the event's request context.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteContext {
+    /// API Gateway's request id: echoed in error frames, on every log line.
+    pub request_id: String,
+    pub connection_id: String,
+    pub route_key: String,
+    /// The stage's management API endpoint.
+    pub endpoint: Endpoint,
+    /// The user the authorizer vouched for.
+    pub user: UserRef,
+}
+
+fn context_string(fields: &std::collections::HashMap<String, Value>, key: &str) -> Option<String> {
+    // API Gateway may hand authorizer context values on as strings or as their JSON type.
+    match fields.get(key)? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl RouteContext {
+    /// Reads the context of a MESSAGE, CONNECT or DISCONNECT event.
+    ///
+    /// `Unauthorized` when the authorizer context is missing: behind API Gateway that cannot
+    /// happen, so it means the function was invoked some other way.
+    pub fn from_event(
+        ev: &ApiGatewayWebsocketProxyRequest,
+        endpoint_override: Option<&str>,
+    ) -> Result<Self, RouteError> {
+        let rc = &ev.request_context;
+        let connection_id = rc
+            .connection_id
+            .clone()
+            .filter(|c| !c.is_empty())
+            .ok_or(RouteError::Unauthorized("the event has no connection id"))?;
+        let fields = &rc.authorizer.fields;
+        let user_id = context_string(fields, context_keys::USER_ID)
+            .ok_or(RouteError::Unauthorized("the event has no authorizer context"))?;
+        let user_name = context_string(fields, context_keys::USER_NAME).unwrap_or_else(|| user_id.clone());
+        let domain = rc.domain_name.as_deref().unwrap_or_default();
+        let stage = rc.stage.as_deref().unwrap_or_default();
+        Ok(Self {
+            request_id: rc.request_id.clone().unwrap_or_default(),
+            connection_id,
+            route_key: rc.route_key.clone().unwrap_or_default(),
+            endpoint: Endpoint::for_request(domain, stage, endpoint_override),
+            user: UserRef {
+                id: user_id,
+                name: user_name,
+            },
+        })
+    }
+}
+
+/// The `tokenExp` the authorizer put in the context (Unix seconds), number or numeric string.
+pub fn token_exp(ev: &ApiGatewayWebsocketProxyRequest) -> Option<i64> {
+    context_string(&ev.request_context.authorizer.fields, context_keys::TOKEN_EXP)?
+        .parse()
+        .ok()
+}
+
+/// A route response carrying one frame to the sender. Two-way routes deliver the body of a
+/// 200 answer to the client; error frames ride the same way, so the client always gets them.
+pub fn reply(frame: &ServerFrame) -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = 200;
+    r.body = Some(Body::Text(frame.to_json()));
+    r
+}
+
+/// A route response with nothing for the sender.
+pub fn no_reply() -> ApiGatewayProxyResponse {
+    let mut r = ApiGatewayProxyResponse::default();
+    r.status_code = 200;
+    r
+}
+
+/// The error frame for a failed route, logged with its full cause chain (the client sees
+/// only the code and a safe message).
+pub fn error_frame(
+    request_id: &str,
+    err: &RouteError,
+    action: Option<&str>,
+    client_msg_id: Option<&str>,
+) -> ServerFrame {
+    let code = err.code();
+    if matches!(code, crate::error::ErrorCode::Unavailable | crate::error::ErrorCode::Internal) {
+        tracing::error!(request_id, code = code.as_str(), error = %chain(err), "route failed");
+    } else {
+        tracing::info!(request_id, code = code.as_str(), error = %err, "route refused");
+    }
+    ServerFrame::Error {
+        code,
+        message: err.client_message(),
+        request_id: request_id.to_owned(),
+        action: action.map(str::to_owned),
+        client_msg_id: client_msg_id.map(str::to_owned),
+    }
+}
+
+/// The request id of an event, for error frames sent before a [`RouteContext`] exists.
+pub fn request_id(ev: &ApiGatewayWebsocketProxyRequest) -> &str {
+    ev.request_context.request_id.as_deref().unwrap_or_default()
+}
+
+/// The frame text of a MESSAGE event (API Gateway base64-encodes binary frames).
+pub fn body_text(ev: &ApiGatewayWebsocketProxyRequest) -> Option<&str> {
+    if ev.is_base64_encoded {
+        return None;
+    }
+    ev.body.as_deref()
+}
