@@ -11,7 +11,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("{var} is not set; {hint}")]
-    Missing { var: &'static str, hint: &'static str },
+    Missing {
+        var: &'static str,
+        hint: &'static str,
+    },
     #[error("{var} is invalid: {reason}")]
     Invalid { var: &'static str, reason: String },
 }
@@ -181,19 +184,33 @@ mod tests {
         let e = JwtConfig::from_lookup(&lookup(&[("HUBBUB_JWT_SECRET", "short")])).unwrap_err();
         assert!(matches!(e, ConfigError::Invalid { .. }));
         let c = JwtConfig::from_lookup(&lookup(&[("HUBBUB_JWT_SECRET", &"k".repeat(32))])).unwrap();
-        assert_eq!((c.issuer.as_str(), c.audience.as_str()), ("hubbub", "hubbub"));
-        assert!(!format!("{c:?}").contains("kkkk"), "Debug must not print the secret");
+        assert_eq!(
+            (c.issuer.as_str(), c.audience.as_str()),
+            ("hubbub", "hubbub")
+        );
+        assert!(
+            !format!("{c:?}").contains("kkkk"),
+            "Debug must not print the secret"
+        );
     }
 
     #[test]
     fn store_and_gateway_config() {
         assert!(DynamoConfig::from_lookup(&lookup(&[])).is_err());
-        assert!(PostgresConfig::from_lookup(&lookup(&[("DATABASE_URL", "postgres://u@h/db")])).is_ok());
+        assert!(
+            PostgresConfig::from_lookup(&lookup(&[("DATABASE_URL", "postgres://u@h/db")])).is_ok()
+        );
         assert!(matches!(
             PostgresConfig::from_lookup(&lookup(&[("DATABASE_URL", "postgres://u@h:notaport/db")])),
             Err(ConfigError::Invalid { .. })
         ));
-        assert_eq!(GatewayConfig::from_lookup(&lookup(&[])).unwrap().endpoint, None);
-        assert!(GatewayConfig::from_lookup(&lookup(&[("HUBBUB_MANAGEMENT_ENDPOINT", "ftp://x")])).is_err());
+        assert_eq!(
+            GatewayConfig::from_lookup(&lookup(&[])).unwrap().endpoint,
+            None
+        );
+        assert!(
+            GatewayConfig::from_lookup(&lookup(&[("HUBBUB_MANAGEMENT_ENDPOINT", "ftp://x")]))
+                .is_err()
+        );
     }
 }

@@ -51,18 +51,21 @@ pub async fn broadcast(
         let page = connections
             .room_members(room, cursor.as_deref(), MEMBER_PAGE_SIZE)
             .await?;
-        let outcomes: Vec<(String, Result<(), GatewayError>)> =
-            futures::stream::iter(page.members.into_iter().filter(|m| Some(m.connection_id.as_str()) != except))
-                .map(|m| {
-                    let data = &data;
-                    async move {
-                        let r = gateway.post(endpoint, &m.connection_id, data).await;
-                        (m.connection_id, r)
-                    }
-                })
-                .buffer_unordered(FANOUT_CONCURRENCY)
-                .collect()
-                .await;
+        let outcomes: Vec<(String, Result<(), GatewayError>)> = futures::stream::iter(
+            page.members
+                .into_iter()
+                .filter(|m| Some(m.connection_id.as_str()) != except),
+        )
+        .map(|m| {
+            let data = &data;
+            async move {
+                let r = gateway.post(endpoint, &m.connection_id, data).await;
+                (m.connection_id, r)
+            }
+        })
+        .buffer_unordered(FANOUT_CONCURRENCY)
+        .collect()
+        .await;
         for (connection_id, outcome) in outcomes {
             match outcome {
                 Ok(()) => report.delivered += 1,

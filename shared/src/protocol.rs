@@ -36,7 +36,8 @@ pub struct ProtocolError {
 }
 
 impl ProtocolError {
-    fn bad(message: impl Into<String>) -> Self {
+    /// A `bad_request` with a client-safe message.
+    pub fn bad_request(message: impl Into<String>) -> Self {
         Self {
             code: ErrorCode::BadRequest,
             message: message.into(),
@@ -99,7 +100,7 @@ impl RoomId {
         if first_ok && len_ok && chars_ok {
             Ok(Self(raw))
         } else {
-            Err(ProtocolError::bad(format!(
+            Err(ProtocolError::bad_request(format!(
                 "`room` must be 1..={ROOM_ID_MAX} chars from [a-z0-9_-], starting with a letter or digit"
             )))
         }
@@ -122,7 +123,7 @@ impl ClientMsgId {
         if len_ok && chars_ok {
             Ok(Self(raw))
         } else {
-            Err(ProtocolError::bad(format!(
+            Err(ProtocolError::bad_request(format!(
                 "`clientMsgId` must be 1..={CLIENT_MSG_ID_MAX} chars from [A-Za-z0-9_-]"
             )))
         }
@@ -139,7 +140,7 @@ impl MessageBody {
     pub fn parse(raw: impl Into<String>) -> Result<Self, ProtocolError> {
         let raw = raw.into();
         if raw.is_empty() {
-            return Err(ProtocolError::bad("`body` must not be empty"));
+            return Err(ProtocolError::bad_request("`body` must not be empty"));
         }
         // Count chars only up to the limit: a 128 KB body need not be walked to the end.
         if raw.chars().nth(BODY_MAX_CHARS).is_some() {
@@ -181,21 +182,25 @@ impl HistoryQuery {
     ) -> Result<Self, ProtocolError> {
         let cursor = match (before, after) {
             (Some(_), Some(_)) => {
-                return Err(ProtocolError::bad(
+                return Err(ProtocolError::bad_request(
                     "give at most one of `before` and `after`",
                 ));
             }
             (Some(b), None) if b >= 1 => HistoryCursor::Before(b),
             (None, Some(a)) if a >= 0 => HistoryCursor::After(a),
-            (Some(_), None) => return Err(ProtocolError::bad("`before` must be a seq >= 1")),
-            (None, Some(_)) => return Err(ProtocolError::bad("`after` must be a seq >= 0")),
+            (Some(_), None) => {
+                return Err(ProtocolError::bad_request("`before` must be a seq >= 1"));
+            }
+            (None, Some(_)) => {
+                return Err(ProtocolError::bad_request("`after` must be a seq >= 0"));
+            }
             (None, None) => HistoryCursor::Latest,
         };
         let limit = match limit {
             None => HISTORY_LIMIT_DEFAULT,
             Some(l) if (1..=i64::from(HISTORY_LIMIT_MAX)).contains(&l) => l as u32,
             Some(_) => {
-                return Err(ProtocolError::bad(format!(
+                return Err(ProtocolError::bad_request(format!(
                     "`limit` must be 1..={HISTORY_LIMIT_MAX}"
                 )));
             }
@@ -269,24 +274,26 @@ impl ClientFrame {
     /// Parses a frame body. Every failure names the problem and never echoes the input.
     pub fn parse(raw: &str) -> Result<Self, ProtocolError> {
         let value: serde_json::Value = serde_json::from_str(raw)
-            .map_err(|_| ProtocolError::bad("the frame is not valid JSON"))?;
+            .map_err(|_| ProtocolError::bad_request("the frame is not valid JSON"))?;
         let Some(obj) = value.as_object() else {
-            return Err(ProtocolError::bad("the frame must be a JSON object"));
+            return Err(ProtocolError::bad_request(
+                "the frame must be a JSON object",
+            ));
         };
         match obj.get("action") {
             Some(serde_json::Value::String(a)) if !KNOWN_ACTIONS.contains(&a.as_str()) => {
-                return Err(ProtocolError::bad("unknown action"));
+                return Err(ProtocolError::bad_request("unknown action"));
             }
             Some(serde_json::Value::String(_)) => {}
-            Some(_) => return Err(ProtocolError::bad("`action` must be a string")),
-            None => return Err(ProtocolError::bad("missing field `action`")),
+            Some(_) => return Err(ProtocolError::bad_request("`action` must be a string")),
+            None => return Err(ProtocolError::bad_request("missing field `action`")),
         }
         let wire: WireFrame = serde_json::from_value(value).map_err(|e| {
             // serde_json's messages name the field ("missing field `room`", "invalid type:
             // integer, expected a string") and carry no input; the position suffix is noise here.
             let text = e.to_string();
             let text = text.split(" at line ").next().unwrap_or(&text).to_owned();
-            ProtocolError::bad(text)
+            ProtocolError::bad_request(text)
         })?;
         Ok(match wire {
             WireFrame::JoinRoom { room } => Self::JoinRoom {
@@ -469,7 +476,10 @@ mod tests {
         assert!(MessageBody::parse("é".repeat(4000)).is_ok());
         let e = MessageBody::parse("é".repeat(4001)).unwrap_err();
         assert_eq!(e.code, ErrorCode::PayloadTooLarge);
-        assert_eq!(MessageBody::parse("").unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(
+            MessageBody::parse("").unwrap_err().code,
+            ErrorCode::BadRequest
+        );
     }
 
     #[test]
@@ -482,12 +492,17 @@ mod tests {
             r#"{"action":"sendMessage","room":"general","body":"hi","clientMsgId":"m1"}"#,
         )
         .unwrap();
-        assert!(matches!(f, ClientFrame::SendMessage { ref room, .. } if room.as_str() == "general"));
+        assert!(
+            matches!(f, ClientFrame::SendMessage { ref room, .. } if room.as_str() == "general")
+        );
         for (raw, want) in [
             (r#"{"action":"joinRoom","room":"r"}"#, "joinRoom"),
             (r#"{"action":"leaveRoom","room":"r"}"#, "leaveRoom"),
             (r#"{"action":"typing","room":"r"}"#, "typing"),
-            (r#"{"action":"history","room":"r","after":3,"limit":10}"#, "history"),
+            (
+                r#"{"action":"history","room":"r","after":3,"limit":10}"#,
+                "history",
+            ),
         ] {
             assert!(ClientFrame::parse(raw).is_ok(), "{want}");
         }
@@ -589,8 +604,7 @@ mod tests {
         assert_eq!(v["clientMsgId"], "m1");
         assert_eq!(v["sender"]["name"], "alice");
         assert_eq!(v["sentAt"], "1970-01-01T00:00:00Z");
-        let v: serde_json::Value =
-            serde_json::from_str(&ServerFrame::ack(&m).to_json()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&ServerFrame::ack(&m).to_json()).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"type":"ack","room":"r","clientMsgId":"m1","id":uuid::Uuid::nil(),"seq":3,"sentAt":"1970-01-01T00:00:00Z"})

@@ -9,6 +9,7 @@ use crate::gateway::management::ManagementGateway;
 use crate::store::dynamodb::DynamoConnectionStore;
 use crate::store::postgres::PostgresHistoryStore;
 use crate::store::{ConnectionStore, HistoryStore};
+use crate::ws::{Live, RouteDeps};
 
 /// An init failure: printed by the runtime as the function's init error.
 pub type InitError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -20,7 +21,9 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 /// The DynamoDB connection store named by `HUBBUB_TABLE`.
-pub fn connection_store(sdk: &aws_config::SdkConfig) -> Result<Arc<dyn ConnectionStore>, InitError> {
+pub fn connection_store(
+    sdk: &aws_config::SdkConfig,
+) -> Result<Arc<dyn ConnectionStore>, InitError> {
     let cfg = DynamoConfig::from_lookup(&env_lookup)?;
     Ok(Arc::new(DynamoConnectionStore::new(
         aws_sdk_dynamodb::Client::new(sdk),
@@ -41,4 +44,22 @@ pub fn gateway(
 ) -> Result<(Arc<dyn ConnectionGateway>, Option<String>), InitError> {
     let cfg = GatewayConfig::from_lookup(&env_lookup)?;
     Ok((ManagementGateway::new(sdk.clone()), cfg.endpoint))
+}
+
+/// The live side ([`Live`]) from the environment: DynamoDB and the management API.
+pub fn live(sdk: &aws_config::SdkConfig) -> Result<Live, InitError> {
+    let (gateway, endpoint_override) = gateway(sdk)?;
+    Ok(Live {
+        connections: connection_store(sdk)?,
+        gateway,
+        endpoint_override,
+    })
+}
+
+/// Everything the message routes need ([`RouteDeps`]) from the environment.
+pub fn route_deps(sdk: &aws_config::SdkConfig) -> Result<RouteDeps, InitError> {
+    Ok(RouteDeps {
+        live: live(sdk)?,
+        history: history_store()?,
+    })
 }

@@ -5,9 +5,15 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use aws_lambda_events::encodings::Body;
 use serde_json::Value;
 
-use crate::error::{RouteError, chain};
-use crate::gateway::Endpoint;
-use crate::protocol::{ServerFrame, UserRef};
+use std::sync::Arc;
+
+use crate::error::{ErrorCode, RouteError, chain};
+use crate::fanout::{self, FanoutReport};
+use crate::gateway::{ConnectionGateway, Endpoint};
+use crate::protocol::{
+    ClientFrame, ClientMsgId, KNOWN_ACTIONS, ProtocolError, RoomId, ServerFrame, UserRef, action_of,
+};
+use crate::store::{ConnectionStore, HistoryStore};
 
 /// Authorizer context keys, set by the authorizer and read on every later route.
 pub mod context_keys {
@@ -54,9 +60,11 @@ impl RouteContext {
             .filter(|c| !c.is_empty())
             .ok_or(RouteError::Unauthorized("the event has no connection id"))?;
         let fields = &rc.authorizer.fields;
-        let user_id = context_string(fields, context_keys::USER_ID)
-            .ok_or(RouteError::Unauthorized("the event has no authorizer context"))?;
-        let user_name = context_string(fields, context_keys::USER_NAME).unwrap_or_else(|| user_id.clone());
+        let user_id = context_string(fields, context_keys::USER_ID).ok_or(
+            RouteError::Unauthorized("the event has no authorizer context"),
+        )?;
+        let user_name =
+            context_string(fields, context_keys::USER_NAME).unwrap_or_else(|| user_id.clone());
         let domain = rc.domain_name.as_deref().unwrap_or_default();
         let stage = rc.stage.as_deref().unwrap_or_default();
         Ok(Self {
@@ -74,9 +82,12 @@ impl RouteContext {
 
 /// The `tokenExp` the authorizer put in the context (Unix seconds), number or numeric string.
 pub fn token_exp(ev: &ApiGatewayWebsocketProxyRequest) -> Option<i64> {
-    context_string(&ev.request_context.authorizer.fields, context_keys::TOKEN_EXP)?
-        .parse()
-        .ok()
+    context_string(
+        &ev.request_context.authorizer.fields,
+        context_keys::TOKEN_EXP,
+    )?
+    .parse()
+    .ok()
 }
 
 /// A route response carrying one frame to the sender. Two-way routes deliver the body of a
@@ -104,7 +115,7 @@ pub fn error_frame(
     client_msg_id: Option<&str>,
 ) -> ServerFrame {
     let code = err.code();
-    if matches!(code, crate::error::ErrorCode::Unavailable | crate::error::ErrorCode::Internal) {
+    if matches!(code, ErrorCode::Unavailable | ErrorCode::Internal) {
         tracing::error!(request_id, code = code.as_str(), error = %chain(err), "route failed");
     } else {
         tracing::info!(request_id, code = code.as_str(), error = %err, "route refused");
@@ -129,4 +140,128 @@ pub fn body_text(ev: &ApiGatewayWebsocketProxyRequest) -> Option<&str> {
         return None;
     }
     ev.body.as_deref()
+}
+
+/// Parses the frame of a MESSAGE event.
+pub fn parse_frame(ev: &ApiGatewayWebsocketProxyRequest) -> Result<ClientFrame, RouteError> {
+    if ev.is_base64_encoded {
+        return Err(ProtocolError {
+            code: ErrorCode::BadRequest,
+            message: "binary frames are not supported; send JSON text frames".into(),
+        }
+        .into());
+    }
+    Ok(ClientFrame::parse(ev.body.as_deref().unwrap_or_default())?)
+}
+
+/// The route response for a failed route: an error frame naming the request, and the
+/// `action` and `clientMsgId` of the frame when they are well-formed (never raw input).
+pub fn error_reply(
+    ev: &ApiGatewayWebsocketProxyRequest,
+    err: &RouteError,
+) -> ApiGatewayProxyResponse {
+    let raw = body_text(ev).unwrap_or_default();
+    let action = action_of(raw).filter(|a| KNOWN_ACTIONS.contains(&a.as_str()));
+    let client_msg_id = serde_json::from_str::<Value>(raw)
+        .ok()
+        .and_then(|v| v.get("clientMsgId")?.as_str().map(str::to_owned))
+        .and_then(|c| ClientMsgId::parse(c).ok());
+    reply(&error_frame(
+        request_id(ev),
+        err,
+        action.as_deref(),
+        client_msg_id.as_ref().map(ClientMsgId::as_str),
+    ))
+}
+
+/// The live side of the system: connections, and posting to them. `$disconnect` needs only
+/// this; the message routes add the history store ([`RouteDeps`]).
+#[derive(Clone)]
+pub struct Live {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub gateway: Arc<dyn ConnectionGateway>,
+    /// `HUBBUB_MANAGEMENT_ENDPOINT`, when set.
+    pub endpoint_override: Option<String>,
+}
+
+/// Everything `sendMessage` and the room routes need.
+#[derive(Clone)]
+pub struct RouteDeps {
+    pub live: Live,
+    pub history: Arc<dyn HistoryStore>,
+}
+
+impl Live {
+    /// The caller of this event.
+    pub fn context(
+        &self,
+        ev: &ApiGatewayWebsocketProxyRequest,
+    ) -> Result<RouteContext, RouteError> {
+        RouteContext::from_event(ev, self.endpoint_override.as_deref())
+    }
+
+    /// Fans `frame` out to the room's other connections, logging the outcome. A failure to
+    /// read the members is logged, not returned: what triggered the fan-out already happened.
+    pub async fn broadcast(
+        &self,
+        ctx: &RouteContext,
+        room: &RoomId,
+        frame: &ServerFrame,
+    ) -> FanoutReport {
+        let started = std::time::Instant::now();
+        match fanout::broadcast(
+            self.connections.as_ref(),
+            self.gateway.as_ref(),
+            &ctx.endpoint,
+            room,
+            frame,
+            Some(&ctx.connection_id),
+        )
+        .await
+        {
+            Ok(r) => {
+                tracing::info!(
+                    request_id = %ctx.request_id, %room, delivered = r.delivered, gone = r.gone,
+                    failed = r.failed, elapsed_ms = started.elapsed().as_millis() as u64, "fan-out done"
+                );
+                r
+            }
+            Err(e) => {
+                tracing::error!(request_id = %ctx.request_id, %room, error = %chain(&e), "fan-out could not read members");
+                FanoutReport::default()
+            }
+        }
+    }
+}
+
+/// Runs `route` inside a span carrying the request, connection, route and cold-start fields,
+/// and turns its error into an error frame.
+pub async fn run_route<F>(ev: &ApiGatewayWebsocketProxyRequest, route: F) -> ApiGatewayProxyResponse
+where
+    F: std::future::Future<Output = Result<Option<ServerFrame>, RouteError>>,
+{
+    let rc = &ev.request_context;
+    let span = tracing::info_span!(
+        "route",
+        request_id = rc.request_id.as_deref().unwrap_or_default(),
+        connection_id = rc.connection_id.as_deref().unwrap_or_default(),
+        route = rc.route_key.as_deref().unwrap_or_default(),
+        user_id = context_string(&rc.authorizer.fields, context_keys::USER_ID).unwrap_or_default(),
+        cold_start = crate::telemetry::cold_start(),
+    );
+    let started = std::time::Instant::now();
+    let out = tracing::Instrument::instrument(route, span.clone()).await;
+    let _enter = span.enter();
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match out {
+        Ok(Some(frame)) => {
+            tracing::info!(elapsed_ms, "route answered");
+            reply(&frame)
+        }
+        Ok(None) => {
+            tracing::info!(elapsed_ms, "route done");
+            no_reply()
+        }
+        Err(e) => error_reply(ev, &e),
+    }
 }

@@ -225,9 +225,14 @@ mod tests {
     #[test]
     fn accepts_a_fresh_token() {
         let (i, v) = pair();
-        let t = i.issue("u-1", "alice", time::Duration::minutes(15)).unwrap();
+        let t = i
+            .issue("u-1", "alice", time::Duration::minutes(15))
+            .unwrap();
         let id = v.verify(&t).unwrap();
-        assert_eq!((id.user_id.as_str(), id.user_name.as_str()), ("u-1", "alice"));
+        assert_eq!(
+            (id.user_id.as_str(), id.user_name.as_str()),
+            ("u-1", "alice")
+        );
         let header = jsonwebtoken::decode_header(&t).unwrap();
         assert_eq!(header.kid.as_deref().map(str::len), Some(12));
     }
@@ -242,38 +247,57 @@ mod tests {
         assert_eq!(v.verify(""), Err(AuthError::Missing));
         assert_eq!(v.verify("not.a.jwt"), Err(AuthError::Malformed));
         assert_eq!(
-            v.verify(&signed(Claims { exp: now - 120, ..base.clone() })),
+            v.verify(&signed(Claims {
+                exp: now - 120,
+                ..base.clone()
+            })),
             Err(AuthError::Expired)
         );
         assert_eq!(
-            v.verify(&signed(Claims { nbf: now + 600, ..base.clone() })),
+            v.verify(&signed(Claims {
+                nbf: now + 600,
+                ..base.clone()
+            })),
             Err(AuthError::NotYetValid)
         );
         assert_eq!(
-            v.verify(&signed(Claims { iss: "evil".into(), ..base.clone() })),
+            v.verify(&signed(Claims {
+                iss: "evil".into(),
+                ..base.clone()
+            })),
             Err(AuthError::WrongIssuer)
         );
         assert_eq!(
-            v.verify(&signed(Claims { aud: "other-api".into(), ..base.clone() })),
+            v.verify(&signed(Claims {
+                aud: "other-api".into(),
+                ..base.clone()
+            })),
             Err(AuthError::WrongAudience)
         );
         assert_eq!(
-            v.verify(&signed(Claims { sub: String::new(), ..base.clone() })),
+            v.verify(&signed(Claims {
+                sub: String::new(),
+                ..base.clone()
+            })),
             Err(AuthError::BadClaim("sub"))
         );
 
         // Signed with another secret.
         let other = JwtIssuer::hs256(&cfg("another-secret-that-is-also-long-enough")).unwrap();
-        assert_eq!(v.verify(&other.sign(&base).unwrap()), Err(AuthError::BadSignature));
+        assert_eq!(
+            v.verify(&other.sign(&base).unwrap()),
+            Err(AuthError::BadSignature)
+        );
 
         // Tampered payload: same header and signature, different claims.
         let good = signed(base.clone());
         let parts: Vec<&str> = good.split('.').collect();
-        let evil_payload = b64(
-            serde_json::to_string(&Claims { sub: "admin".into(), ..base.clone() })
-                .unwrap()
-                .as_bytes(),
-        );
+        let evil_payload = b64(serde_json::to_string(&Claims {
+            sub: "admin".into(),
+            ..base.clone()
+        })
+        .unwrap()
+        .as_bytes());
         let tampered = format!("{}.{}.{}", parts[0], evil_payload, parts[2]);
         assert_eq!(v.verify(&tampered), Err(AuthError::BadSignature));
 

@@ -127,8 +127,14 @@ impl ConnectionGateway for ManagementGateway {
         Ok(ConnectionInfo {
             connected_at: to_time(out.connected_at()),
             last_active_at: to_time(out.last_active_at()),
-            source_ip: out.identity().and_then(|i| i.source_ip()).map(str::to_owned),
-            user_agent: out.identity().and_then(|i| i.user_agent()).map(str::to_owned),
+            source_ip: out
+                .identity()
+                .and_then(|i| i.source_ip())
+                .map(str::to_owned),
+            user_agent: out
+                .identity()
+                .and_then(|i| i.user_agent())
+                .map(str::to_owned),
         })
     }
 

@@ -53,8 +53,11 @@ pub trait ConnectionGateway: Send + Sync {
     ) -> Result<(), GatewayError>;
 
     /// Reads the connection's metadata. `Gone` when it no longer exists.
-    async fn get(&self, endpoint: &Endpoint, connection_id: &str)
-    -> Result<ConnectionInfo, GatewayError>;
+    async fn get(
+        &self,
+        endpoint: &Endpoint,
+        connection_id: &str,
+    ) -> Result<ConnectionInfo, GatewayError>;
 
     /// Closes the connection. `Gone` when it no longer exists.
     async fn delete(&self, endpoint: &Endpoint, connection_id: &str) -> Result<(), GatewayError>;
@@ -71,8 +74,12 @@ mod tests {
             "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
         );
         assert_eq!(
-            Endpoint::for_request("chat.example.com", "prod", Some("http://127.0.0.1:3001/local/"))
-                .as_str(),
+            Endpoint::for_request(
+                "chat.example.com",
+                "prod",
+                Some("http://127.0.0.1:3001/local/")
+            )
+            .as_str(),
             "http://127.0.0.1:3001/local"
         );
     }

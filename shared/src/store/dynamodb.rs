@@ -165,7 +165,10 @@ impl DynamoConnectionStore {
     }
 
     /// Deletes keys in batches of 25, retrying unprocessed items with backoff.
-    async fn batch_delete(&self, keys: Vec<HashMap<String, AttributeValue>>) -> Result<(), StoreError> {
+    async fn batch_delete(
+        &self,
+        keys: Vec<HashMap<String, AttributeValue>>,
+    ) -> Result<(), StoreError> {
         const OP: &str = "batch delete";
         for chunk in keys.chunks(BATCH_WRITE_MAX) {
             let mut pending = chunk
@@ -200,7 +203,11 @@ impl DynamoConnectionStore {
                         format!("{} items still unprocessed after retries", pending.len()),
                     ));
                 }
-                tracing::warn!(unprocessed = pending.len(), attempt, "retrying unprocessed batch items");
+                tracing::warn!(
+                    unprocessed = pending.len(),
+                    attempt,
+                    "retrying unprocessed batch items"
+                );
                 tokio::time::sleep(backoff).await;
                 backoff *= 2;
             }

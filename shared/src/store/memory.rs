@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member, MemberPage,
-    NewMessage, Room, RoomAccess,
+    Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member, MemberPage, NewMessage,
+    Room, RoomAccess,
 };
 use crate::error::StoreError;
 use crate::protocol::{ChatMessage, HistoryCursor, HistoryQuery, RoomId, UserRef};

@@ -32,7 +32,9 @@ const LOCK_KEY: i64 = 0x6875_6262_7562;
 pub enum MigrateError {
     #[error("database error while migrating")]
     Db(#[from] tokio_postgres::Error),
-    #[error("migration {version} was changed after it was applied (checksum mismatch); add a new migration instead")]
+    #[error(
+        "migration {version} was changed after it was applied (checksum mismatch); add a new migration instead"
+    )]
     Changed { version: i64 },
 }
 
@@ -111,7 +113,10 @@ mod tests {
             .collect();
         files.sort();
         let embedded: Vec<&str> = MIGRATIONS.iter().map(|m| m.name).collect();
-        assert_eq!(files, embedded, "every file in infra/migrations must be embedded, in order");
+        assert_eq!(
+            files, embedded,
+            "every file in infra/migrations must be embedded, in order"
+        );
         for (i, m) in MIGRATIONS.iter().enumerate() {
             assert_eq!(m.version, i as i64 + 1, "versions are 1, 2, 3, ...");
             assert!(m.name.starts_with(&format!("{:04}_", m.version)));

@@ -38,7 +38,8 @@ fn pool_err(op: &'static str) -> impl Fn(deadpool_postgres::PoolError) -> StoreE
     move |e| StoreError::unavailable(op, e)
 }
 
-const MESSAGE_COLUMNS: &str = "room_id, seq, id, sender_id, sender_name, body, client_msg_id, sent_at";
+const MESSAGE_COLUMNS: &str =
+    "room_id, seq, id, sender_id, sender_name, body, client_msg_id, sent_at";
 
 fn message_from_row(r: &Row) -> Result<ChatMessage, StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("message {what}"));

@@ -1,0 +1,15 @@
+//! Lambda entry point of `$default`: wiring only.
+
+use hubbub_core::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    hubbub_core::telemetry::init();
+    lambda_runtime::run(service_fn(
+        |ev: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, std::convert::Infallible>(default_route::handle(&ev.payload).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,43 @@
+//! The `$disconnect` route: removes the connection and its room memberships, and tells each
+//! room the user left.
+//!
+//! API Gateway delivers `$disconnect` on a best-effort basis and ignores the answer; a missed
+//! one is covered by the TTL on every connection item and by fan-out removing connections that
+//! answer 410 Gone.
+
+use hubbub_core::aws_lambda_events::apigw::{
+    ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
+use hubbub_core::protocol::{PresenceState, ServerFrame};
+use hubbub_core::ws::{Live, run_route};
+
+/// Handles `$disconnect`.
+pub async fn handle(deps: &Live, ev: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
+    run_route(ev, async {
+        let ctx = deps.context(ev)?;
+        let rooms = deps
+            .connections
+            .remove_connection(&ctx.connection_id)
+            .await?;
+        tracing::info!(
+            rooms = rooms.len(),
+            status = ev.request_context.disconnect_status_code,
+            reason = ev
+                .request_context
+                .disconnect_reason
+                .as_deref()
+                .unwrap_or_default(),
+            "disconnected"
+        );
+        for room in rooms {
+            let frame = ServerFrame::Presence {
+                room: room.clone(),
+                user: ctx.user.clone(),
+                state: PresenceState::Left,
+            };
+            deps.broadcast(&ctx, &room, &frame).await;
+        }
+        Ok(None)
+    })
+    .await
+}

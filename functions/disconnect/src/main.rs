@@ -1,0 +1,19 @@
+//! Lambda entry point of `$disconnect`: wiring only.
+
+use hubbub_core::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use hubbub_core::runtime;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    hubbub_core::telemetry::init();
+    let sdk = runtime::sdk_config().await;
+    let deps = runtime::live(&sdk)?;
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |ev: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, std::convert::Infallible>(disconnect::handle(deps, &ev.payload).await)
+        },
+    ))
+    .await
+}

@@ -1,0 +1,134 @@
+//! The room routes: `joinRoom`, `leaveRoom`, `history` and `typing`.
+//!
+//! - `joinRoom` creates a missing room as a public room named after its id (as IRC does),
+//!   refuses private rooms the user is not a member of, and tells the room who joined;
+//! - `leaveRoom` is idempotent and tells the room who left;
+//! - `history` reads a page by keyset on `seq` (the user may read any room they may use);
+//! - `typing` is relayed to the room's other connections and answers nothing.
+
+use hubbub_core::aws_lambda_events::apigw::{
+    ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
+use hubbub_core::error::RouteError;
+use hubbub_core::protocol::{ClientFrame, PresenceState, ProtocolError, RoomId, ServerFrame};
+use hubbub_core::store::RoomAccess;
+use hubbub_core::ws::{RouteContext, RouteDeps, parse_frame, run_route};
+
+/// Handles the four room routes (API Gateway sends each of them here).
+pub async fn handle(
+    deps: &RouteDeps,
+    ev: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    run_route(ev, route(deps, ev)).await
+}
+
+async fn route(
+    deps: &RouteDeps,
+    ev: &ApiGatewayWebsocketProxyRequest,
+) -> Result<Option<ServerFrame>, RouteError> {
+    let ctx = deps.live.context(ev)?;
+    match parse_frame(ev)? {
+        ClientFrame::JoinRoom { room } => join(deps, &ctx, room).await.map(Some),
+        ClientFrame::LeaveRoom { room } => leave(deps, &ctx, room).await.map(Some),
+        ClientFrame::History { room, query } => {
+            check_access(deps, &ctx, &room).await?;
+            let page = deps.history.history(&room, &query).await?;
+            Ok(Some(ServerFrame::History {
+                room,
+                messages: page.messages,
+                has_more: page.has_more,
+            }))
+        }
+        ClientFrame::Typing { room } => {
+            if !deps
+                .live
+                .connections
+                .is_member(&ctx.connection_id, &room)
+                .await?
+            {
+                return Err(RouteError::Forbidden("join the room before typing in it"));
+            }
+            deps.live
+                .broadcast(
+                    &ctx,
+                    &room,
+                    &ServerFrame::Typing {
+                        room: room.clone(),
+                        user: ctx.user.clone(),
+                    },
+                )
+                .await;
+            Ok(None)
+        }
+        ClientFrame::SendMessage { .. } | ClientFrame::Ping => Err(ProtocolError::bad_request(
+            "this route takes joinRoom, leaveRoom, history and typing",
+        )
+        .into()),
+    }
+}
+
+async fn check_access(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    room: &RoomId,
+) -> Result<(), RouteError> {
+    match deps.history.room_access(room, &ctx.user.id).await? {
+        RoomAccess::Missing => Err(RouteError::NotFound("room not found")),
+        RoomAccess::Denied => Err(RouteError::Forbidden("you may not use this room")),
+        RoomAccess::Allowed => Ok(()),
+    }
+}
+
+async fn join(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    room: RoomId,
+) -> Result<ServerFrame, RouteError> {
+    match deps.history.room_access(&room, &ctx.user.id).await? {
+        RoomAccess::Missing => {
+            deps.history.ensure_public_room(&room).await?;
+            tracing::info!(%room, "created public room on first join");
+        }
+        RoomAccess::Denied => return Err(RouteError::Forbidden("you may not use this room")),
+        RoomAccess::Allowed => {}
+    }
+    let conn = deps
+        .live
+        .connections
+        .get_connection(&ctx.connection_id)
+        .await?
+        .ok_or(RouteError::Unauthorized(
+            "this connection is no longer registered; reconnect",
+        ))?;
+    let fresh = deps.live.connections.join_room(&conn, &room).await?;
+    if fresh {
+        let frame = ServerFrame::Presence {
+            room: room.clone(),
+            user: ctx.user.clone(),
+            state: PresenceState::Joined,
+        };
+        deps.live.broadcast(ctx, &room, &frame).await;
+    }
+    Ok(ServerFrame::Joined { room })
+}
+
+async fn leave(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    room: RoomId,
+) -> Result<ServerFrame, RouteError> {
+    if deps
+        .live
+        .connections
+        .leave_room(&ctx.connection_id, &room)
+        .await?
+    {
+        let frame = ServerFrame::Presence {
+            room: room.clone(),
+            user: ctx.user.clone(),
+            state: PresenceState::Left,
+        };
+        deps.live.broadcast(ctx, &room, &frame).await;
+    }
+    Ok(ServerFrame::Left { room })
+}

@@ -1,0 +1,80 @@
+//! The `sendMessage` route, the heart of hubbub:
+//!
+//! 1. parse the frame (room, body, clientMsgId; limits of PROTOCOL.md);
+//! 2. check the sender may use the room and this connection has joined it;
+//! 3. commit to history, which assigns the room's next `seq` (idempotent on clientMsgId);
+//! 4. fan the `message` frame out to the room's other connections (only for a new commit);
+//! 5. answer the sender with the `ack` as the route response.
+//!
+//! Nothing is delivered before the commit, and a failed commit answers `unavailable` with
+//! nothing stored. A Lambda's route response leaves only when the handler returns, so the ack
+//! follows the fan-out; the fan-out is bounded (see [`hubbub_core::fanout`]) to keep that short.
+
+use hubbub_core::aws_lambda_events::apigw::{
+    ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
+};
+use hubbub_core::error::RouteError;
+use hubbub_core::protocol::{ClientFrame, ProtocolError, ServerFrame};
+use hubbub_core::store::{Commit, NewMessage, RoomAccess};
+use hubbub_core::ws::{RouteDeps, parse_frame, run_route};
+
+/// Handles `sendMessage`.
+pub async fn handle(
+    deps: &RouteDeps,
+    ev: &ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    run_route(ev, send(deps, ev)).await
+}
+
+async fn send(
+    deps: &RouteDeps,
+    ev: &ApiGatewayWebsocketProxyRequest,
+) -> Result<Option<ServerFrame>, RouteError> {
+    let ctx = deps.live.context(ev)?;
+    let ClientFrame::SendMessage {
+        room,
+        body,
+        client_msg_id,
+    } = parse_frame(ev)?
+    else {
+        return Err(
+            ProtocolError::bad_request("this route takes only `sendMessage` frames").into(),
+        );
+    };
+
+    match deps.history.room_access(&room, &ctx.user.id).await? {
+        RoomAccess::Missing => return Err(RouteError::NotFound("room not found")),
+        RoomAccess::Denied => return Err(RouteError::Forbidden("you may not use this room")),
+        RoomAccess::Allowed => {}
+    }
+    if !deps
+        .live
+        .connections
+        .is_member(&ctx.connection_id, &room)
+        .await?
+    {
+        return Err(RouteError::Forbidden("join the room before sending to it"));
+    }
+
+    let commit = deps
+        .history
+        .commit_message(&NewMessage {
+            room: room.clone(),
+            sender: ctx.user.clone(),
+            body,
+            client_msg_id,
+        })
+        .await?;
+    match &commit {
+        Commit::New(msg) => {
+            tracing::info!(%room, seq = msg.seq, "message committed");
+            deps.live
+                .broadcast(&ctx, &room, &ServerFrame::Message(msg.clone()))
+                .await;
+        }
+        Commit::Duplicate(msg) => {
+            tracing::info!(%room, seq = msg.seq, "replayed clientMsgId; acking again")
+        }
+    }
+    Ok(Some(ServerFrame::ack(commit.message())))
+}

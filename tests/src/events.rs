@@ -1,0 +1,99 @@
+//! The sample events of `events/`, loaded and varied for handler tests: the handlers are fed
+//! exactly the shapes API Gateway sends.
+
+use hubbub_core::aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
+};
+use serde_json::{Value, json};
+
+/// The raw JSON of `events/{name}.json`.
+pub fn raw(name: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A WebSocket event built from a sample, varied field by field.
+#[derive(Clone)]
+pub struct Ws(pub Value);
+
+impl Ws {
+    /// Starts from `events/{name}.json`.
+    pub fn sample(name: &str) -> Self {
+        Self(raw(name))
+    }
+
+    /// Sets the connection id.
+    pub fn connection(mut self, id: &str) -> Self {
+        self.0["requestContext"]["connectionId"] = json!(id);
+        self
+    }
+
+    /// Sets the authorizer context's user.
+    pub fn user(mut self, id: &str, name: &str) -> Self {
+        let a = &mut self.0["requestContext"]["authorizer"];
+        a["principalId"] = json!(id);
+        a["userId"] = json!(id);
+        a["userName"] = json!(name);
+        self
+    }
+
+    /// Sets the frame text (and the route key API Gateway would pick from its `action`).
+    pub fn body(mut self, body: &str) -> Self {
+        let route = hubbub_core::protocol::action_of(body)
+            .filter(|a| hubbub_core::protocol::KNOWN_ACTIONS.contains(&a.as_str()) && a != "ping")
+            .unwrap_or_else(|| "$default".to_owned());
+        self.0["requestContext"]["routeKey"] = json!(route);
+        self.0["body"] = json!(body);
+        self
+    }
+
+    /// Sets the frame from a JSON value.
+    pub fn frame(self, frame: Value) -> Self {
+        self.body(&frame.to_string())
+    }
+
+    /// Sets a request id.
+    pub fn request_id(mut self, id: &str) -> Self {
+        self.0["requestContext"]["requestId"] = json!(id);
+        self
+    }
+
+    /// Mutates the raw JSON.
+    pub fn with(mut self, f: impl FnOnce(&mut Value)) -> Self {
+        f(&mut self.0);
+        self
+    }
+
+    /// The typed event, as the Lambda runtime would deserialise it.
+    pub fn build(&self) -> ApiGatewayWebsocketProxyRequest {
+        serde_json::from_value(self.0.clone()).expect("event deserialises")
+    }
+}
+
+/// An authorizer request from `events/{name}.json`, with its token replaced (or removed).
+pub fn authorizer(name: &str, token: Option<&str>) -> ApiGatewayCustomAuthorizerRequestTypeRequest {
+    let mut v = raw(name);
+    if v["queryStringParameters"].get("token").is_some() {
+        match token {
+            Some(t) => {
+                v["queryStringParameters"]["token"] = json!(t);
+                v["multiValueQueryStringParameters"]["token"] = json!([t]);
+            }
+            None => {
+                v["queryStringParameters"] = json!({});
+                v["multiValueQueryStringParameters"] = json!({});
+            }
+        }
+    } else {
+        let header = match token {
+            Some(t) => format!("hubbub.v1, bearer.{t}"),
+            None => "hubbub.v1".to_owned(),
+        };
+        v["headers"]["Sec-WebSocket-Protocol"] = json!(header);
+        v["multiValueHeaders"]["Sec-WebSocket-Protocol"] = json!([header]);
+    }
+    serde_json::from_value(v).expect("authorizer event deserialises")
+}

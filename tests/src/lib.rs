@@ -1,0 +1,244 @@
+//! The test harness of hubbub: real services, fixtures and the port contract suites.
+//!
+//! - PostgreSQL: `HUBBUB_TEST_DATABASE_URL` points at a throwaway cluster's admin database;
+//!   [`fresh_history`] creates a new database per test and migrates it.
+//! - DynamoDB: `HUBBUB_TEST_DYNAMODB_ENDPOINT` points at a DynamoDB-compatible server on
+//!   loopback; [`fresh_connections`] creates a new table per test through the real SDK.
+//! - @connections: [`Recorder`] is a real HTTP server on 127.0.0.1 speaking the management
+//!   API's wire format; the real `aws-sdk-apigatewaymanagement` client posts to it.
+//!
+//! `scripts/test` starts both services and sets the variables; running `cargo test` without
+//! them fails with a message saying so, rather than skipping.
+
+pub mod contract;
+pub mod events;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use aws_credential_types::Credentials;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use hubbub_core::config::PostgresConfig;
+use hubbub_core::gateway::management::ManagementGateway;
+use hubbub_core::store::dynamodb::DynamoConnectionStore;
+use hubbub_core::store::postgres::PostgresHistoryStore;
+
+/// The fixed test region (nothing reaches AWS).
+pub const REGION: &str = "eu-west-1";
+
+fn service_var(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: run the test suite with scripts/test, which starts PostgreSQL and the DynamoDB-compatible server")
+    })
+}
+
+/// SDK config with static credentials and a fixed region, for loopback services.
+pub fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                "AKIDTEST",
+                "test-secret",
+                None,
+                None,
+                "hubbub-tests",
+            )),
+        )
+        .build()
+}
+
+/// A DynamoDB client for the test server.
+pub fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(&sdk_config())
+        .endpoint_url(service_var("HUBBUB_TEST_DYNAMODB_ENDPOINT"))
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+/// A connection store over a brand-new table.
+pub async fn fresh_connections() -> DynamoConnectionStore {
+    let table = format!("hubbub-test-{}", uuid::Uuid::new_v4().simple());
+    let store = DynamoConnectionStore::new(dynamodb_client(), table);
+    store.ensure_table().await.expect("create test table");
+    store
+}
+
+/// A history store over a brand-new, migrated database; also returns its URL.
+pub async fn fresh_history() -> (PostgresHistoryStore, String) {
+    let admin_url = service_var("HUBBUB_TEST_DATABASE_URL");
+    let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        .await
+        .expect("connect to the test cluster");
+    tokio::spawn(conn);
+    let db = format!("t_{}", uuid::Uuid::new_v4().simple());
+    client
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .await
+        .expect("create test database");
+    let mut cfg: tokio_postgres::Config = admin_url.parse().expect("admin url");
+    cfg.dbname(&db);
+    let url = pg_url(&cfg);
+    // Four connections: the concurrency tests commit from several tasks at once.
+    let store =
+        PostgresHistoryStore::connect(&PostgresConfig { url: url.clone() }, 4).expect("pool");
+    store.migrate().await.expect("migrate");
+    (store, url)
+}
+
+fn pg_url(cfg: &tokio_postgres::Config) -> String {
+    let host = match cfg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = cfg.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        cfg.get_user().unwrap_or("postgres"),
+        cfg.get_dbname().unwrap_or("postgres")
+    )
+}
+
+/// What the recorder saw and how it should answer.
+#[derive(Default)]
+pub struct RecorderState {
+    /// (connection id, body) of every accepted POST, in arrival order.
+    pub posts: Vec<(String, String)>,
+    /// Connection ids that answer 410.
+    pub gone: HashSet<String>,
+    /// Answer 410 with an empty body (as some emulators do) instead of AWS's GoneException.
+    pub gone_empty_body: bool,
+    /// DELETEd connection ids.
+    pub deleted: Vec<String>,
+}
+
+/// A real HTTP server speaking the @connections wire format, recording posts.
+#[derive(Clone)]
+pub struct Recorder {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<RecorderState>>,
+}
+
+type Shared = Arc<Mutex<RecorderState>>;
+
+fn gone_response(state: &RecorderState) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if state.gone_empty_body {
+        StatusCode::GONE.into_response()
+    } else {
+        (
+            StatusCode::GONE,
+            [
+                ("content-type", "application/json"),
+                ("x-amzn-errortype", "GoneException"),
+            ],
+            r#"{"message":null}"#,
+        )
+            .into_response()
+    }
+}
+
+async fn on_post(
+    State(s): State<Shared>,
+    Path((_stage, id)): Path<(String, String)>,
+    body: String,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut st = s.lock().expect("recorder lock");
+    if st.gone.contains(&id) {
+        return gone_response(&st);
+    }
+    st.posts.push((id, body));
+    StatusCode::OK.into_response()
+}
+
+async fn on_get(
+    State(s): State<Shared>,
+    Path((_stage, id)): Path<(String, String)>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let st = s.lock().expect("recorder lock");
+    if st.gone.contains(&id) {
+        return gone_response(&st);
+    }
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        r#"{"connectedAt":"2026-01-15T09:30:00.412Z","identity":{"sourceIp":"203.0.113.7","userAgent":"wscat"},"lastActiveAt":"2026-01-15T09:31:00.000Z"}"#,
+    )
+        .into_response()
+}
+
+async fn on_delete(
+    State(s): State<Shared>,
+    Path((_stage, id)): Path<(String, String)>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut st = s.lock().expect("recorder lock");
+    if st.gone.contains(&id) {
+        return gone_response(&st);
+    }
+    st.deleted.push(id);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+impl Recorder {
+    /// Starts the server on an ephemeral port.
+    pub async fn start() -> Self {
+        let state: Shared = Arc::default();
+        let app = Router::new()
+            .route(
+                "/{stage}/@connections/{id}",
+                post(on_post).get(on_get).delete(on_delete),
+            )
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind recorder");
+        let addr = listener.local_addr().expect("recorder addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, state }
+    }
+
+    /// The management endpoint for stage `prod`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/prod", self.addr)
+    }
+
+    /// A gateway adapter (the real SDK client) aimed at this server.
+    pub fn gateway(&self) -> Arc<ManagementGateway> {
+        ManagementGateway::new(sdk_config())
+    }
+
+    /// Makes `id` answer 410 from now on.
+    pub fn make_gone(&self, id: &str) {
+        self.lock().gone.insert(id.to_owned());
+    }
+
+    /// Bodies posted to `id`, parsed as JSON.
+    pub fn frames_to(&self, id: &str) -> Vec<serde_json::Value> {
+        self.lock()
+            .posts
+            .iter()
+            .filter(|(to, _)| to == id)
+            .map(|(_, b)| serde_json::from_str(b).expect("posted body is JSON"))
+            .collect()
+    }
+
+    /// Every recorded post.
+    pub fn posts(&self) -> Vec<(String, String)> {
+        self.lock().posts.clone()
+    }
+
+    /// Locks the state.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, RecorderState> {
+        self.state.lock().expect("recorder lock")
+    }
+}

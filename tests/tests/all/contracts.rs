@@ -1,0 +1,58 @@
+//! The port contract suites against every adapter.
+
+use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore};
+use hubbub_tests::{contract, fresh_connections, fresh_history};
+
+#[tokio::test]
+async fn connection_store_contract_memory() {
+    contract::connection_store(&MemoryConnectionStore::new()).await;
+}
+
+#[tokio::test]
+async fn connection_store_contract_dynamodb() {
+    contract::connection_store(&fresh_connections().await).await;
+}
+
+#[tokio::test]
+async fn history_store_contract_memory() {
+    contract::history_store(&MemoryHistoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_store_contract_postgres() {
+    let (store, _) = fresh_history().await;
+    contract::history_store(&store).await;
+}
+
+#[tokio::test]
+async fn migrations_are_recorded_and_safe_to_rerun_concurrently() {
+    let (store, url) = fresh_history().await;
+    // Five runners at once against an already-migrated database: all succeed, none reapplies.
+    let runs = futures::future::join_all((0..5).map(|_| store.migrate())).await;
+    for r in runs {
+        assert_eq!(r.expect("migrate again"), Vec::<i64>::new());
+    }
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    let rows = client
+        .query(
+            "SELECT version, name FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .expect("schema_migrations");
+    let got: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(got, vec![(1, "0001_init.sql".to_owned())]);
+    // A tampered record (an edited migration) is refused, not silently accepted.
+    client
+        .execute(
+            "UPDATE schema_migrations SET checksum = 'x' WHERE version = 1",
+            &[],
+        )
+        .await
+        .expect("tamper");
+    let err = store.migrate().await.expect_err("checksum mismatch");
+    assert!(err.to_string().contains("checksum"), "{err}");
+}

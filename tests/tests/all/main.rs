@@ -1,0 +1,7 @@
+//! Every integration test of hubbub, in one binary (each binary links the AWS SDK).
+//!
+//! Run through `scripts/test`, which starts PostgreSQL and the DynamoDB-compatible server.
+
+mod contracts;
+mod gateway;
+mod handlers;
