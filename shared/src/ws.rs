@@ -13,7 +13,7 @@ use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::protocol::{
     ClientFrame, ClientMsgId, KNOWN_ACTIONS, ProtocolError, RoomId, ServerFrame, UserRef, action_of,
 };
-use crate::store::{ConnectionStore, HistoryStore};
+use crate::store::{ConnectionStore, HistoryStore, RoomAccess};
 
 /// Authorizer context keys, set by the authorizer and read on every later route.
 pub mod context_keys {
@@ -189,6 +189,22 @@ pub struct Live {
 pub struct RouteDeps {
     pub live: Live,
     pub history: Arc<dyn HistoryStore>,
+}
+
+impl RouteDeps {
+    /// Refuses a room the caller may not use: `not_found` when it does not exist,
+    /// `forbidden` when it is private and the user is not a member.
+    pub async fn require_access(
+        &self,
+        ctx: &RouteContext,
+        room: &RoomId,
+    ) -> Result<(), RouteError> {
+        match self.history.room_access(room, &ctx.user.id).await? {
+            RoomAccess::Missing => Err(RouteError::NotFound("room not found")),
+            RoomAccess::Denied => Err(RouteError::Forbidden("you may not use this room")),
+            RoomAccess::Allowed => Ok(()),
+        }
+    }
 }
 
 impl Live {

@@ -196,6 +196,15 @@ fn public_room(id: &str) -> Room {
     }
 }
 
+/// A private room `id` named "Secret", created now.
+pub fn private_room(id: &str) -> Room {
+    Room {
+        private: true,
+        name: "Secret".into(),
+        ..public_room(id)
+    }
+}
+
 fn seqs(page: &hubbub_core::store::HistoryPage) -> Vec<i64> {
     page.messages.iter().map(|m| m.seq).collect()
 }

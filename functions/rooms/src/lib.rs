@@ -31,7 +31,7 @@ async fn route(
         ClientFrame::JoinRoom { room } => join(deps, &ctx, room).await.map(Some),
         ClientFrame::LeaveRoom { room } => leave(deps, &ctx, room).await.map(Some),
         ClientFrame::History { room, query } => {
-            check_access(deps, &ctx, &room).await?;
+            deps.require_access(&ctx, &room).await?;
             let page = deps.history.history(&room, &query).await?;
             Ok(Some(ServerFrame::History {
                 room,
@@ -64,18 +64,6 @@ async fn route(
             "this route takes joinRoom, leaveRoom, history and typing",
         )
         .into()),
-    }
-}
-
-async fn check_access(
-    deps: &RouteDeps,
-    ctx: &RouteContext,
-    room: &RoomId,
-) -> Result<(), RouteError> {
-    match deps.history.room_access(room, &ctx.user.id).await? {
-        RoomAccess::Missing => Err(RouteError::NotFound("room not found")),
-        RoomAccess::Denied => Err(RouteError::Forbidden("you may not use this room")),
-        RoomAccess::Allowed => Ok(()),
     }
 }
 

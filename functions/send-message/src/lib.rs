@@ -15,7 +15,7 @@ use hubbub_core::aws_lambda_events::apigw::{
 };
 use hubbub_core::error::RouteError;
 use hubbub_core::protocol::{ClientFrame, ProtocolError, ServerFrame};
-use hubbub_core::store::{Commit, NewMessage, RoomAccess};
+use hubbub_core::store::{Commit, NewMessage};
 use hubbub_core::ws::{RouteDeps, parse_frame, run_route};
 
 /// Handles `sendMessage`.
@@ -42,11 +42,7 @@ async fn send(
         );
     };
 
-    match deps.history.room_access(&room, &ctx.user.id).await? {
-        RoomAccess::Missing => return Err(RouteError::NotFound("room not found")),
-        RoomAccess::Denied => return Err(RouteError::Forbidden("you may not use this room")),
-        RoomAccess::Allowed => {}
-    }
+    deps.require_access(&ctx, &room).await?;
     if !deps
         .live
         .connections

@@ -11,7 +11,7 @@ use hubbub_core::protocol::HistoryQuery;
 use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore};
 use hubbub_core::store::{ConnectionStore, HistoryStore, Room};
 use hubbub_core::ws::{Live, RouteDeps};
-use hubbub_tests::contract::{room, user};
+use hubbub_tests::contract::{private_room, room, user};
 use hubbub_tests::events::{self, Ws};
 use hubbub_tests::{Recorder, fresh_connections, fresh_history};
 use serde_json::{Value, json};
@@ -496,12 +496,7 @@ async fn every_bad_send_gets_a_stable_code_and_stores_nothing() {
     let a = "ConnAlice00=";
     connect(&deps, a, "alice").await;
     join(&deps, a, "alice", "general").await;
-    let secret = Room {
-        id: room("secret"),
-        name: "Secret".into(),
-        private: true,
-        created_at: time::OffsetDateTime::now_utc(),
-    };
+    let secret = private_room("secret");
     deps.history
         .create_room(&secret, &user("zed"))
         .await
@@ -609,12 +604,7 @@ async fn room_routes_refuse_what_the_user_may_not_do() {
     let (_rec, deps) = memory_deps().await;
     let a = "ConnAlice00=";
     connect(&deps, a, "alice").await;
-    let secret = Room {
-        id: room("secret"),
-        name: "Secret".into(),
-        private: true,
-        created_at: time::OffsetDateTime::now_utc(),
-    };
+    let secret = private_room("secret");
     deps.history
         .create_room(&secret, &user("zed"))
         .await
