@@ -9,7 +9,7 @@ use hubbub_core::aws_lambda_events::encodings::Body;
 use hubbub_core::config::JwtConfig;
 use hubbub_core::protocol::HistoryQuery;
 use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore};
-use hubbub_core::store::{ConnectionStore, HistoryStore, Room};
+use hubbub_core::store::{ConnectionStore, HistoryStore};
 use hubbub_core::ws::{Live, RouteDeps};
 use hubbub_tests::contract::{private_room, room, user};
 use hubbub_tests::events::{self, Ws};
