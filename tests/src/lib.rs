@@ -115,6 +115,11 @@ pub struct RecorderState {
     pub gone_empty_body: bool,
     /// DELETEd connection ids.
     pub deleted: Vec<String>,
+    /// How long each POST takes to answer (to observe concurrency).
+    pub post_delay: std::time::Duration,
+    /// POSTs being answered right now, and the most seen at once.
+    pub in_flight: usize,
+    pub max_in_flight: usize,
 }
 
 /// A real HTTP server speaking the @connections wire format, recording posts.
@@ -149,10 +154,20 @@ async fn on_post(
     body: String,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let mut st = s.lock().expect("recorder lock");
-    if st.gone.contains(&id) {
-        return gone_response(&st);
+    let delay = {
+        let mut st = s.lock().expect("recorder lock");
+        if st.gone.contains(&id) {
+            return gone_response(&st);
+        }
+        st.in_flight += 1;
+        st.max_in_flight = st.max_in_flight.max(st.in_flight);
+        st.post_delay
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
+    let mut st = s.lock().expect("recorder lock");
+    st.in_flight -= 1;
     st.posts.push((id, body));
     StatusCode::OK.into_response()
 }

@@ -61,3 +61,63 @@ async fn unreachable_endpoint_is_a_failure_not_gone() {
         Err(GatewayError::Failed { op: "post", .. })
     ));
 }
+
+/// A room larger than one member page: everyone but the sender gets the frame exactly once,
+/// with posts in flight concurrently but never more than the documented bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fanout_pages_through_a_big_room_with_bounded_concurrency() {
+    use hubbub_core::fanout::{FANOUT_CONCURRENCY, MEMBER_PAGE_SIZE, broadcast};
+    use hubbub_core::protocol::ServerFrame;
+    use hubbub_core::store::ConnectionStore;
+    use hubbub_core::store::memory::MemoryConnectionStore;
+    use hubbub_tests::contract::{connection, room};
+
+    let rec = Recorder::start().await;
+    rec.lock().post_delay = std::time::Duration::from_millis(5);
+    let store = MemoryConnectionStore::new();
+    let big = room("big");
+    let members = 2 * MEMBER_PAGE_SIZE as usize + 50;
+    let mut ids = Vec::new();
+    for i in 0..members {
+        let c = connection(&format!("u{i}"));
+        store.put_connection(&c).await.expect("put");
+        store.join_room(&c, &big).await.expect("join");
+        ids.push(c.id);
+    }
+    let sender = ids[7].clone();
+    let gone = ids[300].clone();
+    rec.make_gone(&gone);
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    let report = broadcast(
+        &store,
+        rec.gateway().as_ref(),
+        &ep,
+        &big,
+        &ServerFrame::Pong,
+        Some(&sender),
+    )
+    .await
+    .expect("broadcast");
+    assert_eq!(
+        (report.delivered, report.gone, report.failed),
+        (members - 2, 1, 0)
+    );
+
+    let posts = rec.posts();
+    let unique: std::collections::HashSet<&String> = posts.iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        (posts.len(), unique.len()),
+        (members - 2, members - 2),
+        "each member exactly once"
+    );
+    assert!(!unique.contains(&sender), "never to the sender");
+    assert!(
+        store.get_connection(&gone).await.expect("get").is_none(),
+        "gone member removed"
+    );
+    let max = rec.lock().max_in_flight;
+    assert!(
+        max > 1 && max <= FANOUT_CONCURRENCY,
+        "in flight at once: {max}"
+    );
+}
