@@ -163,6 +163,69 @@ impl GatewayConfig {
     }
 }
 
+/// A configuration a function reads at init. Each function crate names its own as
+/// `pub type Config`, its `main.rs` reads it, and the template consistency test reads it with
+/// the environment `template.yaml` gives the function: a missing variable fails the test.
+pub trait FromLookup: Sized {
+    /// Reads the configuration.
+    fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError>;
+
+    /// Reads it from the process environment.
+    fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&env_lookup)
+    }
+}
+
+/// A function that reads no configuration (`$default`).
+impl FromLookup for () {
+    fn from_lookup(_: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(())
+    }
+}
+
+macro_rules! from_lookup {
+    ($($t:ty),*) => {$(
+        impl FromLookup for $t {
+            fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+                <$t>::from_lookup(get)
+            }
+        }
+    )*};
+}
+from_lookup!(JwtConfig, DynamoConfig, PostgresConfig, GatewayConfig);
+
+/// The live side: the connections table and the management API (`$disconnect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveConfig {
+    pub dynamo: DynamoConfig,
+    pub gateway: GatewayConfig,
+}
+
+impl FromLookup for LiveConfig {
+    fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            dynamo: DynamoConfig::from_lookup(get)?,
+            gateway: GatewayConfig::from_lookup(get)?,
+        })
+    }
+}
+
+/// The live side plus the history database (`sendMessage`, the room routes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteConfig {
+    pub live: LiveConfig,
+    pub postgres: PostgresConfig,
+}
+
+impl FromLookup for RouteConfig {
+    fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            live: LiveConfig::from_lookup(get)?,
+            postgres: PostgresConfig::from_lookup(get)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{DynamoConfig, GatewayConfig, PostgresConfig, env_lookup};
-use crate::gateway::ConnectionGateway;
+use crate::config::{DynamoConfig, LiveConfig, PostgresConfig, RouteConfig};
 use crate::gateway::management::ManagementGateway;
 use crate::store::dynamodb::DynamoConnectionStore;
 use crate::store::postgres::PostgresHistoryStore;
@@ -20,46 +19,36 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-/// The DynamoDB connection store named by `HUBBUB_TABLE`.
+/// The DynamoDB connection store.
 pub fn connection_store(
     sdk: &aws_config::SdkConfig,
-) -> Result<Arc<dyn ConnectionStore>, InitError> {
-    let cfg = DynamoConfig::from_lookup(&env_lookup)?;
-    Ok(Arc::new(DynamoConnectionStore::new(
+    cfg: &DynamoConfig,
+) -> Arc<dyn ConnectionStore> {
+    Arc::new(DynamoConnectionStore::new(
         aws_sdk_dynamodb::Client::new(sdk),
-        cfg.table,
-    )))
+        cfg.table.clone(),
+    ))
 }
 
-/// The PostgreSQL history store at `DATABASE_URL`, with one pooled connection: an
-/// execution environment serves one invocation at a time.
-pub fn history_store() -> Result<Arc<dyn HistoryStore>, InitError> {
-    let cfg = PostgresConfig::from_lookup(&env_lookup)?;
-    Ok(Arc::new(PostgresHistoryStore::connect(&cfg, 1)?))
+/// The PostgreSQL history store, with one pooled connection: an execution environment
+/// serves one invocation at a time.
+pub fn history_store(cfg: &PostgresConfig) -> Result<Arc<dyn HistoryStore>, InitError> {
+    Ok(Arc::new(PostgresHistoryStore::connect(cfg, 1)?))
 }
 
-/// The management API gateway and its optional endpoint override.
-pub fn gateway(
-    sdk: &aws_config::SdkConfig,
-) -> Result<(Arc<dyn ConnectionGateway>, Option<String>), InitError> {
-    let cfg = GatewayConfig::from_lookup(&env_lookup)?;
-    Ok((ManagementGateway::new(sdk.clone()), cfg.endpoint))
+/// The live side ([`Live`]): DynamoDB and the management API.
+pub fn live(sdk: &aws_config::SdkConfig, cfg: &LiveConfig) -> Live {
+    Live {
+        connections: connection_store(sdk, &cfg.dynamo),
+        gateway: ManagementGateway::new(sdk.clone()),
+        endpoint_override: cfg.gateway.endpoint.clone(),
+    }
 }
 
-/// The live side ([`Live`]) from the environment: DynamoDB and the management API.
-pub fn live(sdk: &aws_config::SdkConfig) -> Result<Live, InitError> {
-    let (gateway, endpoint_override) = gateway(sdk)?;
-    Ok(Live {
-        connections: connection_store(sdk)?,
-        gateway,
-        endpoint_override,
-    })
-}
-
-/// Everything the message routes need ([`RouteDeps`]) from the environment.
-pub fn route_deps(sdk: &aws_config::SdkConfig) -> Result<RouteDeps, InitError> {
+/// Everything the message routes need ([`RouteDeps`]).
+pub fn route_deps(sdk: &aws_config::SdkConfig, cfg: &RouteConfig) -> Result<RouteDeps, InitError> {
     Ok(RouteDeps {
-        live: live(sdk)?,
-        history: history_store()?,
+        live: live(sdk, &cfg.live),
+        history: history_store(&cfg.postgres)?,
     })
 }

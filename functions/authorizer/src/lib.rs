@@ -17,6 +17,9 @@ use hubbub_core::aws_lambda_events;
 use hubbub_core::ws::context_keys;
 use serde_json::json;
 
+/// The configuration this function reads at init: the JWT secret, issuer and audience.
+pub type Config = hubbub_core::config::JwtConfig;
+
 /// The subprotocol prefix that carries a token.
 pub const BEARER_PREFIX: &str = "bearer.";
 /// The subprotocol hubbub speaks; `$connect` echoes it.

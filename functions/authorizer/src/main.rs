@@ -2,13 +2,12 @@
 
 use hubbub_core::auth::JwtVerifier;
 use hubbub_core::aws_lambda_events::apigw::ApiGatewayCustomAuthorizerRequestTypeRequest;
-use hubbub_core::config::JwtConfig;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     hubbub_core::telemetry::init();
-    let verifier = JwtVerifier::hs256(&JwtConfig::from_env()?)?;
+    let verifier = JwtVerifier::hs256(&authorizer::Config::from_env()?)?;
     let verifier = &verifier;
     lambda_runtime::run(service_fn(
         move |ev: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {

@@ -15,6 +15,9 @@ use hubbub_core::store::{CONNECTION_TTL, Connection, ConnectionStore};
 use hubbub_core::ws::RouteContext;
 use time::OffsetDateTime;
 
+/// The configuration this function reads at init: the connections table.
+pub type Config = hubbub_core::config::DynamoConfig;
+
 /// The subprotocol hubbub speaks.
 pub const SUBPROTOCOL: &str = "hubbub.v1";
 

@@ -8,6 +8,9 @@ use hubbub_core::error::RouteError;
 use hubbub_core::protocol::{ClientFrame, ProtocolError, ServerFrame};
 use hubbub_core::ws::{parse_frame, run_route};
 
+/// The configuration this function reads at init: nothing: it must answer even when every store is down.
+pub type Config = ();
+
 /// Handles `$default`. Needs no store: it must keep answering when everything else is down.
 pub async fn handle(ev: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     run_route(ev, async {

@@ -11,6 +11,9 @@ use hubbub_core::aws_lambda_events::apigw::{
 use hubbub_core::protocol::{PresenceState, ServerFrame};
 use hubbub_core::ws::{Live, run_route};
 
+/// The configuration this function reads at init: the connections table and the management API.
+pub type Config = hubbub_core::config::LiveConfig;
+
 /// Handles `$disconnect`.
 pub async fn handle(deps: &Live, ev: &ApiGatewayWebsocketProxyRequest) -> ApiGatewayProxyResponse {
     run_route(ev, async {

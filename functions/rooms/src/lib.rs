@@ -14,6 +14,9 @@ use hubbub_core::protocol::{ClientFrame, PresenceState, ProtocolError, RoomId, S
 use hubbub_core::store::RoomAccess;
 use hubbub_core::ws::{RouteContext, RouteDeps, parse_frame, run_route};
 
+/// The configuration this function reads at init: the connections table, the management API and the history database.
+pub type Config = hubbub_core::config::RouteConfig;
+
 /// Handles the four room routes (API Gateway sends each of them here).
 pub async fn handle(
     deps: &RouteDeps,

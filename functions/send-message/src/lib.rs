@@ -18,6 +18,9 @@ use hubbub_core::protocol::{ClientFrame, ProtocolError, ServerFrame};
 use hubbub_core::store::{Commit, NewMessage};
 use hubbub_core::ws::{RouteDeps, parse_frame, run_route};
 
+/// The configuration this function reads at init: the connections table, the management API and the history database.
+pub type Config = hubbub_core::config::RouteConfig;
+
 /// Handles `sendMessage`.
 pub async fn handle(
     deps: &RouteDeps,
