@@ -69,8 +69,8 @@ pub async fn fresh_connections() -> DynamoConnectionStore {
     store
 }
 
-/// A history store over a brand-new, migrated database; also returns its URL.
-pub async fn fresh_history() -> (PostgresHistoryStore, String) {
+/// A brand-new, empty database (not migrated); returns its URL.
+pub async fn fresh_database() -> String {
     let admin_url = service_var("HUBBUB_TEST_DATABASE_URL");
     let (client, conn) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
         .await
@@ -83,7 +83,12 @@ pub async fn fresh_history() -> (PostgresHistoryStore, String) {
         .expect("create test database");
     let mut cfg: tokio_postgres::Config = admin_url.parse().expect("admin url");
     cfg.dbname(&db);
-    let url = pg_url(&cfg);
+    pg_url(&cfg)
+}
+
+/// A history store over a brand-new, migrated database; also returns its URL.
+pub async fn fresh_history() -> (PostgresHistoryStore, String) {
+    let url = fresh_database().await;
     // Four connections: the concurrency tests commit from several tasks at once.
     let store =
         PostgresHistoryStore::connect(&PostgresConfig { url: url.clone() }, 4).expect("pool");

@@ -3,5 +3,6 @@
 //! Run through `scripts/test`, which starts PostgreSQL and the DynamoDB-compatible server.
 
 mod contracts;
+mod deploy;
 mod gateway;
 mod handlers;

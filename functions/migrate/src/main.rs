@@ -1,0 +1,23 @@
+//! Lambda entry point of the migrations custom resource: wiring only.
+
+use hubbub_core::aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
+use hubbub_core::config::FromLookup;
+use hubbub_core::store::postgres::PostgresHistoryStore;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    hubbub_core::telemetry::init();
+    let cfg = migrate::Config::from_env()?;
+    let deps = migrate::MigrateDeps {
+        store: PostgresHistoryStore::connect(&cfg, 1)?,
+        http: migrate::http_client()?,
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(
+        move |ev: LambdaEvent<CloudFormationCustomResourceRequest>| async move {
+            migrate::handle(deps, &ev.payload).await.map(|_| ())
+        },
+    ))
+    .await
+}
