@@ -6,3 +6,4 @@ mod contracts;
 mod deploy;
 mod gateway;
 mod handlers;
+mod local;

@@ -1,0 +1,254 @@
+//! The @connections management API, on the same port as the WebSocket API:
+//!
+//! - `POST @connections/{id}`: the body reaches the client as one frame (text when it is
+//!   UTF-8, binary otherwise); 413 over 128 KB;
+//! - `GET @connections/{id}`: `{"connectedAt","identity":{"sourceIp","userAgent"},"lastActiveAt"}`;
+//! - `DELETE @connections/{id}`: closes the connection (204);
+//! - a connection that is unknown or closed: 410 with `x-amzn-ErrorType: GoneException` and
+//!   `{"message":null}`, as AWS answers.
+//!
+//! Paths work with and without the stage prefix (`/{stage}/@connections/{id}` is what the
+//! SDK calls with an `endpoint_url` of `http://host:port/{stage}`). Requests must carry an
+//! `Authorization` header, as SigV4-signed ones do; the signature itself is not checked.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::events::datetime;
+use crate::ids::new_id;
+use crate::registry::{LiveConn, Outbound};
+use crate::server::AppState;
+
+/// API Gateway's limit on a `PostToConnection` body (its WebSocket message limit).
+pub const MAX_POST_BYTES: usize = 128 * 1024;
+
+/// An answer in the management API's shape, with its request id.
+fn answer(status: StatusCode, error_type: Option<&'static str>, body: String) -> Response {
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&new_id()) {
+        h.insert(HeaderName::from_static("x-amzn-requestid"), v);
+    }
+    if let Some(t) = error_type {
+        h.insert(
+            HeaderName::from_static("x-amzn-errortype"),
+            HeaderValue::from_static(t),
+        );
+    }
+    resp
+}
+
+fn aws_error(status: StatusCode, error_type: &'static str, message: Option<&str>) -> Response {
+    answer(
+        status,
+        Some(error_type),
+        json!({ "message": message }).to_string(),
+    )
+}
+
+/// 410 Gone, exactly as AWS sends it.
+fn gone() -> Response {
+    aws_error(StatusCode::GONE, "GoneException", None)
+}
+
+fn iso(ms: i64) -> String {
+    datetime(ms).format(&Rfc3339).unwrap_or_default()
+}
+
+/// Why a management call is refused before it reaches a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// No `Authorization` header: the request was not signed.
+    Unsigned,
+    /// The path names another stage.
+    WrongStage,
+    /// The connection is unknown or closed.
+    Gone,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            // API Gateway's answer to an unsigned request.
+            Self::Unsigned => aws_error(
+                StatusCode::FORBIDDEN,
+                "MissingAuthenticationTokenException",
+                Some("Missing Authentication Token"),
+            ),
+            Self::WrongStage => aws_error(
+                StatusCode::FORBIDDEN,
+                "ForbiddenException",
+                Some("Forbidden"),
+            ),
+            Self::Gone => gone(),
+        }
+    }
+}
+
+/// The connection a request is about, or the refusal.
+fn target(
+    state: &AppState,
+    stage: Option<&str>,
+    id: &str,
+    headers: &HeaderMap,
+    op: &'static str,
+) -> Result<LiveConn, Refusal> {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return Err(Refusal::Unsigned);
+    }
+    if stage.is_some_and(|s| s != state.config.stage) {
+        return Err(Refusal::WrongStage);
+    }
+    state.registry.get(id).ok_or_else(|| {
+        tracing::info!(op, connection_id = id, status = 410, "@connections: gone");
+        Refusal::Gone
+    })
+}
+
+async fn post(
+    state: Arc<AppState>,
+    stage: Option<String>,
+    id: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let conn = match target(&state, stage.as_deref(), &id, &headers, "post") {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    if body.len() > MAX_POST_BYTES {
+        return aws_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeException",
+            Some("Message too long"),
+        );
+    }
+    let frame = match String::from_utf8(body.to_vec()) {
+        Ok(text) => Outbound::Text(text),
+        Err(e) => Outbound::Binary(e.into_bytes()),
+    };
+    match conn.tx.try_send(frame) {
+        Ok(()) => {
+            tracing::debug!(connection_id = %id, bytes = body.len(), "@connections: posted");
+            answer(StatusCode::OK, None, String::new())
+        }
+        Err(TrySendError::Full(_)) => {
+            tracing::warn!(connection_id = %id, "@connections: client is not reading; post refused");
+            aws_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "LimitExceededException",
+                Some("Rate exceeded"),
+            )
+        }
+        Err(TrySendError::Closed(_)) => gone(),
+    }
+}
+
+async fn get(
+    state: Arc<AppState>,
+    stage: Option<String>,
+    id: String,
+    headers: HeaderMap,
+) -> Response {
+    let conn = match target(&state, stage.as_deref(), &id, &headers, "get") {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let mut identity = serde_json::Map::new();
+    identity.insert("sourceIp".into(), json!(conn.meta.source_ip));
+    if let Some(ua) = &conn.meta.user_agent {
+        identity.insert("userAgent".into(), json!(ua));
+    }
+    let body = json!({
+        "connectedAt": iso(conn.meta.connected_at_ms),
+        "identity": identity,
+        "lastActiveAt": iso(conn.last_active_ms()),
+    });
+    answer(StatusCode::OK, None, body.to_string())
+}
+
+async fn delete(
+    state: Arc<AppState>,
+    stage: Option<String>,
+    id: String,
+    headers: HeaderMap,
+) -> Response {
+    let conn = match target(&state, stage.as_deref(), &id, &headers, "delete") {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    // Gone at once for later calls; the connection's task closes it and runs $disconnect.
+    state.registry.remove(&id);
+    conn.kick.notify_one();
+    tracing::info!(connection_id = %id, "@connections: deleted");
+    let mut resp = answer(StatusCode::NO_CONTENT, None, String::new());
+    resp.headers_mut().remove(header::CONTENT_TYPE);
+    resp
+}
+
+/// `POST /@connections/{id}`.
+pub(crate) async fn post_root(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    post(state, None, id, headers, body).await
+}
+
+/// `POST /{stage}/@connections/{id}`.
+pub(crate) async fn post_stage(
+    State(state): State<Arc<AppState>>,
+    Path((stage, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    post(state, Some(stage), id, headers, body).await
+}
+
+/// `GET /@connections/{id}`.
+pub(crate) async fn get_root(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    get(state, None, id, headers).await
+}
+
+/// `GET /{stage}/@connections/{id}`.
+pub(crate) async fn get_stage(
+    State(state): State<Arc<AppState>>,
+    Path((stage, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    get(state, Some(stage), id, headers).await
+}
+
+/// `DELETE /@connections/{id}`.
+pub(crate) async fn delete_root(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    delete(state, None, id, headers).await
+}
+
+/// `DELETE /{stage}/@connections/{id}`.
+pub(crate) async fn delete_stage(
+    State(state): State<Arc<AppState>>,
+    Path((stage, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    delete(state, Some(stage), id, headers).await
+}

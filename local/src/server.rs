@@ -1,0 +1,369 @@
+//! The server: one axum router on one port that serves the WebSocket API (`/` and
+//! `/{stage}`) and the @connections management API (`/@connections/{id}` and
+//! `/{stage}/@connections/{id}`), over the stores the configuration chooses.
+//!
+//! The handlers reach connections the way they do on AWS: through the real
+//! aws-sdk-apigatewaymanagement client ([`ManagementGateway`]), pointed at this very server.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use axum::Router;
+use axum::routing::get;
+use connect::ConnectDeps;
+use hubbub_core::auth::{AuthError, JwtVerifier};
+use hubbub_core::config::PostgresConfig;
+use hubbub_core::error::{StoreError, chain};
+use hubbub_core::gateway::management::ManagementGateway;
+use hubbub_core::store::dynamodb::DynamoConnectionStore;
+use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore};
+use hubbub_core::store::postgres::{MigrateOnPoolError, PostgresHistoryStore};
+use hubbub_core::store::{ConnectionStore, HistoryStore};
+use hubbub_core::ws::{Live, RouteDeps};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::{management, ws};
+
+/// PostgreSQL connections in the pool. A Lambda needs one (one invocation at a time); the
+/// emulator runs every connection's routes concurrently, and 8 lets a handful of chatting
+/// clients commit in parallel without holding many of the server's connections.
+const PG_POOL_SIZE: usize = 8;
+/// How long shutdown waits for the connections to close and their `$disconnect` routes to
+/// finish: long enough for a disconnect fan-out over real stores (each management call is
+/// bounded at 5 s by the gateway adapter), short enough that Ctrl-C still feels immediate.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long shutdown waits for in-flight HTTP requests once the connections are gone.
+const HTTP_GRACE: Duration = Duration::from_secs(5);
+
+/// hubbub-local could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not read the bound address")]
+    LocalAddr(#[source] std::io::Error),
+    #[error("the JWT configuration is unusable")]
+    Jwt(#[source] AuthError),
+    #[error("could not set up the PostgreSQL history store")]
+    Postgres(#[source] StoreError),
+    #[error("could not migrate the PostgreSQL history database")]
+    Migrate(#[source] MigrateOnPoolError),
+    #[error("could not set up the DynamoDB connection store")]
+    Dynamo(#[source] StoreError),
+}
+
+/// Everything the request handlers share.
+pub(crate) struct AppState {
+    pub config: Config,
+    /// Verifies tokens for the authorizer; built once, as a Lambda does at init.
+    pub verifier: JwtVerifier,
+    /// What `$connect` needs.
+    pub connect: ConnectDeps,
+    /// What the message routes need; `routes.live` is what `$disconnect` needs.
+    pub routes: RouteDeps,
+    /// The open WebSocket connections.
+    pub registry: Registry,
+    /// Set to `true` once shutdown starts: every connection closes with 1001.
+    pub shutdown: watch::Sender<bool>,
+    /// Each connection task holds a clone until its `$disconnect` is done; shutdown drops
+    /// this one and waits for the channel to close. `None` once shutdown started, which
+    /// refuses new connections.
+    pub drain: Mutex<Option<mpsc::Sender<()>>>,
+    /// The URL of this server's management API for the stage.
+    pub management_url: String,
+    /// The address clients reach this server at (`domainName` when a request has no `Host`).
+    pub public_addr: SocketAddr,
+}
+
+impl AppState {
+    /// A drain guard for a new connection, or `None` when shutting down.
+    pub fn drain_guard(&self) -> Option<mpsc::Sender<()>> {
+        self.drain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// The SDK configuration of the in-process handlers: static dummy credentials (the
+/// emulator accepts any signature) and the configured region. Nothing reaches AWS.
+pub fn sdk_config(region: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "hubbub-local",
+            "hubbub-local",
+            None,
+            None,
+            "hubbub-local",
+        )))
+        .build()
+}
+
+/// Which stores are in use, for the banner and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreInfo {
+    pub connections: String,
+    pub history: String,
+}
+
+async fn stores(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<(Arc<dyn ConnectionStore>, Arc<dyn HistoryStore>, StoreInfo), StartError> {
+    let (history, history_info): (Arc<dyn HistoryStore>, String) = match &config.database_url {
+        Some(url) => {
+            let store =
+                PostgresHistoryStore::connect(&PostgresConfig { url: url.clone() }, PG_POOL_SIZE)
+                    .map_err(StartError::Postgres)?;
+            let applied = store.migrate().await.map_err(StartError::Migrate)?;
+            tracing::info!(?applied, "PostgreSQL history store migrated");
+            (Arc::new(store), "PostgreSQL".to_owned())
+        }
+        None => (
+            Arc::new(MemoryHistoryStore::new()),
+            "in-memory (lost on exit)".to_owned(),
+        ),
+    };
+    let (connections, conn_info): (Arc<dyn ConnectionStore>, String) =
+        match &config.dynamodb_endpoint {
+            Some(endpoint) => {
+                let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .endpoint_url(endpoint)
+                    .build();
+                let store = DynamoConnectionStore::new(
+                    aws_sdk_dynamodb::Client::from_conf(conf),
+                    config.dynamodb_table.clone(),
+                );
+                store.ensure_table().await.map_err(StartError::Dynamo)?;
+                (
+                    Arc::new(store),
+                    format!("DynamoDB at {endpoint}, table {}", config.dynamodb_table),
+                )
+            }
+            None => (
+                Arc::new(MemoryConnectionStore::new()),
+                "in-memory".to_owned(),
+            ),
+        };
+    Ok((
+        connections,
+        history,
+        StoreInfo {
+            connections: conn_info,
+            history: history_info,
+        },
+    ))
+}
+
+/// The address clients should use: a wildcard listen address is reached over loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// A running hubbub-local.
+pub struct Server {
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    stores: StoreInfo,
+    drained: mpsc::Receiver<()>,
+    stop_http: oneshot::Sender<()>,
+    serve: JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    /// Sets up the stores, binds the port and starts serving.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let verifier = JwtVerifier::hs256(&config.jwt).map_err(StartError::Jwt)?;
+        let bind = SocketAddr::new(config.host, config.port);
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|source| StartError::Bind { addr: bind, source })?;
+        let addr = listener.local_addr().map_err(StartError::LocalAddr)?;
+        let management_url = format!("http://{}/{}", reachable(addr), config.stage);
+
+        let sdk = sdk_config(&config.region);
+        let (connections, history, stores) = stores(&config, &sdk).await?;
+        let live = Live {
+            connections: connections.clone(),
+            gateway: ManagementGateway::new(sdk),
+            endpoint_override: Some(management_url.clone()),
+        };
+        let (drain_tx, drained) = mpsc::channel(1);
+        let state = Arc::new(AppState {
+            verifier,
+            connect: ConnectDeps { connections },
+            routes: RouteDeps { live, history },
+            registry: Registry::default(),
+            shutdown: watch::Sender::new(false),
+            drain: Mutex::new(Some(drain_tx)),
+            management_url,
+            public_addr: reachable(addr),
+            config,
+        });
+
+        let app = Router::new()
+            .route("/", get(ws::upgrade_root))
+            .route("/{stage}", get(ws::upgrade_stage))
+            .route("/{stage}/", get(ws::upgrade_stage))
+            .route(
+                "/@connections/{id}",
+                get(management::get_root)
+                    .post(management::post_root)
+                    .delete(management::delete_root),
+            )
+            .route(
+                "/{stage}/@connections/{id}",
+                get(management::get_stage)
+                    .post(management::post_stage)
+                    .delete(management::delete_stage),
+            )
+            .with_state(state.clone());
+        let (stop_http, stop_rx) = oneshot::channel::<()>();
+        let serve = tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .await
+        });
+        tracing::info!(%addr, stage = %state.config.stage, connections = %stores.connections, history = %stores.history, "hubbub-local listening");
+        Ok(Self {
+            addr,
+            state,
+            stores,
+            drained,
+            stop_http,
+            serve,
+        })
+    }
+
+    /// The bound address (the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The WebSocket URL clients connect to (`ws://127.0.0.1:3001`).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", reachable(self.addr))
+    }
+
+    /// The management API endpoint of the stage (`http://127.0.0.1:3001/local`): the SDK's
+    /// `endpoint_url`, under which `@connections/{id}` lives.
+    pub fn management_url(&self) -> &str {
+        &self.state.management_url
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.state.config
+    }
+
+    /// Which stores are in use.
+    pub fn stores(&self) -> &StoreInfo {
+        &self.stores
+    }
+
+    /// How many WebSocket connections are open.
+    pub fn open_connections(&self) -> usize {
+        self.state.registry.len()
+    }
+
+    /// The ids of the open connections (what `@connections/{id}` takes), sorted.
+    pub fn connection_ids(&self) -> Vec<String> {
+        self.state.registry.ids()
+    }
+
+    /// The startup banner: where to connect and how to get a token.
+    pub fn banner(&self) -> String {
+        let c = &self.state.config;
+        let ws = self.ws_url();
+        let secret = if c.jwt_secret_is_dev_default {
+            "the built-in DEVELOPMENT secret (set HUBBUB_JWT_SECRET or --jwt-secret for your own)"
+        } else {
+            "from --jwt-secret / HUBBUB_JWT_SECRET"
+        };
+        format!(
+            "\
+hubbub-local: API Gateway WebSocket emulator, stage `{stage}`
+
+  WebSocket      {ws}  (also {ws}/{stage})
+  @connections   {mgmt}/@connections/{{connectionId}}  (POST, GET, DELETE; any SigV4 signature)
+  stores         connections: {conns}; history: {hist}
+  JWT            HS256, iss `{iss}`, aud `{aud}`, secret: {secret}
+  limits         32 KB frames, 128 KB messages (close 1009); idle {idle}s; max {max}s
+
+Get a token and connect (`hubbub-local token` is `cargo run -p hubbub-local -- token` from a checkout):
+  TOKEN=$(hubbub-local token --user alice{secret_flag})
+  wscat -c \"{ws}/?token=$TOKEN\"
+  > {{\"action\":\"joinRoom\",\"room\":\"general\"}}
+",
+            stage = c.stage,
+            mgmt = self.state.management_url,
+            conns = self.stores.connections,
+            hist = self.stores.history,
+            iss = c.jwt.issuer,
+            aud = c.jwt.audience,
+            idle = c.idle_timeout.as_secs(),
+            max = c.max_connection.as_secs(),
+            secret_flag = if c.jwt_secret_is_dev_default {
+                ""
+            } else {
+                " --jwt-secret ..."
+            },
+        )
+    }
+
+    /// Closes every connection with 1001 (each gets its `$disconnect`), then stops serving.
+    pub async fn shutdown(mut self) {
+        let open = self.state.registry.len();
+        tracing::info!(open, "shutting down: closing every connection");
+        drop(
+            self.state
+                .drain
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        self.state.shutdown.send_replace(true);
+        match tokio::time::timeout(SHUTDOWN_GRACE, self.drained.recv()).await {
+            Ok(_) => tracing::info!("every connection closed and disconnected"),
+            Err(_) => tracing::warn!(
+                still_open = self.state.registry.len(),
+                "gave up waiting for connections to close"
+            ),
+        }
+        let _ = self.stop_http.send(());
+        match tokio::time::timeout(HTTP_GRACE, &mut self.serve).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => tracing::warn!(error = %chain(&e), "server ended with an error"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "server task failed"),
+            Err(_) => {
+                tracing::warn!("HTTP requests still running after the grace period; aborting");
+                self.serve.abort();
+            }
+        }
+    }
+}

@@ -1,0 +1,789 @@
+//! hubbub-local end to end: the emulator on port 0, real WebSocket clients
+//! (tokio-tungstenite), and the real aws-sdk-apigatewaymanagement client on @connections.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use futures::{SinkExt, StreamExt};
+use hubbub_core::auth::JwtIssuer;
+use hubbub_core::config::JwtConfig;
+use hubbub_core::store::ConnectionStore;
+use hubbub_core::store::dynamodb::DynamoConnectionStore;
+use hubbub_local::events::{self, ConnMeta};
+use hubbub_local::{Config, Server};
+use serde_json::{Map, Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const SECRET: &str = "local-emulator-tests-secret-at-least-32-bytes";
+/// How long a test waits for a frame that must come.
+const FRAME_WAIT: Duration = Duration::from_secs(10);
+/// How long a client must stay quiet to count as having received everything.
+const QUIET: Duration = Duration::from_millis(500);
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+fn jwt(audience: &str) -> JwtConfig {
+    JwtConfig {
+        secret: SECRET.as_bytes().to_vec(),
+        issuer: "hubbub".into(),
+        audience: audience.into(),
+        leeway: Duration::from_secs(30),
+    }
+}
+
+fn token_for(name: &str, audience: &str) -> String {
+    JwtIssuer::hs256(&jwt(audience))
+        .expect("issuer")
+        .issue(&format!("u-{name}"), name, time::Duration::minutes(15))
+        .expect("token")
+}
+
+fn token(name: &str) -> String {
+    token_for(name, "hubbub")
+}
+
+fn config() -> Config {
+    let mut c = Config::new(jwt("hubbub"));
+    c.port = 0;
+    c
+}
+
+async fn start(config: Config) -> Server {
+    Server::start(config).await.expect("hubbub-local starts")
+}
+
+/// Connects with `?token=`.
+async fn connect_query(server: &Server, name: &str) -> Client {
+    let url = format!("{}/?token={}", server.ws_url(), token(name));
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("handshake");
+    ws
+}
+
+/// Connects to `/{stage}` offering `hubbub.v1, bearer.<jwt>`; the answer must pick `hubbub.v1`.
+async fn connect_subprotocol(server: &Server, name: &str) -> Client {
+    let url = format!("{}/{}", server.ws_url(), server.config().stage);
+    let mut req = url.into_client_request().expect("request");
+    let offer = format!("hubbub.v1, bearer.{}", token(name));
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_str(&offer).expect("header"),
+    );
+    req.headers_mut()
+        .insert("User-Agent", HeaderValue::from_static("hubbub-tests"));
+    let (ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("handshake");
+    assert_eq!(
+        resp.headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok()),
+        Some("hubbub.v1")
+    );
+    ws
+}
+
+/// The handshake's HTTP status when it fails.
+async fn refused_status(url: &str) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Err(WsError::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("expected an HTTP refusal, got {e}"),
+        Ok(_) => panic!("expected the handshake to be refused"),
+    }
+}
+
+async fn send(ws: &mut Client, frame: Value) {
+    ws.send(Message::Text(frame.to_string().into()))
+        .await
+        .expect("send");
+}
+
+/// The next data frame as JSON, or the close frame, within `wait`.
+async fn next_frame(ws: &mut Client, wait: Duration) -> Option<Result<Value, Option<u16>>> {
+    loop {
+        let msg = match tokio::time::timeout(wait, ws.next()).await {
+            Err(_) => return None,
+            Ok(None) => return Some(Err(None)),
+            Ok(Some(Err(e))) => panic!("client read failed: {e}"),
+            Ok(Some(Ok(m))) => m,
+        };
+        match msg {
+            Message::Text(t) => {
+                return Some(Ok(serde_json::from_str(t.as_str()).expect("frame is JSON")));
+            }
+            Message::Close(f) => return Some(Err(f.map(|f| u16::from(f.code)))),
+            _ => {}
+        }
+    }
+}
+
+/// Reads frames into `log` until one of type `ty` arrives, and returns it.
+async fn recv_type(ws: &mut Client, ty: &str, log: &mut Vec<Value>) -> Value {
+    loop {
+        match next_frame(ws, FRAME_WAIT).await {
+            Some(Ok(v)) if v["type"] == ty => return v,
+            Some(Ok(v)) => log.push(v),
+            other => panic!("waiting for a `{ty}` frame, got {other:?} after {log:?}"),
+        }
+    }
+}
+
+/// Every data frame until the client has been quiet for [`QUIET`].
+async fn drain(ws: &mut Client, log: &mut Vec<Value>) {
+    while let Some(Ok(v)) = next_frame(ws, QUIET).await {
+        log.push(v);
+    }
+}
+
+/// The close code the client receives next (frames before it are skipped).
+async fn close_code(ws: &mut Client) -> Option<u16> {
+    loop {
+        match next_frame(ws, FRAME_WAIT).await {
+            Some(Ok(_)) => continue,
+            Some(Err(code)) => return code,
+            None => panic!("the connection was not closed"),
+        }
+    }
+}
+
+/// Three users in `general`, each sending one message: every other member gets each
+/// message exactly once, the sender gets the ack, and a departure is announced.
+async fn chat_scenario(server: &Server) {
+    let names = ["alice", "bob", "carol"];
+    let mut clients = vec![
+        connect_query(server, "alice").await,
+        connect_subprotocol(server, "bob").await,
+        connect_query(server, "carol").await,
+    ];
+    let mut logs: Vec<Vec<Value>> = vec![Vec::new(), Vec::new(), Vec::new()];
+    assert_eq!(server.connection_ids().len(), 3);
+
+    for i in 0..3 {
+        send(
+            &mut clients[i],
+            json!({"action":"joinRoom","room":"general"}),
+        )
+        .await;
+        let joined = recv_type(&mut clients[i], "joined", &mut logs[i]).await;
+        assert_eq!(joined["room"], "general");
+    }
+    for i in 0..3 {
+        let msg_id = format!("m-{}", names[i]);
+        send(
+            &mut clients[i],
+            json!({"action":"sendMessage","room":"general","body":format!("hi from {}", names[i]),"clientMsgId":msg_id}),
+        )
+        .await;
+        let ack = recv_type(&mut clients[i], "ack", &mut logs[i]).await;
+        assert_eq!(ack["clientMsgId"], msg_id);
+        assert_eq!(ack["seq"], json!(i + 1), "seq is gap-free per room");
+    }
+    for i in 0..3 {
+        let (c, l) = (&mut clients[i], &mut logs[i]);
+        drain(c, l).await;
+    }
+    for (i, log) in logs.iter().enumerate() {
+        let mut got: HashMap<String, usize> = HashMap::new();
+        for m in log.iter().filter(|f| f["type"] == "message") {
+            *got.entry(m["clientMsgId"].as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+            assert_eq!(m["room"], "general");
+        }
+        let want: HashMap<String, usize> = names
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, n)| (format!("m-{n}"), 1))
+            .collect();
+        assert_eq!(got, want, "{} got {log:?}", names[i]);
+    }
+    // Presence: alice saw bob and carol join.
+    let joined: Vec<&Value> = logs[0]
+        .iter()
+        .filter(|f| f["type"] == "presence" && f["state"] == "joined")
+        .map(|f| &f["user"]["name"])
+        .collect();
+    assert_eq!(joined, vec![&json!("bob"), &json!("carol")]);
+
+    // History, ping and $default through the same connection.
+    send(
+        &mut clients[0],
+        json!({"action":"history","room":"general","after":0}),
+    )
+    .await;
+    let mut log = Vec::new();
+    let history = recv_type(&mut clients[0], "history", &mut log).await;
+    let seqs: Vec<&Value> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| &m["seq"])
+        .collect();
+    assert_eq!(seqs, vec![&json!(1), &json!(2), &json!(3)]);
+    send(&mut clients[0], json!({"action":"ping"})).await;
+    recv_type(&mut clients[0], "pong", &mut log).await;
+    send(&mut clients[0], json!({"action":"dance"})).await;
+    let err = recv_type(&mut clients[0], "error", &mut log).await;
+    assert_eq!(err["code"], "bad_request");
+
+    // Bob leaves by closing: $disconnect announces it to the others.
+    let mut bob = clients.remove(1);
+    bob.close(None).await.expect("close");
+    for c in clients.iter_mut() {
+        let left = recv_type(c, "presence", &mut log).await;
+        assert_eq!(
+            (left["state"].as_str(), left["user"]["name"].as_str()),
+            (Some("left"), Some("bob"))
+        );
+    }
+    assert_eq!(server.connection_ids().len(), 2);
+}
+
+#[tokio::test]
+async fn local_chat_three_users_in_memory() {
+    let server = start(config()).await;
+    chat_scenario(&server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_chat_on_postgres_and_dynamodb() {
+    let (history, url) = hubbub_tests::fresh_history().await;
+    drop(history);
+    let endpoint = std::env::var("HUBBUB_TEST_DYNAMODB_ENDPOINT")
+        .expect("HUBBUB_TEST_DYNAMODB_ENDPOINT is not set: run the test suite with scripts/test");
+    let table = format!("hubbub-local-{}", uuid::Uuid::new_v4().simple());
+    let mut c = config();
+    c.database_url = Some(url);
+    c.dynamodb_endpoint = Some(endpoint);
+    c.dynamodb_table = table.clone();
+    // moto keeps tables per region: the harness's client reads in its region.
+    c.region = hubbub_tests::REGION.to_owned();
+    let server = start(c).await;
+    assert_eq!(server.stores().history, "PostgreSQL");
+    chat_scenario(&server).await;
+
+    // Shutdown closes the rest with 1001 and runs their $disconnect: the table forgets them.
+    let ids = server.connection_ids();
+    assert_eq!(ids.len(), 2);
+    server.shutdown().await;
+    let store = DynamoConnectionStore::new(hubbub_tests::dynamodb_client(), table);
+    for id in ids {
+        assert_eq!(store.get_connection(&id).await.expect("read"), None);
+    }
+}
+
+/// Five members each pipeline ten messages without waiting for acks: every member gets
+/// every other member's messages exactly once, and the room's seqs are 1..=50 without gaps.
+#[tokio::test]
+async fn local_concurrent_senders_each_message_once() {
+    const MEMBERS: usize = 5;
+    const EACH: usize = 10;
+    let server = start(config()).await;
+    let mut clients = Vec::new();
+    for i in 0..MEMBERS {
+        let mut ws = connect_query(&server, &format!("user{i}")).await;
+        send(&mut ws, json!({"action":"joinRoom","room":"busy"})).await;
+        recv_type(&mut ws, "joined", &mut Vec::new()).await;
+        clients.push(ws);
+    }
+    for (i, ws) in clients.iter_mut().enumerate() {
+        for n in 0..EACH {
+            send(
+                ws,
+                json!({"action":"sendMessage","room":"busy","body":"x","clientMsgId":format!("c{i}-{n}")}),
+            )
+            .await;
+        }
+    }
+    let mut seqs = Vec::new();
+    for (i, ws) in clients.iter_mut().enumerate() {
+        let mut frames = Vec::new();
+        while frames
+            .iter()
+            .filter(|f: &&Value| f["type"] == "ack")
+            .count()
+            < EACH
+        {
+            match next_frame(ws, FRAME_WAIT).await {
+                Some(Ok(v)) => frames.push(v),
+                other => panic!("user{i} waiting for acks: {other:?}"),
+            }
+        }
+        drain(ws, &mut frames).await;
+        let mut got: HashMap<String, usize> = HashMap::new();
+        for f in &frames {
+            match f["type"].as_str() {
+                Some("message") => {
+                    let id = f["clientMsgId"].as_str().unwrap_or_default().to_owned();
+                    assert!(
+                        !id.starts_with(&format!("c{i}-")),
+                        "own message echoed: {f}"
+                    );
+                    *got.entry(id).or_default() += 1;
+                }
+                Some("ack") => seqs.push(f["seq"].as_i64().expect("seq")),
+                _ => {}
+            }
+        }
+        assert_eq!(got.len(), (MEMBERS - 1) * EACH, "user{i}: {got:?}");
+        assert!(
+            got.values().all(|n| *n == 1),
+            "user{i} got a duplicate: {got:?}"
+        );
+    }
+    seqs.sort_unstable();
+    let want: Vec<i64> = (1..=i64::try_from(MEMBERS * EACH).expect("small")).collect();
+    assert_eq!(seqs, want);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_handshake_refusals() {
+    let server = start(config()).await;
+    let ws = server.ws_url();
+    // Missing, malformed, or signed with another secret: 401.
+    assert_eq!(refused_status(&format!("{ws}/")).await, 401);
+    assert_eq!(refused_status(&format!("{ws}/?token=nonsense")).await, 401);
+    let foreign = JwtIssuer::hs256(&JwtConfig {
+        secret: b"another-secret-that-is-long-enough-32b".to_vec(),
+        ..jwt("hubbub")
+    })
+    .expect("issuer")
+    .issue("u-eve", "eve", time::Duration::minutes(5))
+    .expect("token");
+    assert_eq!(refused_status(&format!("{ws}/?token={foreign}")).await, 401);
+    // Expired (beyond the 30 s leeway): 401.
+    let issuer = JwtIssuer::hs256(&jwt("hubbub")).expect("issuer");
+    let mut claims = issuer.claims("u-alice", "alice", time::Duration::minutes(15));
+    claims.nbf -= 3600;
+    claims.iat -= 3600;
+    claims.exp = claims.iat + 60;
+    let expired = issuer.sign(&claims).expect("token");
+    assert_eq!(refused_status(&format!("{ws}/?token={expired}")).await, 401);
+    // Correctly signed for another audience: the policy denies, 403.
+    let other = token_for("alice", "another-api");
+    assert_eq!(refused_status(&format!("{ws}/?token={other}")).await, 403);
+    // A stage that does not exist.
+    assert_eq!(
+        refused_status(&format!("{ws}/prod?token={}", token("alice"))).await,
+        403
+    );
+    assert!(server.connection_ids().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_oversized_frame_closes_with_1009() {
+    let server = start(config()).await;
+    let mut ws = connect_query(&server, "alice").await;
+    // Just under the 32 KB frame limit: delivered (and refused by $default, being no JSON).
+    ws.send(Message::Text("x".repeat(32 * 1024 - 16).into()))
+        .await
+        .expect("send");
+    let mut log = Vec::new();
+    let err = recv_type(&mut ws, "error", &mut log).await;
+    assert_eq!(err["code"], "bad_request");
+    // Over it: closed with 1009, and gone.
+    ws.send(Message::Text("x".repeat(40 * 1024).into()))
+        .await
+        .expect("send");
+    assert_eq!(close_code(&mut ws).await, Some(u16::from(CloseCode::Size)));
+    assert!(server.connection_ids().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_fragmented_messages_and_binary_frames() {
+    let server = start(config()).await;
+    let mut ws = connect_query(&server, "alice").await;
+    let mut log = Vec::new();
+    let fragments = |n: usize| {
+        (0..n).map(move |i| {
+            let op = if i == 0 { Data::Text } else { Data::Continue };
+            Message::Frame(Frame::message(
+                vec![b'x'; 30 * 1024],
+                OpCode::Data(op),
+                i + 1 == n,
+            ))
+        })
+    };
+    // 90 KB in three frames of 30 KB: one message, within the 128 KB limit.
+    for f in fragments(3) {
+        ws.send(f).await.expect("send fragment");
+    }
+    let err = recv_type(&mut ws, "error", &mut log).await;
+    assert_eq!(err["code"], "bad_request");
+    // A binary frame reaches $default base64-encoded, which refuses it.
+    ws.send(Message::Binary(vec![1, 2, 3].into()))
+        .await
+        .expect("send binary");
+    let err = recv_type(&mut ws, "error", &mut log).await;
+    assert_eq!(err["code"], "bad_request");
+    // 150 KB in five frames: over the message limit, closed with 1009.
+    for f in fragments(5) {
+        ws.send(f).await.expect("send fragment");
+    }
+    assert_eq!(close_code(&mut ws).await, Some(u16::from(CloseCode::Size)));
+    assert!(server.connection_ids().is_empty());
+    server.shutdown().await;
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect();
+    k.sort();
+    k
+}
+
+/// Top-level, `requestContext`, `identity` and `authorizer` keys are those of the sample.
+fn assert_shape(built: &Value, sample: &str) {
+    let want = hubbub_tests::events::raw(sample);
+    assert_eq!(keys(built), keys(&want), "{sample}: top level");
+    let (b, w) = (&built["requestContext"], &want["requestContext"]);
+    assert_eq!(keys(b), keys(w), "{sample}: requestContext");
+    assert_eq!(
+        keys(&b["identity"]),
+        keys(&w["identity"]),
+        "{sample}: identity"
+    );
+    if w.get("authorizer").is_some() {
+        assert_eq!(
+            keys(&b["authorizer"]),
+            keys(&w["authorizer"]),
+            "{sample}: authorizer"
+        );
+    }
+}
+
+#[test]
+fn local_events_have_the_shape_of_the_samples() {
+    let sample = hubbub_tests::events::raw("connect");
+    let rc = &sample["requestContext"];
+    let authorizer = rc["authorizer"].as_object().expect("authorizer").clone();
+    let meta = ConnMeta {
+        connection_id: hubbub_local::ids::new_id(),
+        connected_at_ms: rc["connectedAt"].as_i64().expect("connectedAt"),
+        source_ip: "203.0.113.42".into(),
+        user_agent: Some("wscat".into()),
+        domain_name: "127.0.0.1:3001".into(),
+        stage: "local".into(),
+        api_id: "hubbublcl1".into(),
+        authorizer: Map::new(),
+    };
+    let mut headers = axum::http::HeaderMap::new();
+    for (k, v) in [
+        ("host", "127.0.0.1:3001"),
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-key", "x3JJHMbDL1EzLkh9GBhXDw=="),
+        ("sec-websocket-version", "13"),
+        ("user-agent", "wscat"),
+    ] {
+        headers.insert(k, v.parse().expect("header"));
+    }
+    let arn = events::method_arn("eu-west-1", "123456789012", "hubbublcl1", "local");
+    let now = rc["requestTimeEpoch"].as_i64().expect("requestTimeEpoch");
+    let auth = events::authorizer_request_json(&meta, &arn, &headers, Some("token=abc"), "r1", now);
+    assert_shape(&auth, "authorizer-query-token");
+    assert_eq!(
+        auth["headers"]["upgrade"], "websocket",
+        "the authorizer sees hop headers"
+    );
+    assert_eq!(
+        auth["multiValueQueryStringParameters"]["token"],
+        json!(["abc"])
+    );
+    let bare = events::authorizer_request_json(&meta, &arn, &headers, None, "r1", now);
+    assert_eq!(bare["queryStringParameters"], json!({}));
+
+    let meta = ConnMeta { authorizer, ..meta };
+    let connect = events::connect_json(&meta, &headers, Some("token=abc"), "r1", now);
+    assert_shape(&connect, "connect");
+    assert!(
+        connect["headers"].get("upgrade").is_none(),
+        "no hop headers on $connect"
+    );
+    assert_eq!(connect["requestContext"]["requestTime"], rc["requestTime"]);
+    assert_shape(
+        &events::connect_json(&meta, &headers, None, "r1", now),
+        "connect-subprotocol",
+    );
+    let body = r#"{"action":"sendMessage"}"#;
+    assert_shape(
+        &events::message_json(&meta, "sendMessage", body, false, "r2", "m1", now),
+        "send-message",
+    );
+    let disconnect = events::disconnect_json(&meta, 1001, "Going away", "r3", now);
+    assert_shape(&disconnect, "disconnect");
+    assert_eq!(
+        keys(&disconnect["headers"]),
+        keys(&hubbub_tests::events::raw("disconnect")["headers"])
+    );
+
+    // The typed events read back as the handlers read them.
+    let typed = events::message(&meta, "sendMessage", body, false, "r2", "m1", now).expect("typed");
+    let ctx = hubbub_core::ws::RouteContext::from_event(&typed, None).expect("route context");
+    assert_eq!(
+        (ctx.user.id.as_str(), ctx.user.name.as_str()),
+        ("u-alice", "alice")
+    );
+    assert_eq!(
+        hubbub_core::ws::token_exp(&typed),
+        rc["authorizer"]["tokenExp"].as_i64()
+    );
+
+    // Ids as API Gateway's: 16 base64 characters ending in `=`.
+    let id = hubbub_local::ids::new_id();
+    assert_eq!(id.len(), 16);
+    assert!(id.ends_with('='));
+    assert!(id[..15].chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+}
+
+#[tokio::test]
+async fn local_idle_connection_is_closed() {
+    let mut c = config();
+    c.idle_timeout = Duration::from_millis(300);
+    let server = start(c).await;
+    let mut ws = connect_query(&server, "alice").await;
+    assert_eq!(close_code(&mut ws).await, Some(u16::from(CloseCode::Away)));
+    assert!(server.connection_ids().is_empty());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_max_duration_closes_busy_connections() {
+    let mut c = config();
+    c.max_connection = Duration::from_millis(800);
+    let server = start(c).await;
+    let mut ws = connect_query(&server, "alice").await;
+    // Busy, so never idle: pings every 100 ms until the server closes.
+    let started = std::time::Instant::now();
+    let code = loop {
+        send(&mut ws, json!({"action":"ping"})).await;
+        match next_frame(&mut ws, Duration::from_millis(100)).await {
+            Some(Err(code)) => break code,
+            _ => assert!(started.elapsed() < FRAME_WAIT, "never closed"),
+        }
+    };
+    assert_eq!(code, Some(u16::from(CloseCode::Away)));
+    assert!(started.elapsed() >= Duration::from_millis(700));
+    server.shutdown().await;
+}
+
+#[test]
+fn local_command_line() {
+    use hubbub_local::config::{Command, DEV_JWT_SECRET, parse_args};
+    let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let no_env = |_: &str| None;
+    let Ok(Command::Serve(c)) = parse_args(args(&[]), &no_env) else {
+        panic!("defaults")
+    };
+    assert_eq!((c.port, c.stage.as_str()), (3001, "local"));
+    assert_eq!(c.host.to_string(), "127.0.0.1");
+    assert!(c.jwt_secret_is_dev_default);
+    assert_eq!(c.jwt.secret, DEV_JWT_SECRET.as_bytes());
+    assert_eq!(c.idle_timeout, Duration::from_secs(600));
+    assert_eq!(c.max_connection, Duration::from_secs(7200));
+    assert!(c.database_url.is_none() && c.dynamodb_endpoint.is_none());
+
+    let env = |v: &str| (v == "HUBBUB_JWT_SECRET").then(|| SECRET.to_owned());
+    let Ok(Command::Serve(c)) = parse_args(
+        args(&[
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--stage",
+            "dev",
+            "--idle-timeout-secs",
+            "5",
+            "--max-connection-secs",
+            "60",
+            "--database-url",
+            "postgres://u@h/db",
+            "--dynamodb-endpoint",
+            "http://127.0.0.1:8000",
+        ]),
+        &env,
+    ) else {
+        panic!("flags")
+    };
+    assert_eq!((c.port, c.stage.as_str()), (0, "dev"));
+    assert!(!c.jwt_secret_is_dev_default);
+    assert_eq!(c.jwt.secret, SECRET.as_bytes());
+    assert_eq!(c.idle_timeout, Duration::from_secs(5));
+    assert_eq!(c.max_connection, Duration::from_secs(60));
+    assert_eq!(c.database_url.as_deref(), Some("postgres://u@h/db"));
+
+    let Ok(Command::Token(t)) = parse_args(args(&["token", "--user", "alice"]), &no_env) else {
+        panic!("token")
+    };
+    assert_eq!(
+        (t.user_id.as_str(), t.user_name.as_str()),
+        ("u-alice", "alice")
+    );
+    assert!(matches!(
+        parse_args(args(&["--help"]), &no_env),
+        Ok(Command::Help)
+    ));
+    for bad in [
+        &["--port"][..],
+        &["--port", "x"],
+        &["--stage", "a/b"],
+        &["--jwt-secret", "short"],
+        &["--idle-timeout-secs", "0"],
+        &["--dynamodb-endpoint", "localhost:8000"],
+        &["--bogus"],
+        &["token"],
+    ] {
+        assert!(parse_args(args(bad), &no_env).is_err(), "{bad:?}");
+    }
+}
+
+fn management_client(endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+    let conf = aws_sdk_apigatewaymanagement::config::Builder::from(&hubbub_tests::sdk_config())
+        .endpoint_url(endpoint)
+        .build();
+    aws_sdk_apigatewaymanagement::Client::from_conf(conf)
+}
+
+#[tokio::test]
+async fn local_connections_api_with_the_sdk() {
+    let server = start(config()).await;
+    let mut ws = connect_subprotocol(&server, "alice").await;
+    let ids = server.connection_ids();
+    let id = ids.first().expect("one connection").clone();
+    assert_eq!(id.len(), 16, "API Gateway-style id: {id}");
+    assert!(id.ends_with('='));
+    let api = management_client(server.management_url());
+
+    // POST: the body arrives as one text frame.
+    api.post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new(r#"{"type":"pong"}"#))
+        .send()
+        .await
+        .expect("post");
+    let mut log = Vec::new();
+    recv_type(&mut ws, "pong", &mut log).await;
+
+    // Without the stage prefix too.
+    let bare = format!("http://{}", server.local_addr());
+    management_client(&bare)
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new(r#"{"type":"hello"}"#))
+        .send()
+        .await
+        .expect("post without stage");
+    recv_type(&mut ws, "hello", &mut log).await;
+
+    // Over 128 KB: 413, and the connection stays.
+    let too_big = api
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new(vec![b'x'; 128 * 1024 + 1]))
+        .send()
+        .await
+        .expect_err("413");
+    assert_eq!(
+        too_big.raw_response().map(|r| r.status().as_u16()),
+        Some(413)
+    );
+
+    // GET: timestamps and identity.
+    let info = api
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect("get");
+    let identity = info.identity().expect("identity");
+    assert_eq!(identity.source_ip(), Some("127.0.0.1"));
+    assert_eq!(identity.user_agent(), Some("hubbub-tests"));
+    let connected = info.connected_at().expect("connectedAt").secs();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        (now - 60..=now).contains(&connected),
+        "{connected} vs {now}"
+    );
+    assert!(info.last_active_at().expect("lastActiveAt").secs() >= connected);
+
+    // DELETE closes the client; then every call is GoneException.
+    api.delete_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(
+        close_code(&mut ws).await,
+        Some(u16::from(CloseCode::Normal))
+    );
+    let post = api
+        .post_to_connection()
+        .connection_id(&id)
+        .data(Blob::new("late"))
+        .send()
+        .await
+        .expect_err("gone");
+    assert!(post.into_service_error().is_gone_exception());
+    let get = api
+        .get_connection()
+        .connection_id(&id)
+        .send()
+        .await
+        .expect_err("gone");
+    assert!(get.into_service_error().is_gone_exception());
+    // Unsigned requests are refused as API Gateway refuses them.
+    let mut raw = TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /local/@connections/{id} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut raw, request.as_bytes())
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut raw, &mut answer)
+        .await
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    let del = api
+        .delete_connection()
+        .connection_id("AAAAAAAAAAAAAAA=")
+        .send()
+        .await
+        .expect_err("gone");
+    assert!(del.into_service_error().is_gone_exception());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_shutdown_closes_connections_with_1001() {
+    let server = start(config()).await;
+    let mut a = connect_query(&server, "alice").await;
+    let mut b = connect_subprotocol(&server, "bob").await;
+    let addr = server.local_addr();
+    server.shutdown().await;
+    assert_eq!(close_code(&mut a).await, Some(u16::from(CloseCode::Away)));
+    assert_eq!(close_code(&mut b).await, Some(u16::from(CloseCode::Away)));
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "no longer listening"
+    );
+}
