@@ -14,7 +14,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use axum::Router;
 use axum::routing::get;
 use connect::ConnectDeps;
-use hubbub_core::auth::{AuthError, JwtVerifier};
+use hubbub_core::auth::{AuthError, JwtVerifier, TokenVerifier};
 use hubbub_core::config::PostgresConfig;
 use hubbub_core::error::{StoreError, chain};
 use hubbub_core::gateway::management::ManagementGateway;
@@ -66,7 +66,7 @@ pub enum StartError {
 pub(crate) struct AppState {
     pub config: Config,
     /// Verifies tokens for the authorizer; built once, as a Lambda does at init.
-    pub verifier: JwtVerifier,
+    pub verifier: TokenVerifier,
     /// What `$connect` needs.
     pub connect: ConnectDeps,
     /// What the message routes need; `routes.live` is what `$disconnect` needs.
@@ -193,7 +193,11 @@ pub struct Server {
 impl Server {
     /// Sets up the stores, binds the port and starts serving.
     pub async fn start(config: Config) -> Result<Self, StartError> {
-        let verifier = JwtVerifier::hs256(&config.jwt).map_err(StartError::Jwt)?;
+        // hubbub's own HS256 tokens; external issuers are an AWS deployment concern for now.
+        let verifier = TokenVerifier::new(
+            JwtVerifier::hs256(&config.jwt).map_err(StartError::Jwt)?,
+            None,
+        );
         let bind = SocketAddr::new(config.host, config.port);
         let listener = tokio::net::TcpListener::bind(bind)
             .await

@@ -277,7 +277,7 @@ async fn handshake(state: Arc<AppState>, peer: SocketAddr, mut req: Request) -> 
         Err(e) => return internal_error("could not build the authorizer event", &e),
     };
     let started = Instant::now();
-    let decision = authorizer::handle(&state.verifier, &auth_event);
+    let decision = authorizer::handle(&state.verifier, &auth_event).await;
     let latency = elapsed_ms(started);
     let policy = match decision {
         Ok(policy) => policy,

@@ -39,6 +39,38 @@ pub mod vars {
     pub const TABLE: &str = "HUBBUB_TABLE";
     pub const DATABASE_URL: &str = "DATABASE_URL";
     pub const MANAGEMENT_ENDPOINT: &str = "HUBBUB_MANAGEMENT_ENDPOINT";
+    pub const EXTERNAL_ISSUER: &str = "HUBBUB_EXTERNAL_ISSUER";
+    pub const EXTERNAL_AUDIENCE: &str = "HUBBUB_EXTERNAL_AUDIENCE";
+    pub const EXTERNAL_JWKS_URL: &str = "HUBBUB_EXTERNAL_JWKS_URL";
+    pub const JWKS_REFETCH_SECS: &str = "HUBBUB_JWKS_REFETCH_SECS";
+    pub const ACCESS_TOKEN_TTL_SECS: &str = "HUBBUB_ACCESS_TOKEN_TTL_SECS";
+    pub const REFRESH_TOKEN_TTL_SECS: &str = "HUBBUB_REFRESH_TOKEN_TTL_SECS";
+    pub const ARGON2_MEMORY_KIB: &str = "HUBBUB_ARGON2_MEMORY_KIB";
+    pub const ARGON2_ITERATIONS: &str = "HUBBUB_ARGON2_ITERATIONS";
+    pub const ARGON2_PARALLELISM: &str = "HUBBUB_ARGON2_PARALLELISM";
+    pub const MAX_BODY_BYTES: &str = "HUBBUB_MAX_BODY_BYTES";
+    pub const LOGIN_MAX_FAILURES: &str = "HUBBUB_LOGIN_MAX_FAILURES";
+    pub const LOGIN_WINDOW_SECS: &str = "HUBBUB_LOGIN_WINDOW_SECS";
+}
+
+/// Reads an optional unsigned number in `min..=max`, or `default` when unset.
+fn number(
+    get: Lookup<'_>,
+    var: &'static str,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError::Invalid {
+            var,
+            reason: format!("must be a whole number in {min}..={max}"),
+        }),
+    }
 }
 
 /// Shortest accepted HS256 secret. RFC 7518 §3.2 asks for a key at least as long as the
@@ -226,6 +258,183 @@ impl FromLookup for RouteConfig {
     }
 }
 
+/// An external token issuer (an OIDC provider) whose RS256/ES256 tokens are accepted beside
+/// hubbub's own HS256 ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIssuerConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Expected `aud`.
+    pub audience: String,
+    /// Where the issuer publishes its JSON Web Key Set.
+    pub jwks_url: String,
+    /// Shortest time between two fetches of the key set. A token with an unknown `kid`
+    /// triggers a refetch (the issuer rotated its keys); without this floor anyone could
+    /// make every request fetch the key set by sending made-up `kid`s, hammering the issuer
+    /// (which may then rate-limit us) and slowing every verification. 60 s picks up a
+    /// rotation within a minute.
+    pub refetch_min_interval: Duration,
+    /// Clock skew tolerated on `exp`/`nbf` (as for hubbub's own tokens).
+    pub leeway: Duration,
+}
+
+impl ExternalIssuerConfig {
+    /// Reads `HUBBUB_EXTERNAL_ISSUER`, `HUBBUB_EXTERNAL_AUDIENCE` and
+    /// `HUBBUB_EXTERNAL_JWKS_URL` (all three, or none: then `None`) and the optional
+    /// `HUBBUB_JWKS_REFETCH_SECS` (default 60).
+    pub fn from_lookup(get: Lookup<'_>) -> Result<Option<Self>, ConfigError> {
+        // Empty counts as unset: the deploy template passes empty parameters through.
+        let get_set = |var: &str| get(var).filter(|v| !v.trim().is_empty());
+        let issuer = get_set(vars::EXTERNAL_ISSUER);
+        let audience = get_set(vars::EXTERNAL_AUDIENCE);
+        let jwks_url = get_set(vars::EXTERNAL_JWKS_URL);
+        let (issuer, audience, jwks_url) = match (issuer, audience, jwks_url) {
+            (None, None, None) => return Ok(None),
+            (Some(i), Some(a), Some(u)) => (i, a, u),
+            (i, a, _) => {
+                let var = if i.is_none() {
+                    vars::EXTERNAL_ISSUER
+                } else if a.is_none() {
+                    vars::EXTERNAL_AUDIENCE
+                } else {
+                    vars::EXTERNAL_JWKS_URL
+                };
+                return Err(ConfigError::Missing {
+                    var,
+                    hint: "an external issuer needs HUBBUB_EXTERNAL_ISSUER, HUBBUB_EXTERNAL_AUDIENCE and HUBBUB_EXTERNAL_JWKS_URL together",
+                });
+            }
+        };
+        if !(jwks_url.starts_with("https://") || jwks_url.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                var: vars::EXTERNAL_JWKS_URL,
+                reason: "must be an http(s):// URL".into(),
+            });
+        }
+        let refetch = number(get, vars::JWKS_REFETCH_SECS, 60, 0, 86_400)?;
+        Ok(Some(Self {
+            issuer,
+            audience,
+            jwks_url,
+            refetch_min_interval: Duration::from_secs(refetch),
+            leeway: Duration::from_secs(30),
+        }))
+    }
+}
+
+/// How access tokens are verified: hubbub's own HS256 tokens, and optionally an external
+/// issuer's (the authorizer's configuration).
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    pub jwt: JwtConfig,
+    pub external: Option<ExternalIssuerConfig>,
+}
+
+impl FromLookup for AuthConfig {
+    fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            jwt: JwtConfig::from_lookup(get)?,
+            external: ExternalIssuerConfig::from_lookup(get)?,
+        })
+    }
+}
+
+/// Everything the HTTP API reads: token verification and issuing, the database, and the
+/// account settings.
+#[derive(Debug, Clone)]
+pub struct HttpApiConfig {
+    pub auth: AuthConfig,
+    pub postgres: PostgresConfig,
+    pub accounts: AccountsConfig,
+}
+
+impl FromLookup for HttpApiConfig {
+    fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            auth: AuthConfig::from_lookup(get)?,
+            postgres: PostgresConfig::from_lookup(get)?,
+            accounts: AccountsConfig::from_lookup(get)?,
+        })
+    }
+}
+
+/// argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Config {
+    /// Memory per hash in KiB.
+    pub memory_kib: u32,
+    /// Passes over the memory.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Default for Argon2Config {
+    /// OWASP's argon2id recommendation (19 MiB, 2 passes, 1 lane): tens of milliseconds per
+    /// hash on a Lambda vCPU, and well inside a 128 MB function's memory.
+    fn default() -> Self {
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
+    }
+}
+
+/// What the HTTP API needs beyond the JWT and database settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountsConfig {
+    /// Access-token lifetime: short, because an access token cannot be revoked (15 min).
+    pub access_ttl: time::Duration,
+    /// Refresh-token lifetime (30 days): how long a client may stay signed in unused.
+    pub refresh_ttl: time::Duration,
+    pub argon2: Argon2Config,
+    /// Largest accepted request body. Every body of the API is a small JSON object; 16 KiB
+    /// leaves room for long names while refusing junk before it is parsed.
+    pub max_body_bytes: usize,
+    /// Failed logins allowed per username and per source IP in one window (5), then 429:
+    /// enough for typos, too few for guessing.
+    pub login_max_failures: u32,
+    /// The window of `login_max_failures` (15 min).
+    pub login_window: time::Duration,
+}
+
+impl AccountsConfig {
+    /// Reads the optional `HUBBUB_ACCESS_TOKEN_TTL_SECS`, `HUBBUB_REFRESH_TOKEN_TTL_SECS`,
+    /// `HUBBUB_ARGON2_*`, `HUBBUB_MAX_BODY_BYTES`, `HUBBUB_LOGIN_MAX_FAILURES` and
+    /// `HUBBUB_LOGIN_WINDOW_SECS`.
+    pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        let secs = |n: u64| time::Duration::seconds(i64::try_from(n).unwrap_or(i64::MAX));
+        let as_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
+        Ok(Self {
+            access_ttl: secs(number(get, vars::ACCESS_TOKEN_TTL_SECS, 900, 60, 86_400)?),
+            refresh_ttl: secs(number(
+                get,
+                vars::REFRESH_TOKEN_TTL_SECS,
+                30 * 86_400,
+                300,
+                365 * 86_400,
+            )?),
+            argon2: Argon2Config {
+                // argon2 needs at least 8 KiB per lane; 1 GiB is beyond any Lambda we would use.
+                memory_kib: as_u32(number(get, vars::ARGON2_MEMORY_KIB, 19 * 1024, 8, 1 << 20)?),
+                iterations: as_u32(number(get, vars::ARGON2_ITERATIONS, 2, 1, 64)?),
+                parallelism: as_u32(number(get, vars::ARGON2_PARALLELISM, 1, 1, 16)?),
+            },
+            max_body_bytes: usize::try_from(number(
+                get,
+                vars::MAX_BODY_BYTES,
+                16 * 1024,
+                256,
+                1 << 20,
+            )?)
+            .unwrap_or(16 * 1024),
+            login_max_failures: as_u32(number(get, vars::LOGIN_MAX_FAILURES, 5, 1, 1000)?),
+            login_window: secs(number(get, vars::LOGIN_WINDOW_SECS, 900, 1, 86_400)?),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -275,5 +484,38 @@ mod tests {
             GatewayConfig::from_lookup(&lookup(&[("HUBBUB_MANAGEMENT_ENDPOINT", "ftp://x")]))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn accounts_and_external_issuer_config() {
+        let c = AccountsConfig::from_lookup(&lookup(&[])).unwrap();
+        assert_eq!(c.access_ttl, time::Duration::minutes(15));
+        assert_eq!(c.refresh_ttl, time::Duration::days(30));
+        assert_eq!(c.argon2, Argon2Config::default());
+        assert_eq!((c.login_max_failures, c.max_body_bytes), (5, 16 * 1024));
+        let e = AccountsConfig::from_lookup(&lookup(&[("HUBBUB_LOGIN_MAX_FAILURES", "lots")]))
+            .unwrap_err();
+        assert!(e.to_string().contains("HUBBUB_LOGIN_MAX_FAILURES"), "{e}");
+        assert_eq!(
+            ExternalIssuerConfig::from_lookup(&lookup(&[])).unwrap(),
+            None
+        );
+        let e = ExternalIssuerConfig::from_lookup(&lookup(&[(
+            "HUBBUB_EXTERNAL_ISSUER",
+            "https://idp",
+        )]))
+        .unwrap_err();
+        assert!(e.to_string().contains("HUBBUB_EXTERNAL_AUDIENCE"), "{e}");
+        let c = ExternalIssuerConfig::from_lookup(&lookup(&[
+            ("HUBBUB_EXTERNAL_ISSUER", "https://idp"),
+            ("HUBBUB_EXTERNAL_AUDIENCE", "hubbub"),
+            (
+                "HUBBUB_EXTERNAL_JWKS_URL",
+                "https://idp/.well-known/jwks.json",
+            ),
+        ]))
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.refetch_min_interval, Duration::from_secs(60));
     }
 }

@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::config::{DynamoConfig, LiveConfig, PostgresConfig, RouteConfig};
+use crate::auth::{ExternalVerifier, HttpJwksSource, JwtVerifier, TokenVerifier};
+use crate::config::{AuthConfig, DynamoConfig, LiveConfig, PostgresConfig, RouteConfig};
 use crate::gateway::management::ManagementGateway;
 use crate::store::dynamodb::DynamoConnectionStore;
-use crate::store::postgres::PostgresHistoryStore;
+use crate::store::postgres::{PostgresHistoryStore, PostgresUserStore};
 use crate::store::{ConnectionStore, HistoryStore};
 use crate::ws::{Live, RouteDeps};
 
@@ -51,4 +52,28 @@ pub fn route_deps(sdk: &aws_config::SdkConfig, cfg: &RouteConfig) -> Result<Rout
         live: live(sdk, &cfg.live),
         history: history_store(&cfg.postgres)?,
     })
+}
+
+/// The access-token verifier: hubbub's HS256 tokens and, when configured, the external
+/// issuer's RS256/ES256 tokens (its key set is fetched on first use, not here).
+pub fn token_verifier(cfg: &AuthConfig) -> Result<TokenVerifier, InitError> {
+    let own = JwtVerifier::hs256(&cfg.jwt)?;
+    let external = match &cfg.external {
+        Some(ext) => {
+            let source = Arc::new(HttpJwksSource::new(&ext.jwks_url)?);
+            Some(ExternalVerifier::new(ext.clone(), source))
+        }
+        None => None,
+    };
+    Ok(TokenVerifier::new(own, external))
+}
+
+/// The PostgreSQL history and user stores, sharing one pooled connection (an execution
+/// environment serves one invocation at a time).
+pub fn postgres_stores(
+    cfg: &PostgresConfig,
+) -> Result<(PostgresHistoryStore, PostgresUserStore), InitError> {
+    let history = PostgresHistoryStore::connect(cfg, 1)?;
+    let users = PostgresUserStore::new(history.pool());
+    Ok((history, users))
 }

@@ -6,19 +6,23 @@
 //! API Gateway passes to every later route. A token that is missing, malformed, expired or
 //! badly signed is `Unauthorized` (HTTP 401); a correctly signed token meant for another issuer
 //! or audience gets a Deny policy (HTTP 403).
+//!
+//! Tokens are hubbub's own HS256 tokens or, when an external issuer is configured, its
+//! RS256/ES256 tokens checked against its JWKS ([`TokenVerifier`]).
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
     ApiGatewayCustomAuthorizerResponse,
 };
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
-use hubbub_core::auth::{AuthError, Identity, JwtVerifier};
+use hubbub_core::auth::{AuthError, Identity, TokenVerifier};
 use hubbub_core::aws_lambda_events;
 use hubbub_core::ws::context_keys;
 use serde_json::json;
 
-/// The configuration this function reads at init: the JWT secret, issuer and audience.
-pub type Config = hubbub_core::config::JwtConfig;
+/// The configuration this function reads at init: the JWT secret, issuer and audience, and
+/// the optional external issuer (`HUBBUB_EXTERNAL_*`).
+pub type Config = hubbub_core::config::AuthConfig;
 
 /// The subprotocol prefix that carries a token.
 pub const BEARER_PREFIX: &str = "bearer.";
@@ -92,16 +96,13 @@ fn allow(id: &Identity, method_arn: &str) -> ApiGatewayCustomAuthorizerResponse 
     resp
 }
 
-/// Decides on a request.
-pub fn decide(
-    verifier: &JwtVerifier,
+/// The decision for a verification result.
+fn decision_for(
+    verified: Result<Identity, AuthError>,
     req: &ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Decision {
     let method_arn = req.method_arn.as_deref().unwrap_or_default();
-    let Some(token) = token_of(req) else {
-        return Decision::Unauthorized(AuthError::Missing);
-    };
-    match verifier.verify(&token) {
+    match verified {
         Ok(id) => Decision::Allow(allow(&id, method_arn)),
         Err(e) if e.is_policy_denial() => {
             Decision::Deny(policy("anonymous", IamPolicyEffect::Deny, method_arn))
@@ -110,9 +111,29 @@ pub fn decide(
     }
 }
 
-/// The Lambda handler: the policy, or the `Unauthorized` error.
-pub fn handle(
-    verifier: &JwtVerifier,
+/// Decides on a request, accepting hubbub's tokens and the external issuer's.
+pub async fn decide(
+    verifier: &TokenVerifier,
+    req: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+) -> Decision {
+    let verified = match token_of(req) {
+        Some(t) => verifier.verify(&t).await,
+        None => Err(AuthError::Missing),
+    };
+    decision_for(verified, req)
+}
+
+/// The Lambda handler over [`TokenVerifier`] (what `main.rs` runs): the policy, or
+/// `Unauthorized`.
+pub async fn handle(
+    verifier: &TokenVerifier,
+    req: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+) -> Result<ApiGatewayCustomAuthorizerResponse, AuthorizerError> {
+    answer(decide(verifier, req).await, req)
+}
+
+fn answer(
+    decision: Decision,
     req: &ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Result<ApiGatewayCustomAuthorizerResponse, AuthorizerError> {
     let request_id = req
@@ -126,7 +147,7 @@ pub fn handle(
         .as_ref()
         .and_then(|i| i.source_ip.as_deref())
         .unwrap_or_default();
-    match decide(verifier, req) {
+    match decision {
         Decision::Allow(resp) => {
             tracing::info!(
                 request_id,

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member, MemberPage, NewMessage,
-    Room, RoomAccess,
+    AttemptStore, Attempts, Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member,
+    MemberPage, NewMessage, NewRefreshToken, Room, RoomAccess, Rotation, UserRecord, UserStore,
 };
 use crate::error::StoreError;
 use crate::protocol::{ChatMessage, HistoryCursor, HistoryQuery, RoomId, UserRef};
@@ -279,10 +279,183 @@ impl HistoryStore for MemoryHistoryStore {
             has_more,
         })
     }
+
+    async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError> {
+        let rooms = lock(&self.rooms);
+        let mut visible: Vec<Room> = rooms
+            .values()
+            .filter(|s| !s.room.private || s.members.contains(user_id))
+            .map(|s| s.room.clone())
+            .collect();
+        visible.sort_by(|a, b| a.id.cmp(&b.id));
+        visible.truncate(limit as usize);
+        Ok(visible)
+    }
 }
 
 /// The last `limit` items, and whether older ones remain.
 fn tail<T>(items: &[T], limit: usize) -> (&[T], bool) {
     let start = items.len().saturating_sub(limit);
     (&items[start..], start > 0)
+}
+
+struct StoredRefresh {
+    user_id: String,
+    family: uuid::Uuid,
+    expires_at: OffsetDateTime,
+    spent: bool,
+}
+
+#[derive(Default)]
+struct UserState {
+    /// id -> account.
+    users: HashMap<String, UserRecord>,
+    /// username -> id, the uniqueness index.
+    by_name: HashMap<String, String>,
+    /// token hash -> token.
+    refresh: HashMap<String, StoredRefresh>,
+    /// Revoked families: every token in them is dead.
+    revoked: HashSet<uuid::Uuid>,
+    /// key -> (window end, failures in the window).
+    attempts: HashMap<String, (OffsetDateTime, u32)>,
+}
+
+/// In-memory [`UserStore`] and [`AttemptStore`].
+#[derive(Default)]
+pub struct MemoryUserStore {
+    state: Mutex<UserState>,
+}
+
+impl MemoryUserStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryUserStore {
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        if s.by_name.contains_key(&user.username) || s.users.contains_key(&user.id) {
+            return Err(StoreError::Conflict("user"));
+        }
+        s.by_name.insert(user.username.clone(), user.id.clone());
+        s.users.insert(user.id.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let s = lock(&self.state);
+        Ok(s.by_name
+            .get(username)
+            .and_then(|id| s.users.get(id))
+            .cloned())
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(lock(&self.state).users.get(id).cloned())
+    }
+
+    async fn put_refresh_token(&self, token: &NewRefreshToken) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        if s.refresh.contains_key(&token.hash) {
+            return Err(StoreError::Conflict("refresh token"));
+        }
+        s.refresh.insert(
+            token.hash.clone(),
+            StoredRefresh {
+                user_id: token.user_id.clone(),
+                family: token.family,
+                expires_at: token.expires_at,
+                spent: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        successor_hash: &str,
+        successor_expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, StoreError> {
+        let mut s = lock(&self.state);
+        let Some(old) = s.refresh.get(presented) else {
+            return Ok(Rotation::Invalid);
+        };
+        let (user_id, family) = (old.user_id.clone(), old.family);
+        if s.revoked.contains(&family) || old.expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        if old.spent {
+            s.revoked.insert(family);
+            return Ok(Rotation::Reused { user_id, family });
+        }
+        if s.refresh.contains_key(successor_hash) {
+            return Err(StoreError::Conflict("refresh token"));
+        }
+        if let Some(old) = s.refresh.get_mut(presented) {
+            old.spent = true;
+        }
+        s.refresh.insert(
+            successor_hash.to_owned(),
+            StoredRefresh {
+                user_id: user_id.clone(),
+                family,
+                expires_at: successor_expires_at,
+                spent: false,
+            },
+        );
+        Ok(Rotation::Rotated { user_id, family })
+    }
+
+    async fn revoke_refresh_family(&self, presented: &str) -> Result<bool, StoreError> {
+        let mut s = lock(&self.state);
+        let Some(family) = s.refresh.get(presented).map(|t| t.family) else {
+            return Ok(false);
+        };
+        s.revoked.insert(family);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl AttemptStore for MemoryUserStore {
+    async fn attempts(&self, key: &str, now: OffsetDateTime) -> Result<Attempts, StoreError> {
+        Ok(match lock(&self.state).attempts.get(key) {
+            Some(&(ends, count)) if ends > now => Attempts {
+                count,
+                window_ends: ends,
+            },
+            _ => Attempts {
+                count: 0,
+                window_ends: now,
+            },
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Attempts, StoreError> {
+        let mut s = lock(&self.state);
+        let entry = s.attempts.entry(key.to_owned()).or_insert((now, 0));
+        if entry.0 <= now {
+            *entry = (now + window, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+        Ok(Attempts {
+            count: entry.1,
+            window_ends: entry.0,
+        })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.state).attempts.remove(key);
+        Ok(())
+    }
 }

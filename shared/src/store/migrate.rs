@@ -18,11 +18,18 @@ pub struct Migration {
 
 /// Every migration, in order. `tests::embedded_list_matches_the_folder` keeps this list and
 /// `infra/migrations/` in step.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init.sql",
-    sql: include_str!("../../../infra/migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init.sql",
+        sql: include_str!("../../../infra/migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_accounts.sql",
+        sql: include_str!("../../../infra/migrations/0002_accounts.sql"),
+    },
+];
 
 /// Arbitrary but fixed key of the advisory lock ("hubbub" in ASCII).
 const LOCK_KEY: i64 = 0x6875_6262_7562;

@@ -2,6 +2,8 @@
 //!
 //! - [`ConnectionStore`]: live connections and which room each has joined (DynamoDB on AWS).
 //! - [`HistoryStore`]: rooms, private-room membership and messages (PostgreSQL).
+//! - [`UserStore`]: accounts and refresh tokens (PostgreSQL).
+//! - [`AttemptStore`]: failed-login counters for rate limiting (PostgreSQL).
 //!
 //! Each port has an in-memory adapter (hubbub-local's embedded default) and a real one; the
 //! contract suites in the `hubbub-tests` crate run the same assertions against both.
@@ -172,4 +174,112 @@ pub trait HistoryStore: Send + Sync {
     /// Reads a page of history by keyset on `seq`.
     async fn history(&self, room: &RoomId, query: &HistoryQuery)
     -> Result<HistoryPage, StoreError>;
+
+    /// The rooms `user_id` may see: every public room and the private rooms it belongs to,
+    /// ordered by id, at most `limit` of them.
+    async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError>;
+}
+
+/// An account as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Stable id: the `sub` of the user's tokens.
+    pub id: String,
+    /// The login name, unique; also the display name.
+    pub username: String,
+    /// The argon2id PHC string (algorithm, parameters, per-user salt and hash).
+    pub password_hash: String,
+    pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .field("password_hash", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
+/// A refresh token to store. Only the SHA-256 of the opaque value is ever stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefreshToken {
+    /// Hex SHA-256 of the token value.
+    pub hash: String,
+    pub user_id: String,
+    /// Every token descended from one login shares the family; reuse revokes the family.
+    pub family: uuid::Uuid,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live: it is now spent and its successor is stored in the same family.
+    Rotated { user_id: String, family: uuid::Uuid },
+    /// The token had already been spent: its whole family is now revoked.
+    Reused { user_id: String, family: uuid::Uuid },
+    /// Unknown, expired or revoked: nothing changed.
+    Invalid,
+}
+
+/// Accounts and refresh tokens.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Creates an account. `Conflict("user")` when the username is taken.
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
+
+    /// Reads an account by username (exact match).
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Reads an account by id.
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Stores a new refresh token (the first of a family, at login or registration).
+    async fn put_refresh_token(&self, token: &NewRefreshToken) -> Result<(), StoreError>;
+
+    /// Spends the token whose hash is `presented` and stores `successor_hash` in its family,
+    /// atomically: of two concurrent presentations of one token, exactly one rotates and the
+    /// other is [`Rotation::Reused`].
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        successor_hash: &str,
+        successor_expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, StoreError>;
+
+    /// Revokes the family of the token whose hash is `presented` (logout). Returns `false`
+    /// when no such token exists.
+    async fn revoke_refresh_family(&self, presented: &str) -> Result<bool, StoreError>;
+}
+
+/// A fixed-window failure counter after an increment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts {
+    /// Failures counted in the current window, this one included.
+    pub count: u32,
+    /// When the current window ends (and the count starts again from zero).
+    pub window_ends: OffsetDateTime,
+}
+
+/// Failed-attempt counters, keyed by an opaque string (`user:alice`, `ip:203.0.113.7`).
+#[async_trait]
+pub trait AttemptStore: Send + Sync {
+    /// The failures counted for `key` in the window that contains `now` (`count` 0 when none).
+    async fn attempts(&self, key: &str, now: OffsetDateTime) -> Result<Attempts, StoreError>;
+
+    /// Counts one failure for `key`: in the current window, or in a new window of `window`
+    /// starting at `now` when the last one has ended.
+    async fn record_failure(
+        &self,
+        key: &str,
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Attempts, StoreError>;
+
+    /// Forgets the failures of `key` (a successful login clears its username's counter).
+    async fn clear(&self, key: &str) -> Result<(), StoreError>;
 }

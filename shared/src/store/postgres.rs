@@ -1,4 +1,5 @@
-//! PostgreSQL [`HistoryStore`] over a deadpool connection pool.
+//! PostgreSQL [`HistoryStore`], [`UserStore`] and [`AttemptStore`] over a deadpool connection
+//! pool (one pool per process: the stores share it).
 //!
 //! `seq` is assigned inside the commit transaction by bumping `rooms.last_seq`: the row lock
 //! serialises the senders of one room only, and a rollback gives the number back, so the
@@ -12,7 +13,10 @@ use time::OffsetDateTime;
 use tokio_postgres::{NoTls, Row, error::SqlState};
 
 use super::migrate::{self, MigrateError};
-use super::{Commit, HistoryPage, HistoryStore, NewMessage, Room, RoomAccess};
+use super::{
+    AttemptStore, Attempts, Commit, HistoryPage, HistoryStore, NewMessage, NewRefreshToken, Room,
+    RoomAccess, Rotation, UserRecord, UserStore,
+};
 use crate::config::PostgresConfig;
 use crate::error::StoreError;
 use crate::protocol::{
@@ -93,6 +97,11 @@ impl PostgresHistoryStore {
             .build()
             .map_err(|e| StoreError::unavailable("build pool", e))?;
         Ok(Self { pool })
+    }
+
+    /// The connection pool, to share with a [`PostgresUserStore`] on the same database.
+    pub fn pool(&self) -> Pool {
+        self.pool.clone()
     }
 
     /// Applies pending migrations (see [`migrate`]).
@@ -327,5 +336,277 @@ impl HistoryStore for PostgresHistoryStore {
             messages.reverse();
         }
         Ok(HistoryPage { messages, has_more })
+    }
+
+    async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError> {
+        const OP: &str = "visible rooms";
+        let conn = self.conn(OP).await?;
+        let stmt = conn
+            .prepare_cached(
+                "SELECT r.id, r.name, r.private, r.created_at FROM rooms r
+                 WHERE NOT r.private
+                    OR EXISTS (SELECT 1 FROM room_members m
+                               WHERE m.room_id = r.id AND m.user_id = $1)
+                 ORDER BY r.id LIMIT $2",
+            )
+            .await
+            .map_err(db_err(OP))?;
+        let rows = conn
+            .query(&stmt, &[&user_id, &i64::from(limit)])
+            .await
+            .map_err(db_err(OP))?;
+        rows.iter().map(room_from_row).collect()
+    }
+}
+
+/// PostgreSQL-backed accounts, refresh tokens and failed-login counters.
+#[derive(Clone)]
+pub struct PostgresUserStore {
+    pool: Pool,
+}
+
+impl PostgresUserStore {
+    /// A store over an existing pool (see [`PostgresHistoryStore::pool`]).
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    async fn conn(&self, op: &'static str) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_err(op))
+    }
+}
+
+const USER_COLUMNS: &str = "id, username, password_hash, created_at";
+
+fn user_from_row(r: &Row) -> UserRecord {
+    UserRecord {
+        id: r.get(0),
+        username: r.get(1),
+        password_hash: r.get(2),
+        created_at: r.get(3),
+    }
+}
+
+#[async_trait]
+impl UserStore for PostgresUserStore {
+    async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
+        const OP: &str = "create user";
+        let conn = self.conn(OP).await?;
+        let inserted = conn
+            .execute(
+                "INSERT INTO users (id, username, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[
+                    &user.id,
+                    &user.username,
+                    &user.password_hash,
+                    &user.created_at,
+                ],
+            )
+            .await
+            .map_err(db_err(OP))?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict("user"));
+        }
+        Ok(())
+    }
+
+    async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        const OP: &str = "user by name";
+        let conn = self.conn(OP).await?;
+        let stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+            ))
+            .await
+            .map_err(db_err(OP))?;
+        let row = conn
+            .query_opt(&stmt, &[&username])
+            .await
+            .map_err(db_err(OP))?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        const OP: &str = "user by id";
+        let conn = self.conn(OP).await?;
+        let stmt = conn
+            .prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .await
+            .map_err(db_err(OP))?;
+        let row = conn.query_opt(&stmt, &[&id]).await.map_err(db_err(OP))?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    async fn put_refresh_token(&self, token: &NewRefreshToken) -> Result<(), StoreError> {
+        const OP: &str = "put refresh token";
+        let mut conn = self.conn(OP).await?;
+        let tx = conn.transaction().await.map_err(db_err(OP))?;
+        tx.execute(
+            "INSERT INTO refresh_families (family, user_id) VALUES ($1, $2)
+             ON CONFLICT (family) DO NOTHING",
+            &[&token.family, &token.user_id],
+        )
+        .await
+        .map_err(db_err(OP))?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO refresh_tokens (hash, family, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (hash) DO NOTHING",
+                &[&token.hash, &token.family, &token.expires_at],
+            )
+            .await
+            .map_err(db_err(OP))?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict("refresh token"));
+        }
+        tx.commit().await.map_err(db_err(OP))
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &str,
+        successor_hash: &str,
+        successor_expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Rotation, StoreError> {
+        const OP: &str = "rotate refresh token";
+        let mut conn = self.conn(OP).await?;
+        let tx = conn.transaction().await.map_err(db_err(OP))?;
+        // FOR UPDATE locks the token row and its family row: a concurrent presentation of the
+        // same token waits here and then sees it spent (reuse); a concurrent logout waits for
+        // the family row, so it also revokes the successor inserted below.
+        let row = tx
+            .query_opt(
+                "SELECT f.user_id, t.family, t.expires_at, t.spent_at IS NOT NULL,
+                        f.revoked_at IS NOT NULL
+                 FROM refresh_tokens t JOIN refresh_families f ON f.family = t.family
+                 WHERE t.hash = $1
+                 FOR UPDATE",
+                &[&presented],
+            )
+            .await
+            .map_err(db_err(OP))?;
+        let Some(row) = row else {
+            return Ok(Rotation::Invalid);
+        };
+        let user_id: String = row.get(0);
+        let family: uuid::Uuid = row.get(1);
+        let expires_at: OffsetDateTime = row.get(2);
+        let (spent, revoked): (bool, bool) = (row.get(3), row.get(4));
+        if revoked || expires_at <= now {
+            return Ok(Rotation::Invalid);
+        }
+        if spent {
+            tx.execute(
+                "UPDATE refresh_families SET revoked_at = $2 WHERE family = $1",
+                &[&family, &now],
+            )
+            .await
+            .map_err(db_err(OP))?;
+            tx.commit().await.map_err(db_err(OP))?;
+            return Ok(Rotation::Reused { user_id, family });
+        }
+        tx.execute(
+            "UPDATE refresh_tokens SET spent_at = $2 WHERE hash = $1",
+            &[&presented, &now],
+        )
+        .await
+        .map_err(db_err(OP))?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO refresh_tokens (hash, family, expires_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (hash) DO NOTHING",
+                &[&successor_hash, &family, &successor_expires_at],
+            )
+            .await
+            .map_err(db_err(OP))?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict("refresh token"));
+        }
+        tx.commit().await.map_err(db_err(OP))?;
+        Ok(Rotation::Rotated { user_id, family })
+    }
+
+    async fn revoke_refresh_family(&self, presented: &str) -> Result<bool, StoreError> {
+        const OP: &str = "revoke refresh family";
+        let conn = self.conn(OP).await?;
+        let n = conn
+            .execute(
+                "UPDATE refresh_families SET revoked_at = coalesce(revoked_at, now())
+                 WHERE family = (SELECT family FROM refresh_tokens WHERE hash = $1)",
+                &[&presented],
+            )
+            .await
+            .map_err(db_err(OP))?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl AttemptStore for PostgresUserStore {
+    async fn attempts(&self, key: &str, now: OffsetDateTime) -> Result<Attempts, StoreError> {
+        const OP: &str = "read attempts";
+        let conn = self.conn(OP).await?;
+        let stmt = conn
+            .prepare_cached(
+                "SELECT failures, window_ends FROM login_failures
+                 WHERE key = $1 AND window_ends > $2",
+            )
+            .await
+            .map_err(db_err(OP))?;
+        let row = conn
+            .query_opt(&stmt, &[&key, &now])
+            .await
+            .map_err(db_err(OP))?;
+        Ok(match row {
+            Some(r) => Attempts {
+                count: u32::try_from(r.get::<_, i32>(0)).unwrap_or(0),
+                window_ends: r.get(1),
+            },
+            None => Attempts {
+                count: 0,
+                window_ends: now,
+            },
+        })
+    }
+
+    async fn record_failure(
+        &self,
+        key: &str,
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Attempts, StoreError> {
+        const OP: &str = "record failure";
+        let conn = self.conn(OP).await?;
+        let stmt = conn
+            .prepare_cached(
+                // One statement, so concurrent failures never lose a count: a window that has
+                // ended restarts at 1, otherwise the count goes up by one.
+                "INSERT INTO login_failures AS f (key, window_ends, failures) VALUES ($1, $3, 1)
+                 ON CONFLICT (key) DO UPDATE SET
+                   failures = CASE WHEN f.window_ends <= $2 THEN 1 ELSE f.failures + 1 END,
+                   window_ends = CASE WHEN f.window_ends <= $2 THEN $3 ELSE f.window_ends END
+                 RETURNING failures, window_ends",
+            )
+            .await
+            .map_err(db_err(OP))?;
+        let row = conn
+            .query_one(&stmt, &[&key, &now, &(now + window)])
+            .await
+            .map_err(db_err(OP))?;
+        Ok(Attempts {
+            count: u32::try_from(row.get::<_, i32>(0)).unwrap_or(u32::MAX),
+            window_ends: row.get(1),
+        })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), StoreError> {
+        const OP: &str = "clear attempts";
+        let conn = self.conn(OP).await?;
+        conn.execute("DELETE FROM login_failures WHERE key = $1", &[&key])
+            .await
+            .map_err(db_err(OP))?;
+        Ok(())
     }
 }

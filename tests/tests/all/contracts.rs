@@ -1,6 +1,7 @@
 //! The port contract suites against every adapter.
 
-use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore};
+use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore, MemoryUserStore};
+use hubbub_core::store::postgres::PostgresUserStore;
 use hubbub_tests::{contract, fresh_connections, fresh_history};
 
 #[tokio::test]
@@ -25,6 +26,28 @@ async fn history_store_contract_postgres() {
 }
 
 #[tokio::test]
+async fn user_store_contract_memory() {
+    contract::user_store(&MemoryUserStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_store_contract_postgres() {
+    let (history, _) = fresh_history().await;
+    contract::user_store(&PostgresUserStore::new(history.pool())).await;
+}
+
+#[tokio::test]
+async fn attempt_store_contract_memory() {
+    contract::attempt_store(&MemoryUserStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempt_store_contract_postgres() {
+    let (history, _) = fresh_history().await;
+    contract::attempt_store(&PostgresUserStore::new(history.pool())).await;
+}
+
+#[tokio::test]
 async fn migrations_are_recorded_and_safe_to_rerun_concurrently() {
     let (store, url) = fresh_history().await;
     // Five runners at once against an already-migrated database: all succeed, none reapplies.
@@ -44,7 +67,13 @@ async fn migrations_are_recorded_and_safe_to_rerun_concurrently() {
         .await
         .expect("schema_migrations");
     let got: Vec<(i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(got, vec![(1, "0001_init.sql".to_owned())]);
+    assert_eq!(
+        got,
+        vec![
+            (1, "0001_init.sql".to_owned()),
+            (2, "0002_accounts.sql".to_owned())
+        ]
+    );
     // A tampered record (an edited migration) is refused, not silently accepted.
     client
         .execute(

@@ -102,6 +102,7 @@ fn config_checks() -> BTreeMap<&'static str, ConfigCheck> {
         ("rooms", check::<rooms::Config>),
         ("default-route", check::<default_route::Config>),
         ("migrate", check::<migrate::Config>),
+        ("http-api", check::<http_api::Config>),
     ])
 }
 
@@ -126,6 +127,10 @@ fn stand_in(var: &str) -> String {
     match var {
         "DATABASE_URL" => "postgres://hubbub:secret@db.example.com:5432/hubbub".into(),
         "HUBBUB_JWT_SECRET" => "k".repeat(48),
+        // Parameters that default to empty: no external issuer.
+        "HUBBUB_EXTERNAL_ISSUER" | "HUBBUB_EXTERNAL_AUDIENCE" | "HUBBUB_EXTERNAL_JWKS_URL" => {
+            String::new()
+        }
         "HUBBUB_MANAGEMENT_ENDPOINT" => {
             "https://abc.execute-api.eu-west-1.amazonaws.com/prod".into()
         }

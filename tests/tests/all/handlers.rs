@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use hubbub_core::auth::{Claims, JwtIssuer, JwtVerifier};
+use hubbub_core::auth::{Claims, JwtIssuer, JwtVerifier, TokenVerifier};
 use hubbub_core::aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use hubbub_core::aws_lambda_events::encodings::Body;
 use hubbub_core::config::JwtConfig;
@@ -127,13 +127,13 @@ fn assert_error(v: &Value, code: &str) {
 #[tokio::test]
 async fn authorizer_allows_query_and_subprotocol_tokens() {
     let issuer = JwtIssuer::hs256(&jwt_config()).expect("issuer");
-    let verifier = JwtVerifier::hs256(&jwt_config()).expect("verifier");
+    let verifier = TokenVerifier::new(JwtVerifier::hs256(&jwt_config()).expect("verifier"), None);
     let token = issuer
         .issue("u-alice", "alice", time::Duration::minutes(15))
         .expect("token");
     for sample in ["authorizer-query-token", "authorizer-subprotocol"] {
         let req = events::authorizer(sample, Some(&token));
-        let resp = authorizer::handle(&verifier, &req).expect(sample);
+        let resp = authorizer::handle(&verifier, &req).await.expect(sample);
         let v = serde_json::to_value(&resp).expect("serialise");
         assert_eq!(v["principalId"], "u-alice", "{sample}");
         let st = &v["policyDocument"]["Statement"][0];
@@ -153,7 +153,7 @@ async fn authorizer_allows_query_and_subprotocol_tokens() {
 async fn authorizer_refuses_bad_tokens() {
     let cfg = jwt_config();
     let issuer = JwtIssuer::hs256(&cfg).expect("issuer");
-    let verifier = JwtVerifier::hs256(&cfg).expect("verifier");
+    let verifier = TokenVerifier::new(JwtVerifier::hs256(&cfg).expect("verifier"), None);
     let base = issuer.claims("u-alice", "alice", time::Duration::minutes(15));
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let forger = JwtIssuer::hs256(&JwtConfig {
@@ -192,7 +192,7 @@ async fn authorizer_refuses_bad_tokens() {
     for sample in ["authorizer-query-token", "authorizer-subprotocol"] {
         for (case, token) in &unauthorized {
             let req = events::authorizer(sample, token.as_deref());
-            let err = authorizer::handle(&verifier, &req).expect_err(case);
+            let err = authorizer::handle(&verifier, &req).await.expect_err(case);
             let diag = lambda_runtime_diagnostic(err);
             assert_eq!(
                 diag, "Unauthorized",
@@ -207,6 +207,7 @@ async fn authorizer_refuses_bad_tokens() {
             })
             .expect("sign");
         let resp = authorizer::handle(&verifier, &events::authorizer(sample, Some(&foreign)))
+            .await
             .expect("deny is a policy");
         let v = serde_json::to_value(&resp).expect("serialise");
         assert_eq!(v["policyDocument"]["Statement"][0]["Effect"], "Deny");
@@ -702,13 +703,15 @@ async fn a_failed_commit_delivers_nothing_and_takes_no_seq() {
 #[tokio::test]
 async fn every_sample_event_gets_a_sensible_answer() {
     let (rec, deps) = memory_deps().await;
-    let verifier = JwtVerifier::hs256(&jwt_config()).expect("verifier");
+    let verifier = TokenVerifier::new(JwtVerifier::hs256(&jwt_config()).expect("verifier"), None);
     let token = JwtIssuer::hs256(&jwt_config())
         .expect("issuer")
         .issue("u-alice", "alice", time::Duration::minutes(5))
         .expect("token");
     for sample in ["authorizer-query-token", "authorizer-subprotocol"] {
-        authorizer::handle(&verifier, &events::authorizer(sample, Some(&token))).expect(sample);
+        authorizer::handle(&verifier, &events::authorizer(sample, Some(&token)))
+            .await
+            .expect(sample);
     }
     let conn_deps = connect::ConnectDeps {
         connections: deps.live.connections.clone(),
@@ -765,7 +768,8 @@ async fn every_sample_event_gets_a_sensible_answer() {
     );
     drop(rec);
 
-    // Every file in events/ is exercised above.
+    // Every file in events/ is exercised: the WebSocket ones above, the HTTP API ones
+    // (`http-*.json`) in http_api::every_http_sample_event_gets_a_sensible_answer.
     let mut files: Vec<String> =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"))
             .expect("events dir")
@@ -776,7 +780,7 @@ async fn every_sample_event_gets_a_sensible_answer() {
     // migrate-create.json is exercised by the deploy tests.
     assert_eq!(
         files.len(),
-        13,
+        22,
         "a new sample event needs a line in this test: {files:?}"
     );
 }

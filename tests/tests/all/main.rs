@@ -6,4 +6,5 @@ mod contracts;
 mod deploy;
 mod gateway;
 mod handlers;
+mod http_api;
 mod local;

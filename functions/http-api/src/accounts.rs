@@ -1,0 +1,260 @@
+//! `POST /auth/register`, `/auth/login`, `/auth/refresh` and `/auth/logout`.
+//!
+//! A session is an access token (HS256 JWT, short-lived, not revocable) plus a refresh token:
+//! 32 random bytes, base64url, stored only as its SHA-256. Every refresh spends the presented
+//! token and hands out its successor in the same family; presenting a spent token means it
+//! was stolen or replayed, so the whole family is revoked and the caller must sign in again.
+
+use base64::Engine;
+use hubbub_core::store::{NewRefreshToken, Rotation, UserRecord};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::body::Fields;
+use crate::{ApiError, HttpDeps, RequestInfo, json, no_content};
+
+/// Usernames: 3..=32 chars from `[A-Za-z0-9_.-]` (PROTOCOL.md).
+const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
+/// Passwords: 8..=128 chars (PROTOCOL.md). The upper bound keeps argon2's input bounded.
+const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
+/// Random bytes in a refresh token: 256 bits, beyond guessing.
+const REFRESH_TOKEN_BYTES: usize = 32;
+/// Longest refresh token accepted for hashing (ours are 43 chars); longer input is junk.
+const REFRESH_TOKEN_MAX_CHARS: usize = 128;
+
+/// The one answer to every failed login, so it does not tell which part was wrong.
+const BAD_CREDENTIALS: &str = "the username or password is wrong";
+
+fn check_username(name: &str) -> Result<(), ApiError> {
+    let ok = USERNAME_LEN.contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "`username` must be 3..=32 chars from [A-Za-z0-9_.-]".into(),
+        ))
+    }
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if PASSWORD_LEN.contains(&password.chars().count()) {
+        Ok(())
+    } else {
+        Err(ApiError::BadRequest(
+            "`password` must be 8..=128 characters".into(),
+        ))
+    }
+}
+
+/// The stored form of a refresh token: hex SHA-256.
+pub fn refresh_token_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn new_refresh_token() -> String {
+    let mut bytes = [0u8; REFRESH_TOKEN_BYTES];
+    rand::fill(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn presented_refresh_token(req: &Request) -> Result<String, ApiError> {
+    let fields = Fields::parse(req, &["refreshToken"])?;
+    let token = fields.string("refreshToken")?;
+    if token.is_empty() || token.chars().count() > REFRESH_TOKEN_MAX_CHARS {
+        return Err(ApiError::Unauthorized(
+            "the refresh token is invalid or expired",
+        ));
+    }
+    Ok(token)
+}
+
+/// Issues the access token and answers with the session body.
+fn session_response(
+    deps: &HttpDeps,
+    status: u16,
+    user_id: &str,
+    name: &str,
+    refresh_token: &str,
+) -> Result<Response<Body>, ApiError> {
+    let access = deps
+        .issuer
+        .issue(user_id, name, deps.config.access_ttl)
+        .map_err(|e| ApiError::internal("issuing the access token", e))?;
+    Ok(json(
+        status,
+        json!({
+            "user": {"id": user_id, "name": name},
+            "accessToken": access,
+            "refreshToken": refresh_token,
+            "expiresIn": deps.config.access_ttl.whole_seconds(),
+        }),
+    ))
+}
+
+/// Starts a new refresh-token family for `user` and answers with the session.
+async fn new_session(
+    deps: &HttpDeps,
+    status: u16,
+    user: &UserRecord,
+) -> Result<Response<Body>, ApiError> {
+    let refresh = new_refresh_token();
+    deps.users
+        .put_refresh_token(&NewRefreshToken {
+            hash: refresh_token_hash(&refresh),
+            user_id: user.id.clone(),
+            family: uuid::Uuid::new_v4(),
+            expires_at: OffsetDateTime::now_utc() + deps.config.refresh_ttl,
+        })
+        .await?;
+    session_response(deps, status, &user.id, &user.username, &refresh)
+}
+
+/// `POST /auth/register`: 201 with a session; 409 when the username is taken.
+pub async fn register(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::parse(req, &["username", "password"])?;
+    let username = fields.string("username")?;
+    let password = fields.string("password")?;
+    check_username(&username)?;
+    check_password(&password)?;
+    let password_hash = deps.passwords.hash(password).await?;
+    let user = UserRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        username,
+        password_hash,
+        created_at: OffsetDateTime::now_utc(),
+    };
+    match deps.users.create_user(&user).await {
+        Ok(()) => {}
+        Err(hubbub_core::error::StoreError::Conflict(_)) => {
+            return Err(ApiError::Conflict("the username is taken"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user_id = %user.id, "registered");
+    new_session(deps, 201, &user).await
+}
+
+/// Seconds until `until`, at least 1 (a `Retry-After` of 0 invites a busy loop).
+fn retry_after(until: OffsetDateTime, now: OffsetDateTime) -> u64 {
+    let secs = (until - now).as_seconds_f64().ceil();
+    if secs.is_finite() && secs >= 1.0 {
+        secs as u64
+    } else {
+        1
+    }
+}
+
+/// `POST /auth/login`: 200 with a session; 401 for any wrong credential; 429 once the
+/// username or the source IP has too many recent failures.
+pub async fn login(
+    deps: &HttpDeps,
+    info: &RequestInfo,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::parse(req, &["username", "password"])?;
+    let username = fields.string("username")?;
+    let password = fields.string("password")?;
+    let now = OffsetDateTime::now_utc();
+    // Counted per username (guessing one account from many addresses) and per source IP
+    // (one address trying many accounts). The username key is counted even for unknown
+    // names, so the limit does not reveal which accounts exist.
+    let mut keys = vec![format!("user:{username}")];
+    if let Some(ip) = &info.source_ip {
+        keys.push(format!("ip:{ip}"));
+    }
+    let max = deps.config.login_max_failures;
+    for key in &keys {
+        let a = deps.attempts.attempts(key, now).await?;
+        if a.count >= max {
+            tracing::warn!(key = %key, failures = a.count, "login rate-limited");
+            return Err(ApiError::RateLimited {
+                retry_after_secs: retry_after(a.window_ends, now),
+            });
+        }
+    }
+    // Unusable names cannot exist: look nothing up, but still pay for a verification.
+    let user = if check_username(&username).is_ok() {
+        deps.users.user_by_name(&username).await?
+    } else {
+        None
+    };
+    let ok = deps
+        .passwords
+        .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await;
+    let Some(user) = user.filter(|_| ok) else {
+        for key in &keys {
+            deps.attempts
+                .record_failure(key, deps.config.login_window, now)
+                .await?;
+        }
+        return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
+    };
+    deps.attempts.clear(&keys[0]).await?;
+    tracing::info!(user_id = %user.id, "logged in");
+    new_session(deps, 200, &user).await
+}
+
+/// `POST /auth/refresh`: 200 with a new session (the presented token is spent); 401 for an
+/// unknown, expired or revoked token, and for a spent one (whose family is then revoked).
+pub async fn refresh(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let presented = presented_refresh_token(req)?;
+    let successor = new_refresh_token();
+    let now = OffsetDateTime::now_utc();
+    let rotation = deps
+        .users
+        .rotate_refresh_token(
+            &refresh_token_hash(&presented),
+            &refresh_token_hash(&successor),
+            now + deps.config.refresh_ttl,
+            now,
+        )
+        .await?;
+    match rotation {
+        Rotation::Rotated { user_id, .. } => {
+            let user = deps
+                .users
+                .user_by_id(&user_id)
+                .await?
+                .ok_or(ApiError::Unauthorized("the account no longer exists"))?;
+            tracing::info!(user_id = %user.id, "refreshed");
+            session_response(deps, 200, &user.id, &user.username, &successor)
+        }
+        Rotation::Reused { user_id, family } => {
+            tracing::warn!(
+                user_id = %user_id,
+                family = %family,
+                "a spent refresh token was presented again; revoked its family"
+            );
+            Err(ApiError::Unauthorized(
+                "the refresh token was already used; sign in again",
+            ))
+        }
+        Rotation::Invalid => Err(ApiError::Unauthorized(
+            "the refresh token is invalid or expired",
+        )),
+    }
+}
+
+/// `POST /auth/logout`: revokes the token's family; 204 whether or not it was live (logging
+/// out twice is not an error, and the answer tells nothing about the token).
+pub async fn logout(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let fields = Fields::parse(req, &["refreshToken"])?;
+    let token = fields.string("refreshToken")?;
+    if !token.is_empty() && token.chars().count() <= REFRESH_TOKEN_MAX_CHARS {
+        let revoked = deps
+            .users
+            .revoke_refresh_family(&refresh_token_hash(&token))
+            .await?;
+        tracing::info!(revoked, "logged out");
+    }
+    Ok(no_content())
+}

@@ -1,0 +1,196 @@
+//! The HTTP API of PROTOCOL.md ("HTTP API"), one Lambda behind an API Gateway HTTP API
+//! (payload v2, through lambda_http):
+//!
+//! - accounts ([`accounts`]): `POST /auth/register`, `/auth/login`, `/auth/refresh`,
+//!   `/auth/logout`: argon2id password hashes, HS256 access tokens, opaque rotating refresh
+//!   tokens with reuse detection, failed-login rate limiting per username and per source IP;
+//! - rooms and history ([`rooms`]): `GET /rooms`, `POST /rooms`, `POST /rooms/{room}/members`,
+//!   `GET /rooms/{room}/messages`;
+//! - `GET /health`.
+//!
+//! The handler sees only ports ([`HttpDeps`]), so the same code runs in Lambda, in
+//! hubbub-local and in tests. Every failure is `{"error":{"code","message","requestId"}}`
+//! with the matching status ([`error::ApiError`]).
+
+pub mod accounts;
+pub mod body;
+pub mod error;
+pub mod passwords;
+pub mod rooms;
+
+use std::sync::Arc;
+
+use hubbub_core::auth::{Identity, JwtIssuer, TokenVerifier};
+use hubbub_core::config::AccountsConfig;
+use hubbub_core::store::{AttemptStore, HistoryStore, UserStore};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response, http};
+use tracing::Instrument;
+
+pub use error::ApiError;
+pub use passwords::Passwords;
+
+/// The configuration this function reads at init: the JWT settings (and the optional external
+/// issuer), the history database and the account settings.
+pub type Config = hubbub_core::config::HttpApiConfig;
+
+/// Everything the HTTP API needs, built once at init.
+pub struct HttpDeps {
+    pub users: Arc<dyn UserStore>,
+    pub attempts: Arc<dyn AttemptStore>,
+    pub history: Arc<dyn HistoryStore>,
+    /// Verifies bearer tokens: hubbub's own and, when configured, an external issuer's.
+    pub verifier: Arc<TokenVerifier>,
+    /// Issues hubbub's access tokens.
+    pub issuer: Arc<JwtIssuer>,
+    pub passwords: Passwords,
+    pub config: AccountsConfig,
+}
+
+/// What every route knows about the request besides its body.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// API Gateway's request id: in every error body and log line.
+    pub request_id: String,
+    /// The client address API Gateway saw (`requestContext.http.sourceIp`).
+    pub source_ip: Option<String>,
+}
+
+fn request_info(req: &Request) -> (RequestInfo, Option<String>) {
+    let mut info = RequestInfo {
+        request_id: String::new(),
+        source_ip: None,
+    };
+    let mut stage = None;
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
+        info.request_id = ctx.request_id.clone().unwrap_or_default();
+        info.source_ip = ctx.http.source_ip.clone().filter(|ip| !ip.is_empty());
+        stage = ctx.stage.clone();
+    }
+    if info.request_id.is_empty()
+        && let Some(ctx) = req.lambda_context_ref()
+    {
+        info.request_id = ctx.request_id.clone();
+    }
+    (info, stage)
+}
+
+/// The route path: lambda_http puts a named stage in front of the path (`/prod/rooms`);
+/// routes are matched without it.
+fn route_path(req: &Request, stage: Option<&str>) -> String {
+    let path = req.uri().path();
+    match stage {
+        Some(s) if s != "$default" && !s.is_empty() => {
+            let prefix = format!("/{s}");
+            match path.strip_prefix(&prefix) {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_owned(),
+                _ => path.to_owned(),
+            }
+        }
+        _ => path.to_owned(),
+    }
+}
+
+/// A JSON (or empty) response with the headers every answer carries.
+pub(crate) fn finish(
+    builder: http::response::Builder,
+    body: Option<serde_json::Value>,
+) -> Response<Body> {
+    // Answers hold tokens or per-user data: no shared cache may keep them.
+    let builder = builder.header("cache-control", "no-store");
+    let result = match body {
+        Some(v) => builder
+            .header("content-type", "application/json")
+            .body(Body::Text(v.to_string())),
+        None => builder.body(Body::Empty),
+    };
+    result.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "response failed to build");
+        let mut r = Response::new(Body::Text(
+            r#"{"error":{"code":"internal","message":"internal error","requestId":""}}"#.into(),
+        ));
+        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}
+
+/// A JSON response with `status`.
+pub(crate) fn json(status: u16, body: serde_json::Value) -> Response<Body> {
+    finish(Response::builder().status(status), Some(body))
+}
+
+/// A 204.
+pub(crate) fn no_content() -> Response<Body> {
+    finish(Response::builder().status(204), None)
+}
+
+/// The caller of an authenticated route, from `Authorization: Bearer <jwt>`.
+pub(crate) async fn authenticate(deps: &HttpDeps, req: &Request) -> Result<Identity, ApiError> {
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(ApiError::Unauthorized(
+            "this route needs an Authorization: Bearer <access token> header",
+        ))?;
+    let token = match header.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => {
+            return Err(ApiError::Unauthorized(
+                "the Authorization header must be `Bearer <access token>`",
+            ));
+        }
+    };
+    let id = deps.verifier.verify(token).await.map_err(ApiError::Token)?;
+    tracing::Span::current().record("user_id", id.user_id.as_str());
+    Ok(id)
+}
+
+/// Handles one request. Never fails: every error is an error response.
+pub async fn handle(deps: &HttpDeps, req: Request) -> Response<Body> {
+    let (info, stage) = request_info(&req);
+    let path = route_path(&req, stage.as_deref());
+    let method = req.method().clone();
+    let span = tracing::info_span!(
+        "http",
+        request_id = %info.request_id,
+        method = %method,
+        path = %path,
+        user_id = tracing::field::Empty,
+        cold_start = hubbub_core::telemetry::cold_start(),
+    );
+    async move {
+        let resp = match route(deps, &info, &method, &path, req).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(&info.request_id),
+        };
+        tracing::info!(status = resp.status().as_u16(), "answered");
+        resp
+    }
+    .instrument(span)
+    .await
+}
+
+async fn route(
+    deps: &HttpDeps,
+    info: &RequestInfo,
+    method: &http::Method,
+    path: &str,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    body::check_size(&req, deps.config.max_body_bytes)?;
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    use http::Method;
+    match (method, segments.as_slice()) {
+        (&Method::GET, ["health"]) => Ok(json(200, serde_json::json!({"status": "ok"}))),
+        (&Method::POST, ["auth", "register"]) => accounts::register(deps, &req).await,
+        (&Method::POST, ["auth", "login"]) => accounts::login(deps, info, &req).await,
+        (&Method::POST, ["auth", "refresh"]) => accounts::refresh(deps, &req).await,
+        (&Method::POST, ["auth", "logout"]) => accounts::logout(deps, &req).await,
+        (&Method::GET, ["rooms"]) => rooms::list(deps, &req).await,
+        (&Method::POST, ["rooms"]) => rooms::create(deps, &req).await,
+        (&Method::POST, ["rooms", room, "members"]) => rooms::add_member(deps, &req, room).await,
+        (&Method::GET, ["rooms", room, "messages"]) => rooms::messages(deps, &req, room).await,
+        _ => Err(ApiError::NotFound("no such route")),
+    }
+}
