@@ -1,13 +1,15 @@
 //! hubbub-local's configuration and its command line.
 //!
 //! Everything has a default that works on a laptop with nothing else running: loopback port
-//! 3001, stage `local`, in-memory stores, and a fixed development JWT secret (announced as
-//! such in the banner, so nobody mistakes it for a real one).
+//! 3001, stage `local`, in-memory stores, a fixed development JWT secret (announced as
+//! such in the banner, so nobody mistakes it for a real one), CORS open to every origin (as
+//! the template's `CorsAllowOrigins` default) and the web client built into the binary.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use hubbub_core::config::{ConfigError, JwtConfig, Lookup, vars};
+use hubbub_core::config::{AccountsConfig, ConfigError, JwtConfig, Lookup, vars};
 
 /// The port of PROTOCOL.md's `ws://127.0.0.1:3001`.
 pub const DEFAULT_PORT: u16 = 3001;
@@ -31,6 +33,9 @@ pub const DEFAULT_TABLE: &str = "hubbub-local";
 /// How long `hubbub-local token` tokens live: a working day, so a developer mints one token
 /// in the morning. Lambda-issued access tokens are short-lived; these are for local use only.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(8 * 60 * 60);
+
+/// The CORS origin when none is given: the template's `CorsAllowOrigins` default.
+pub const DEFAULT_CORS_ORIGIN: &str = "*";
 
 /// The environment variable that can name the PostgreSQL URL instead of `--database-url`.
 pub const ENV_DATABASE_URL: &str = vars::DATABASE_URL;
@@ -66,6 +71,14 @@ pub struct Config {
     pub api_id: String,
     /// Account id of method ARNs.
     pub account_id: String,
+    /// The HTTP API's account settings (token lifetimes, argon2 costs, body limit, login
+    /// limits): the command line reads the same `HUBBUB_*` variables as the Lambda.
+    pub accounts: AccountsConfig,
+    /// Origins allowed to call the HTTP API from a browser (the HttpApi's
+    /// `CorsConfiguration.AllowOrigins`); `*` allows every origin.
+    pub cors_origins: Vec<String>,
+    /// Serve the web client from this directory instead of the copy built into the binary.
+    pub web_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -85,6 +98,9 @@ impl Config {
             region: DEFAULT_REGION.to_owned(),
             api_id: DEFAULT_API_ID.to_owned(),
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            accounts: default_accounts(),
+            cors_origins: vec![DEFAULT_CORS_ORIGIN.to_owned()],
+            web_dir: None,
         }
     }
 
@@ -94,6 +110,13 @@ impl Config {
         c.jwt_secret_is_dev_default = true;
         c
     }
+}
+
+/// The HTTP API's account settings with no variable set: hubbub-core's defaults.
+fn default_accounts() -> AccountsConfig {
+    // No lookup means every setting takes its built-in default, which hubbub-core's own tests
+    // show to be valid: this cannot fail.
+    AccountsConfig::from_lookup(&|_| None).expect("hubbub-core's account defaults are valid")
 }
 
 /// The JWT configuration of [`DEV_JWT_SECRET`].
@@ -147,7 +170,8 @@ pub enum CliError {
 
 /// The usage text.
 pub const USAGE: &str = "\
-hubbub-local: API Gateway WebSocket emulator running hubbub's route handlers in-process
+hubbub-local: API Gateway WebSocket + HTTP API emulator running hubbub's handlers in-process,
+with the web client at http://HOST:PORT/
 
 USAGE:
     hubbub-local [serve] [OPTIONS]
@@ -166,9 +190,15 @@ OPTIONS:
                                 default in-memory)
     --dynamodb-table NAME       its table, created when missing (default hubbub-local)
     --region NAME               region of method ARNs and SigV4 scopes (default us-east-1)
+    --cors-origin ORIGIN        origin allowed to call the HTTP API from a browser; repeat it or
+                                separate with commas for several (default *, every origin)
+    --web-dir DIR               serve the web client (index.html, app.js, style.css) from DIR
+                                instead of the copy built into the binary
     -h, --help                  this text
 
-HUBBUB_JWT_ISSUER and HUBBUB_JWT_AUDIENCE (default hubbub) set the expected iss and aud.
+HUBBUB_JWT_ISSUER and HUBBUB_JWT_AUDIENCE (default hubbub) set the expected iss and aud; the
+HTTP API reads the Lambda's HUBBUB_ACCESS_TOKEN_TTL_SECS, HUBBUB_REFRESH_TOKEN_TTL_SECS,
+HUBBUB_ARGON2_*, HUBBUB_MAX_BODY_BYTES, HUBBUB_LOGIN_MAX_FAILURES and HUBBUB_LOGIN_WINDOW_SECS.
 ";
 
 fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> Result<String, CliError> {
@@ -207,6 +237,25 @@ pub fn valid_stage(stage: &str) -> bool {
         && stage
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Whether `origin` can be a CORS allowed origin: `*`, or `scheme://host[:port]` without a
+/// path (what a browser sends in `Origin`).
+pub fn valid_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    match origin.split_once("://") {
+        Some((scheme, rest)) => {
+            !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && !rest.is_empty()
+                && !rest.contains(['/', ' ', ','])
+        }
+        None => false,
+    }
 }
 
 fn url(args: &mut impl Iterator<Item = String>, flag: &'static str) -> Result<String, CliError> {
@@ -256,6 +305,7 @@ pub fn parse_args(
     }
     let mut cfg = Config::dev();
     let mut secret = None;
+    let mut cors_origins: Vec<String> = Vec::new();
     cfg.database_url = env(ENV_DATABASE_URL);
     cfg.dynamodb_endpoint = env(ENV_DYNAMODB_ENDPOINT);
     while let Some(arg) = args.next() {
@@ -292,12 +342,41 @@ pub fn parse_args(
             }
             "--dynamodb-table" => cfg.dynamodb_table = value(&mut args, "--dynamodb-table")?,
             "--region" => cfg.region = value(&mut args, "--region")?,
+            "--cors-origin" => {
+                let v = value(&mut args, "--cors-origin")?;
+                for origin in v.split(',').map(str::trim) {
+                    if !valid_origin(origin) {
+                        return Err(CliError::Invalid {
+                            flag: "--cors-origin",
+                            value: v.clone(),
+                            reason: "use `*` or scheme://host[:port] origins",
+                        });
+                    }
+                    cors_origins.push(origin.to_owned());
+                }
+            }
+            "--web-dir" => {
+                let v = value(&mut args, "--web-dir")?;
+                let dir = PathBuf::from(&v);
+                if !dir.is_dir() {
+                    return Err(CliError::Invalid {
+                        flag: "--web-dir",
+                        value: v,
+                        reason: "not a directory",
+                    });
+                }
+                cfg.web_dir = Some(dir);
+            }
             _ => return Err(CliError::Unknown(arg)),
         }
+    }
+    if !cors_origins.is_empty() {
+        cfg.cors_origins = cors_origins;
     }
     let (jwt, is_dev) = jwt_config(secret, env)?;
     cfg.jwt = jwt;
     cfg.jwt_secret_is_dev_default = is_dev;
+    cfg.accounts = AccountsConfig::from_lookup(env)?;
     Ok(Command::Serve(Box::new(cfg)))
 }
 

@@ -1,10 +1,15 @@
-//! The events API Gateway sends to a WebSocket API's Lambdas, built field for field as the
-//! samples in `events/` show (see `events/README.md` for what real events look like).
+//! The events API Gateway sends to hubbub's Lambdas, built field for field as the samples in
+//! `events/` show (see `events/README.md` for what real events look like): the WebSocket
+//! API's authorizer, `$connect`, MESSAGE and `$disconnect` events, and the HTTP API's payload
+//! 2.0 requests ([`http_api`]).
 //!
 //! Every event is first built as JSON and then deserialised into its `aws_lambda_events`
-//! type, exactly as the Lambda runtime would: a field the handlers cannot read here would not
-//! be readable on AWS either.
+//! type (for the HTTP API, into lambda_http's `Request`, through lambda_http's own
+//! conversion), exactly as the Lambda runtime would: a field the handlers cannot read here
+//! would not be readable on AWS either.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use hubbub_core::aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayWebsocketProxyRequest,
@@ -318,4 +323,192 @@ pub fn disconnect_json(
         "requestContext": rc,
         "isBase64Encoded": false,
     })
+}
+
+/// What API Gateway's HTTP API knows about one request: everything its payload 2.0 event
+/// carries.
+#[derive(Debug, Clone)]
+pub struct HttpRequestMeta<'a> {
+    pub method: &'a str,
+    /// The path as the client sent it: with the `/{stage}` prefix for a named stage.
+    pub raw_path: &'a str,
+    pub raw_query: Option<&'a str>,
+    /// `HTTP/1.1`, ...
+    pub protocol: &'a str,
+    pub source_ip: &'a str,
+    /// The port the client connected to (`x-forwarded-port`).
+    pub port: u16,
+    /// The API's host name (the `host` header and `requestContext.domainName`).
+    pub domain_name: &'a str,
+    /// `$default` for requests without the stage prefix, else the stage name.
+    pub stage: &'a str,
+    /// The matched route's template, `POST /rooms/{room}/members`.
+    pub route_key: &'a str,
+    /// The template's `{name}` segments and their values.
+    pub path_parameters: &'a [(String, String)],
+    pub request_id: &'a str,
+    pub api_id: &'a str,
+    pub account_id: &'a str,
+    /// Unix milliseconds.
+    pub now_ms: i64,
+}
+
+/// Connection-level headers: API Gateway terminates the client's connection, so these never
+/// reach an integration.
+const HTTP_HOP_HEADERS: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "cookie",
+];
+
+/// An `x-amzn-trace-id` as API Gateway adds it: `Root=1-{epoch seconds, hex}-{96 random bits}`.
+fn trace_id(now_ms: i64) -> String {
+    let random: [u8; 12] = rand::random();
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("Root=1-{:08x}-{hex}", now_ms / 1000)
+}
+
+/// The HTTP API (payload 2.0) request a Lambda gets: header names lower-case with repeated
+/// headers joined by commas, cookies in `cookies`, `x-forwarded-*` and `x-amzn-trace-id`
+/// added, `queryStringParameters` and `pathParameters` only when there are some, the body as
+/// text when it is UTF-8 and base64 otherwise.
+pub fn http_api_json(meta: &HttpRequestMeta<'_>, headers: &HeaderMap, body: &[u8]) -> Value {
+    let mut h = Map::new();
+    for name in headers.keys() {
+        if HTTP_HOP_HEADERS.contains(&name.as_str()) {
+            continue;
+        }
+        let joined = headers
+            .get_all(name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(",");
+        h.insert(name.to_string(), json!(joined));
+    }
+    h.insert("host".into(), json!(meta.domain_name));
+    let forwarded = match h.get("x-forwarded-for").and_then(Value::as_str) {
+        Some(chain) if !chain.is_empty() => format!("{chain}, {}", meta.source_ip),
+        _ => meta.source_ip.to_owned(),
+    };
+    h.insert("x-forwarded-for".into(), json!(forwarded));
+    h.insert("x-forwarded-port".into(), json!(meta.port.to_string()));
+    h.insert("x-forwarded-proto".into(), json!("http"));
+    h.insert("x-amzn-trace-id".into(), json!(trace_id(meta.now_ms)));
+
+    let cookies: Vec<String> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(';')
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+
+    let mut query = Map::new();
+    for (k, v) in form_urlencoded::parse(meta.raw_query.unwrap_or_default().as_bytes()) {
+        // Payload 2.0 joins repeated parameters with commas.
+        match query.get_mut(k.as_ref()) {
+            Some(Value::String(prev)) => {
+                prev.push(',');
+                prev.push_str(&v);
+            }
+            _ => {
+                query.insert(k.into_owned(), json!(v));
+            }
+        }
+    }
+
+    let domain_prefix = meta
+        .domain_name
+        .split('.')
+        .next()
+        .unwrap_or(meta.domain_name);
+    let mut http = Map::new();
+    http.insert("method".into(), json!(meta.method));
+    http.insert("path".into(), json!(meta.raw_path));
+    http.insert("protocol".into(), json!(meta.protocol));
+    http.insert("sourceIp".into(), json!(meta.source_ip));
+    http.insert(
+        "userAgent".into(),
+        json!(
+            headers
+                .get(http::header::USER_AGENT)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default()
+        ),
+    );
+    let rc = json!({
+        "accountId": meta.account_id,
+        "apiId": meta.api_id,
+        "domainName": meta.domain_name,
+        "domainPrefix": domain_prefix,
+        "http": http,
+        "requestId": meta.request_id,
+        "routeKey": meta.route_key,
+        "stage": meta.stage,
+        "time": request_time(meta.now_ms),
+        "timeEpoch": meta.now_ms,
+    });
+
+    let mut v = Map::new();
+    v.insert("version".into(), json!("2.0"));
+    v.insert("routeKey".into(), json!(meta.route_key));
+    v.insert("rawPath".into(), json!(meta.raw_path));
+    v.insert(
+        "rawQueryString".into(),
+        json!(meta.raw_query.unwrap_or_default()),
+    );
+    if !cookies.is_empty() {
+        v.insert("cookies".into(), json!(cookies));
+    }
+    v.insert("headers".into(), Value::Object(h));
+    if !query.is_empty() {
+        v.insert("queryStringParameters".into(), Value::Object(query));
+    }
+    v.insert("requestContext".into(), rc);
+    if !meta.path_parameters.is_empty() {
+        let params: Map<String, Value> = meta
+            .path_parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        v.insert("pathParameters".into(), Value::Object(params));
+    }
+    let base64 = match std::str::from_utf8(body) {
+        _ if body.is_empty() => false,
+        Ok(text) => {
+            v.insert("body".into(), json!(text));
+            false
+        }
+        Err(_) => {
+            v.insert("body".into(), json!(STANDARD.encode(body)));
+            true
+        }
+    };
+    v.insert("isBase64Encoded".into(), json!(base64));
+    Value::Object(v)
+}
+
+/// [`http_api_json`] as the `lambda_http::Request` the runtime hands the handler (with its
+/// `RequestContext::ApiGatewayV2` extension), converted by lambda_http itself.
+pub fn http_api(
+    meta: &HttpRequestMeta<'_>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<lambda_http::Request, EventError> {
+    lambda_http::request::from_str(&http_api_json(meta, headers, body).to_string()).map_err(
+        |source| EventError {
+            kind: "HTTP API",
+            source,
+        },
+    )
 }

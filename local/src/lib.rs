@@ -1,5 +1,5 @@
-//! hubbub-local: a faithful API Gateway WebSocket API emulator that runs hubbub's route
-//! handlers in-process, on one port:
+//! hubbub-local: a faithful API Gateway emulator that runs hubbub's Lambda handlers
+//! in-process, on one port:
 //!
 //! - the WebSocket API at `/` and `/{stage}`: the REQUEST authorizer and `$connect` decide the
 //!   handshake, frames are routed on `$request.body.action` to `sendMessage`, the room routes
@@ -8,11 +8,14 @@
 //!   `/{stage}/@connections/{id}`, which the handlers reach through the real AWS SDK client
 //!   ([`management`]);
 //! - API Gateway's limits: 32 KB frames and 128 KB messages (close 1009), the idle timeout
-//!   and the maximum connection duration.
+//!   and the maximum connection duration;
+//! - the HTTP API (`/auth/*`, `/rooms`, `/rooms/{room}/members`, `/rooms/{room}/messages`,
+//!   `/health`, with or without `/{stage}`) with the HttpApi's CORS behaviour ([`http`]);
+//! - the web client of `web/` at `/` ([`web`]).
 //!
 //! The handlers are the very functions the Lambdas run (`authorizer::handle`,
-//! `connect::handle`, ...), fed events built field for field as API Gateway builds them
-//! ([`events`]). Stores are in-memory by default, or PostgreSQL and a DynamoDB-compatible
+//! `connect::handle`, ..., `http_api::handle`), fed events built field for field as API
+//! Gateway builds them ([`events`]). Stores are in-memory by default, or PostgreSQL and a DynamoDB-compatible
 //! server when given their addresses ([`config::Config`]).
 //!
 //! ```no_run
@@ -28,10 +31,12 @@
 
 pub mod config;
 pub mod events;
+pub mod http;
 pub mod ids;
 pub mod management;
 pub mod registry;
 pub mod server;
+pub mod web;
 pub mod ws;
 
 pub use config::Config;

@@ -1,6 +1,15 @@
-//! The server: one axum router on one port that serves the WebSocket API (`/` and
-//! `/{stage}`) and the @connections management API (`/@connections/{id}` and
-//! `/{stage}/@connections/{id}`), over the stores the configuration chooses.
+//! The server: one axum router on one port that serves
+//!
+//! - the WebSocket API (`/` and `/{stage}` with an `Upgrade` header, [`ws`]);
+//! - the @connections management API (`/@connections/{id}` and `/{stage}/@connections/{id}`,
+//!   [`management`]);
+//! - the HTTP API (`/auth/*`, `/rooms`, `/rooms/{room}/members`, `/rooms/{room}/messages`,
+//!   `/health`, each also under `/{stage}`, [`http`]);
+//! - the web client (`/` without an `Upgrade` header, `/index.html`, `/app.js`,
+//!   `/style.css`, [`web`]);
+//!
+//! over the stores the configuration chooses. The WebSocket routes and the HTTP API share
+//! them and the JWT settings: a token from `POST /auth/login` opens a WebSocket.
 //!
 //! The handlers reach connections the way they do on AWS: through the real
 //! aws-sdk-apigatewaymanagement client ([`ManagementGateway`]), pointed at this very server.
@@ -12,27 +21,30 @@ use std::time::Duration;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{any, get};
 use connect::ConnectDeps;
-use hubbub_core::auth::{AuthError, JwtVerifier, TokenVerifier};
+use http_api::passwords::PasswordError;
+use http_api::{HttpDeps, Passwords};
+use hubbub_core::auth::{AuthError, JwtIssuer, JwtVerifier, TokenVerifier};
 use hubbub_core::config::PostgresConfig;
 use hubbub_core::error::{StoreError, chain};
 use hubbub_core::gateway::management::ManagementGateway;
 use hubbub_core::store::dynamodb::DynamoConnectionStore;
-use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore};
-use hubbub_core::store::postgres::{MigrateOnPoolError, PostgresHistoryStore};
-use hubbub_core::store::{ConnectionStore, HistoryStore};
+use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore, MemoryUserStore};
+use hubbub_core::store::postgres::{MigrateOnPoolError, PostgresHistoryStore, PostgresUserStore};
+use hubbub_core::store::{AttemptStore, ConnectionStore, HistoryStore, UserStore};
 use hubbub_core::ws::{Live, RouteDeps};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::registry::Registry;
-use crate::{management, ws};
+use crate::{http, management, web, ws};
 
-/// PostgreSQL connections in the pool. A Lambda needs one (one invocation at a time); the
-/// emulator runs every connection's routes concurrently, and 8 lets a handful of chatting
-/// clients commit in parallel without holding many of the server's connections.
+/// PostgreSQL connections in the pool, shared by the history and the user stores. A Lambda
+/// needs one (one invocation at a time); the emulator runs every connection's routes and
+/// every HTTP request concurrently, and 8 lets a handful of chatting clients commit in
+/// parallel without holding many of the server's connections.
 const PG_POOL_SIZE: usize = 8;
 /// How long shutdown waits for the connections to close and their `$disconnect` routes to
 /// finish: long enough for a disconnect fan-out over real stores (each management call is
@@ -60,13 +72,16 @@ pub enum StartError {
     Migrate(#[source] MigrateOnPoolError),
     #[error("could not set up the DynamoDB connection store")]
     Dynamo(#[source] StoreError),
+    #[error("the argon2 settings of the HTTP API are unusable")]
+    Passwords(#[source] PasswordError),
 }
 
 /// Everything the request handlers share.
 pub(crate) struct AppState {
     pub config: Config,
-    /// Verifies tokens for the authorizer; built once, as a Lambda does at init.
-    pub verifier: TokenVerifier,
+    /// Verifies tokens for the authorizer (and, shared, for the HTTP API); built once, as a
+    /// Lambda does at init.
+    pub verifier: Arc<TokenVerifier>,
     /// What `$connect` needs.
     pub connect: ConnectDeps,
     /// What the message routes need; `routes.live` is what `$disconnect` needs.
@@ -83,6 +98,10 @@ pub(crate) struct AppState {
     pub management_url: String,
     /// The address clients reach this server at (`domainName` when a request has no `Host`).
     pub public_addr: SocketAddr,
+    /// What the HTTP API handler needs: the same stores and JWT secret as the WebSocket side.
+    pub http: HttpDeps,
+    /// Where the web client's files come from.
+    pub web: web::Source,
 }
 
 impl AppState {
@@ -118,23 +137,46 @@ pub struct StoreInfo {
     pub history: String,
 }
 
-async fn stores(
-    config: &Config,
-    sdk: &aws_config::SdkConfig,
-) -> Result<(Arc<dyn ConnectionStore>, Arc<dyn HistoryStore>, StoreInfo), StartError> {
-    let (history, history_info): (Arc<dyn HistoryStore>, String) = match &config.database_url {
+/// The stores the handlers run over.
+struct Stores {
+    connections: Arc<dyn ConnectionStore>,
+    history: Arc<dyn HistoryStore>,
+    users: Arc<dyn UserStore>,
+    attempts: Arc<dyn AttemptStore>,
+    info: StoreInfo,
+}
+
+async fn stores(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Stores, StartError> {
+    type Pg = (
+        Arc<dyn HistoryStore>,
+        Arc<dyn UserStore>,
+        Arc<dyn AttemptStore>,
+        String,
+    );
+    let (history, users, attempts, history_info): Pg = match &config.database_url {
         Some(url) => {
             let store =
                 PostgresHistoryStore::connect(&PostgresConfig { url: url.clone() }, PG_POOL_SIZE)
                     .map_err(StartError::Postgres)?;
             let applied = store.migrate().await.map_err(StartError::Migrate)?;
             tracing::info!(?applied, "PostgreSQL history store migrated");
-            (Arc::new(store), "PostgreSQL".to_owned())
+            let users = Arc::new(PostgresUserStore::new(store.pool()));
+            (
+                Arc::new(store),
+                users.clone(),
+                users,
+                "PostgreSQL".to_owned(),
+            )
         }
-        None => (
-            Arc::new(MemoryHistoryStore::new()),
-            "in-memory (lost on exit)".to_owned(),
-        ),
+        None => {
+            let users = Arc::new(MemoryUserStore::new());
+            (
+                Arc::new(MemoryHistoryStore::new()),
+                users.clone(),
+                users,
+                "in-memory (lost on exit)".to_owned(),
+            )
+        }
     };
     let (connections, conn_info): (Arc<dyn ConnectionStore>, String) =
         match &config.dynamodb_endpoint {
@@ -157,14 +199,16 @@ async fn stores(
                 "in-memory".to_owned(),
             ),
         };
-    Ok((
+    Ok(Stores {
         connections,
         history,
-        StoreInfo {
+        users,
+        attempts,
+        info: StoreInfo {
             connections: conn_info,
             history: history_info,
         },
-    ))
+    })
 }
 
 /// The address clients should use: a wildcard listen address is reached over loopback.
@@ -194,10 +238,12 @@ impl Server {
     /// Sets up the stores, binds the port and starts serving.
     pub async fn start(config: Config) -> Result<Self, StartError> {
         // hubbub's own HS256 tokens; external issuers are an AWS deployment concern for now.
-        let verifier = TokenVerifier::new(
+        let verifier = Arc::new(TokenVerifier::new(
             JwtVerifier::hs256(&config.jwt).map_err(StartError::Jwt)?,
             None,
-        );
+        ));
+        let issuer = Arc::new(JwtIssuer::hs256(&config.jwt).map_err(StartError::Jwt)?);
+        let passwords = Passwords::new(&config.accounts.argon2).map_err(StartError::Passwords)?;
         let bind = SocketAddr::new(config.host, config.port);
         let listener = tokio::net::TcpListener::bind(bind)
             .await
@@ -206,7 +252,22 @@ impl Server {
         let management_url = format!("http://{}/{}", reachable(addr), config.stage);
 
         let sdk = sdk_config(&config.region);
-        let (connections, history, stores) = stores(&config, &sdk).await?;
+        let Stores {
+            connections,
+            history,
+            users,
+            attempts,
+            info: stores,
+        } = stores(&config, &sdk).await?;
+        let http = HttpDeps {
+            users,
+            attempts,
+            history: history.clone(),
+            verifier: verifier.clone(),
+            issuer,
+            passwords,
+            config: config.accounts.clone(),
+        };
         let live = Live {
             connections: connections.clone(),
             gateway: ManagementGateway::new(sdk),
@@ -222,11 +283,16 @@ impl Server {
             drain: Mutex::new(Some(drain_tx)),
             management_url,
             public_addr: reachable(addr),
+            http,
+            web: web::Source::from_config(config.web_dir.as_deref()),
             config,
         });
 
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/", get(ws::upgrade_root))
+            .route("/index.html", get(web::index))
+            .route("/app.js", get(web::app_js))
+            .route("/style.css", get(web::style_css))
             .route("/{stage}", get(ws::upgrade_stage))
             .route("/{stage}/", get(ws::upgrade_stage))
             .route(
@@ -240,8 +306,13 @@ impl Server {
                 get(management::get_stage)
                     .post(management::post_stage)
                     .delete(management::delete_stage),
-            )
-            .with_state(state.clone());
+            );
+        for path in http::PATHS {
+            app = app
+                .route(path, any(http::serve))
+                .route(&format!("/{{stage}}{path}"), any(http::serve));
+        }
+        let app = app.fallback(ws::not_found).with_state(state.clone());
         let (stop_http, stop_rx) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
             axum::serve(
@@ -267,6 +338,11 @@ impl Server {
     /// The bound address (the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The HTTP base URL of the HTTP API and the web client (`http://127.0.0.1:3001`).
+    pub fn http_url(&self) -> String {
+        format!("http://{}", reachable(self.addr))
     }
 
     /// The WebSocket URL clients connect to (`ws://127.0.0.1:3001`).
@@ -309,21 +385,30 @@ impl Server {
         } else {
             "from --jwt-secret / HUBBUB_JWT_SECRET"
         };
+        let http = self.http_url();
         format!(
             "\
-hubbub-local: API Gateway WebSocket emulator, stage `{stage}`
+hubbub-local: API Gateway WebSocket + HTTP API emulator, stage `{stage}`
 
+  web client     {http}/  ({web})
   WebSocket      {ws}  (also {ws}/{stage})
+  HTTP API       {http}/auth/register, /auth/login, /rooms, ... /health  (also {http}/{stage}/...)
+  CORS           origins: {cors}
   @connections   {mgmt}/@connections/{{connectionId}}  (POST, GET, DELETE; any SigV4 signature)
-  stores         connections: {conns}; history: {hist}
+  stores         connections: {conns}; history and users: {hist}
   JWT            HS256, iss `{iss}`, aud `{aud}`, secret: {secret}
-  limits         32 KB frames, 128 KB messages (close 1009); idle {idle}s; max {max}s
+  limits         32 KB frames, 128 KB messages (close 1009); idle {idle}s; max {max}s; HTTP bodies {body} bytes
 
-Get a token and connect (`hubbub-local token` is `cargo run -p hubbub-local -- token` from a checkout):
-  TOKEN=$(hubbub-local token --user alice{secret_flag})
+Open {http}/ in a browser, or register, log in and connect from a shell:
+  curl -s {http}/auth/register -H 'content-type: application/json' -d '{{\"username\":\"alice\",\"password\":\"correct horse\"}}'
+  TOKEN=$(hubbub-local token --user alice{secret_flag})   # or the accessToken of /auth/login
   wscat -c \"{ws}/?token=$TOKEN\"
   > {{\"action\":\"joinRoom\",\"room\":\"general\"}}
+(`hubbub-local token` is `cargo run -p hubbub-local -- token` from a checkout.)
 ",
+            web = self.state.web.describe(),
+            cors = c.cors_origins.join(", "),
+            body = c.accounts.max_body_bytes,
             stage = c.stage,
             mgmt = self.state.management_url,
             conns = self.stores.connections,

@@ -101,12 +101,21 @@ pub(crate) fn message_response(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// WebSocket upgrade at `/`.
+/// Whether the request asks for a protocol upgrade (a WebSocket handshake, valid or not).
+fn wants_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+}
+
+/// `GET /`: the WebSocket handshake when the request carries an `Upgrade` header, else the
+/// web client's `index.html`.
 pub(crate) async fn upgrade_root(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
+    if !wants_upgrade(req.headers()) {
+        return crate::web::serve(&state, "index.html").await;
+    }
     handshake(state, peer, req).await
 }
 
@@ -118,10 +127,19 @@ pub(crate) async fn upgrade_stage(
     req: Request,
 ) -> Response {
     if stage != state.config.stage {
+        if !wants_upgrade(req.headers()) {
+            // A plain GET of some `/name`: a file the web client does not have.
+            return not_found().await;
+        }
         // What API Gateway answers for a stage that does not exist.
         return message_response(StatusCode::FORBIDDEN, "Forbidden");
     }
     handshake(state, peer, req).await
+}
+
+/// Any path nothing else serves: API Gateway's 404.
+pub(crate) async fn not_found() -> Response {
+    message_response(StatusCode::NOT_FOUND, "Not Found")
 }
 
 /// The client's `Sec-WebSocket-Key`, when the request is a WebSocket upgrade we can answer.

@@ -599,7 +599,16 @@ fn local_command_line() {
     assert_eq!(c.max_connection, Duration::from_secs(7200));
     assert!(c.database_url.is_none() && c.dynamodb_endpoint.is_none());
 
-    let env = |v: &str| (v == "HUBBUB_JWT_SECRET").then(|| SECRET.to_owned());
+    assert_eq!(c.cors_origins, ["*"]);
+    assert_eq!(c.web_dir, None);
+    assert_eq!(c.accounts.max_body_bytes, 16 * 1024);
+
+    let temp_dir = std::env::temp_dir().display().to_string();
+    let env = |v: &str| match v {
+        "HUBBUB_JWT_SECRET" => Some(SECRET.to_owned()),
+        "HUBBUB_MAX_BODY_BYTES" => Some("4096".to_owned()),
+        _ => None,
+    };
     let Ok(Command::Serve(c)) = parse_args(
         args(&[
             "serve",
@@ -617,17 +626,29 @@ fn local_command_line() {
             "postgres://u@h/db",
             "--dynamodb-endpoint",
             "http://127.0.0.1:8000",
+            "--cors-origin",
+            "http://a.test, http://b.test:8080",
+            "--cors-origin",
+            "https://c.test",
+            "--web-dir",
+            temp_dir.as_str(),
         ]),
         &env,
     ) else {
         panic!("flags")
     };
+    assert_eq!(
+        c.cors_origins,
+        ["http://a.test", "http://b.test:8080", "https://c.test"]
+    );
+    assert_eq!(c.web_dir.as_deref(), Some(std::env::temp_dir().as_path()));
     assert_eq!((c.port, c.stage.as_str()), (0, "dev"));
     assert!(!c.jwt_secret_is_dev_default);
     assert_eq!(c.jwt.secret, SECRET.as_bytes());
     assert_eq!(c.idle_timeout, Duration::from_secs(5));
     assert_eq!(c.max_connection, Duration::from_secs(60));
     assert_eq!(c.database_url.as_deref(), Some("postgres://u@h/db"));
+    assert_eq!(c.accounts.max_body_bytes, 4096, "the Lambda's variables");
 
     let Ok(Command::Token(t)) = parse_args(args(&["token", "--user", "alice"]), &no_env) else {
         panic!("token")
@@ -648,6 +669,9 @@ fn local_command_line() {
         &["--idle-timeout-secs", "0"],
         &["--dynamodb-endpoint", "localhost:8000"],
         &["--bogus"],
+        &["--cors-origin", "app.test"],
+        &["--cors-origin", "http://a.test/path"],
+        &["--web-dir", "/nonexistent/hubbub-web"],
         &["token"],
     ] {
         assert!(parse_args(args(bad), &no_env).is_err(), "{bad:?}");
@@ -786,4 +810,570 @@ async fn local_shutdown_closes_connections_with_1001() {
         TcpStream::connect(addr).await.is_err(),
         "no longer listening"
     );
+}
+
+// --- the HTTP API and the web client on the same port ---------------------------------------
+
+/// Cheap argon2 costs: the tests hash passwords in unoptimised builds on a shared CPU.
+fn http_config() -> Config {
+    let mut c = config();
+    c.accounts.argon2 = hubbub_core::config::Argon2Config {
+        memory_kib: 256,
+        iterations: 1,
+        parallelism: 1,
+    };
+    c
+}
+
+/// An HTTP answer: status, headers (names lower-case) and body.
+#[derive(Debug)]
+struct HttpAnswer {
+    status: u16,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {:?} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// Decodes a `transfer-encoding: chunked` body.
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size line");
+        let size_text = std::str::from_utf8(&raw[..line_end]).expect("chunk size");
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .expect("hex chunk size");
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
+}
+
+/// One HTTP/1.1 request over a fresh TCP connection (`Connection: close`), read to the end.
+async fn http(
+    server: &Server,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nUser-Agent: hubbub-tests\r\n",
+        server.local_addr()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    if let Some(b) = body {
+        req.push_str(b);
+    }
+    stream.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    tokio::time::timeout(FRAME_WAIT, stream.read_to_end(&mut raw))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("end of the head");
+    let head = std::str::from_utf8(&raw[..split]).expect("head is text");
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let headers: HashMap<String, String> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let rest = &raw[split + 4..];
+    let body = if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    HttpAnswer {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn post_json(server: &Server, path: &str, body: Value) -> HttpAnswer {
+    http(server, "POST", path, &[], Some(&body.to_string())).await
+}
+
+async fn get_bearer(server: &Server, path: &str, token: &str) -> HttpAnswer {
+    let auth = format!("Bearer {token}");
+    http(server, "GET", path, &[("Authorization", &auth)], None).await
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Registers `name` and returns the session (201).
+async fn register(server: &Server, prefix: &str, name: &str) -> Value {
+    let resp = post_json(
+        server,
+        &format!("{prefix}/auth/register"),
+        json!({"username": name, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        resp.status,
+        201,
+        "{:?}",
+        String::from_utf8_lossy(&resp.body)
+    );
+    resp.json()
+}
+
+/// Logs `name` in and returns the session (200).
+async fn login(server: &Server, name: &str) -> Value {
+    let resp = post_json(
+        server,
+        "/auth/login",
+        json!({"username": name, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        resp.status,
+        200,
+        "{:?}",
+        String::from_utf8_lossy(&resp.body)
+    );
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    resp.json()
+}
+
+/// Accounts over HTTP, then chat over WebSocket with the access tokens login issued, then
+/// the history over HTTP again: one set of stores and one JWT secret behind both APIs.
+async fn http_then_websocket_scenario(server: &Server) {
+    let alice = register(server, "", "alice").await;
+    register(server, "", "bob").await;
+    let wrong = post_json(
+        server,
+        "/auth/login",
+        json!({"username": "alice", "password": "not the password"}),
+    )
+    .await;
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.json()["error"]["code"], "unauthorized");
+    let alice_login = login(server, "alice").await;
+    let bob_login = login(server, "bob").await;
+    assert_eq!(alice_login["user"], alice["user"]);
+    let alice_token = alice_login["accessToken"].as_str().expect("accessToken");
+    let bob_token = bob_login["accessToken"].as_str().expect("accessToken");
+
+    // The access tokens open WebSockets: in the query string and as a subprotocol.
+    let (mut a, _) =
+        tokio_tungstenite::connect_async(format!("{}/?token={alice_token}", server.ws_url()))
+            .await
+            .expect("alice connects with her login token");
+    let mut req = format!("{}/{}", server.ws_url(), server.config().stage)
+        .into_client_request()
+        .expect("request");
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_str(&format!("hubbub.v1, bearer.{bob_token}")).expect("header"),
+    );
+    let (mut b, _) = tokio_tungstenite::connect_async(req)
+        .await
+        .expect("bob connects with his login token");
+    let mut log = Vec::new();
+    for ws in [&mut a, &mut b] {
+        send(ws, json!({"action":"joinRoom","room":"general"})).await;
+        recv_type(ws, "joined", &mut log).await;
+    }
+    send(
+        &mut a,
+        json!({"action":"sendMessage","room":"general","body":"hi bob","clientMsgId":"m-1"}),
+    )
+    .await;
+    let ack = recv_type(&mut a, "ack", &mut log).await;
+    assert_eq!(ack["seq"], 1);
+    let msg = recv_type(&mut b, "message", &mut log).await;
+    assert_eq!(msg["body"], "hi bob");
+    assert_eq!(
+        msg["sender"], alice["user"],
+        "the sender is the registered user"
+    );
+
+    // The message is in the history the HTTP API reads.
+    let history = get_bearer(server, "/rooms/general/messages?after=0", bob_token).await;
+    assert_eq!(history.status, 200, "{:?}", history.json());
+    let messages = history.json()["messages"].clone();
+    assert_eq!(messages.as_array().map(Vec::len), Some(1), "{messages}");
+    assert_eq!(messages[0]["body"], "hi bob");
+    assert_eq!(messages[0]["id"], ack["id"]);
+    let rooms = get_bearer(server, "/rooms", alice_token).await;
+    assert_eq!(rooms.status, 200);
+    assert!(
+        rooms.json()["rooms"]
+            .as_array()
+            .expect("rooms")
+            .iter()
+            .any(|r| r["id"] == "general"),
+        "{:?}",
+        rooms.json()
+    );
+    a.close(None).await.expect("close");
+    b.close(None).await.expect("close");
+}
+
+#[tokio::test]
+async fn local_http_register_login_then_chat() {
+    let server = start(http_config()).await;
+    http_then_websocket_scenario(&server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_http_register_login_then_chat_on_postgres() {
+    let (history, url) = hubbub_tests::fresh_history().await;
+    drop(history);
+    let mut c = http_config();
+    c.database_url = Some(url);
+    let server = start(c).await;
+    assert_eq!(server.stores().history, "PostgreSQL");
+    http_then_websocket_scenario(&server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_http_refresh_rotation() {
+    let server = start(http_config()).await;
+    let session = register(&server, "", "carol").await;
+    let first = session["refreshToken"].as_str().expect("refreshToken");
+    let rotated = post_json(&server, "/auth/refresh", json!({"refreshToken": first})).await;
+    assert_eq!(rotated.status, 200);
+    let rotated = rotated.json();
+    let second = rotated["refreshToken"].as_str().expect("refreshToken");
+    assert_ne!(first, second, "refresh rotates the refresh token");
+    assert_eq!(rotated["user"], session["user"]);
+    // The new access token works on an authenticated route.
+    let rooms = get_bearer(
+        &server,
+        "/rooms",
+        rotated["accessToken"].as_str().expect("accessToken"),
+    )
+    .await;
+    assert_eq!(rooms.status, 200);
+    // Reusing the spent token is refused and revokes the whole family.
+    let reuse = post_json(&server, "/auth/refresh", json!({"refreshToken": first})).await;
+    assert_eq!(reuse.status, 401);
+    let after = post_json(&server, "/auth/refresh", json!({"refreshToken": second})).await;
+    assert_eq!(after.status, 401, "the family was revoked");
+    // A new login's token logs out, after which it is refused.
+    let fresh = login(&server, "carol").await;
+    let token = fresh["refreshToken"].as_str().expect("refreshToken");
+    let out = post_json(&server, "/auth/logout", json!({"refreshToken": token})).await;
+    assert_eq!(out.status, 204);
+    assert!(out.body.is_empty());
+    let gone = post_json(&server, "/auth/refresh", json!({"refreshToken": token})).await;
+    assert_eq!(gone.status, 401);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_http_stage_prefix_and_gateway_answers() {
+    let server = start(http_config()).await;
+    let stage = server.config().stage.clone();
+    for path in ["/health".to_owned(), format!("/{stage}/health")] {
+        let resp = http(&server, "GET", &path, &[], None).await;
+        assert_eq!(resp.status, 200, "{path}");
+        assert_eq!(resp.json(), json!({"status": "ok"}));
+        assert_eq!(resp.header("apigw-requestid").map(str::len), Some(16));
+    }
+    // Register under the stage, log in without it: the same API.
+    register(&server, &format!("/{stage}"), "dave").await;
+    login(&server, "dave").await;
+    // The handler's errors carry the request id API Gateway answers with.
+    let anonymous = http(&server, "GET", &format!("/{stage}/rooms"), &[], None).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(
+        anonymous.json()["error"]["requestId"].as_str(),
+        anonymous.header("apigw-requestid")
+    );
+    // No route: API Gateway's own 404, the function is not invoked.
+    for (method, path) in [
+        ("GET", "/prod/health"),
+        ("DELETE", "/rooms"),
+        ("GET", "/auth/login"),
+        ("POST", "/auth/whoami"),
+        ("GET", "/rooms/general"),
+    ] {
+        let resp = http(&server, method, path, &[], None).await;
+        assert_eq!(resp.status, 404, "{method} {path}");
+        assert_eq!(
+            resp.json(),
+            json!({"message": "Not Found"}),
+            "{method} {path}"
+        );
+    }
+    // The body limit is the handler's: over it, its 413.
+    let big = json!({"username": "x".repeat(20 * 1024), "password": PASSWORD}).to_string();
+    let resp = http(&server, "POST", "/auth/register", &[], Some(&big)).await;
+    assert_eq!(resp.status, 413);
+    assert_eq!(resp.json()["error"]["code"], "payload_too_large");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_http_cors() {
+    let server = start(http_config()).await;
+    let preflight = [
+        ("Origin", "http://localhost:5173"),
+        ("Access-Control-Request-Method", "POST"),
+        ("Access-Control-Request-Headers", "content-type"),
+    ];
+    for path in ["/auth/login", "/local/rooms/general/messages"] {
+        let resp = http(&server, "OPTIONS", path, &preflight, None).await;
+        assert_eq!(resp.status, 204, "{path}");
+        assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(
+            resp.header("access-control-allow-methods"),
+            Some("GET,POST")
+        );
+        assert_eq!(
+            resp.header("access-control-allow-headers"),
+            Some("authorization,content-type")
+        );
+        assert_eq!(resp.header("access-control-max-age"), Some("600"));
+    }
+    let resp = http(
+        &server,
+        "GET",
+        "/health",
+        &[("Origin", "http://localhost:5173")],
+        None,
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
+    server.shutdown().await;
+
+    // A list of origins: a listed origin is echoed, another gets no CORS headers.
+    let mut c = http_config();
+    c.cors_origins = vec!["http://app.test".into()];
+    let server = start(c).await;
+    let allowed = [
+        ("Origin", "http://app.test"),
+        ("Access-Control-Request-Method", "GET"),
+    ];
+    let resp = http(&server, "OPTIONS", "/rooms", &allowed, None).await;
+    assert_eq!(resp.status, 204);
+    assert_eq!(
+        resp.header("access-control-allow-origin"),
+        Some("http://app.test")
+    );
+    assert_eq!(resp.header("vary"), Some("origin"));
+    let other = [
+        ("Origin", "http://evil.test"),
+        ("Access-Control-Request-Method", "GET"),
+    ];
+    let resp = http(&server, "OPTIONS", "/rooms", &other, None).await;
+    assert_eq!(resp.status, 204);
+    assert_eq!(resp.header("access-control-allow-origin"), None);
+    assert_eq!(resp.header("access-control-allow-methods"), None);
+    let resp = http(
+        &server,
+        "GET",
+        "/health",
+        &[("Origin", "http://evil.test")],
+        None,
+    )
+    .await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("access-control-allow-origin"), None);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_web_client_is_served() {
+    let dir = std::env::temp_dir().join(format!("hubbub-local-web-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let index = "<!doctype html><title>hubbub test client</title>";
+    std::fs::write(dir.join("index.html"), index).expect("index.html");
+    std::fs::write(dir.join("app.js"), "console.log('hi');").expect("app.js");
+    let mut c = http_config();
+    c.web_dir = Some(dir.clone());
+    let server = start(c).await;
+
+    for path in ["/", "/index.html"] {
+        let resp = http(&server, "GET", path, &[], None).await;
+        assert_eq!(resp.status, 200, "{path}");
+        assert_eq!(
+            resp.header("content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert_eq!(resp.header("cache-control"), Some("no-cache"));
+        assert_eq!(resp.body, index.as_bytes());
+    }
+    let js = http(&server, "GET", "/app.js", &[], None).await;
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    // Edited on disk: served without a restart.
+    std::fs::write(dir.join("app.js"), "console.log('edited');").expect("app.js");
+    let js = http(&server, "GET", "/app.js", &[], None).await;
+    assert_eq!(js.body, b"console.log('edited');");
+    // Missing in the directory, unknown, or outside the three names: 404.
+    for path in ["/style.css", "/favicon.ico", "/js/app.js", "/../Cargo.toml"] {
+        let resp = http(&server, "GET", path, &[], None).await;
+        assert_eq!(resp.status, 404, "{path}");
+    }
+    // `/` with an Upgrade header is still the WebSocket endpoint.
+    let mut ws = connect_query(&server, "alice").await;
+    send(&mut ws, json!({"action":"ping"})).await;
+    recv_type(&mut ws, "pong", &mut Vec::new()).await;
+    assert_eq!(refused_status(&format!("{}/", server.ws_url())).await, 401);
+    server.shutdown().await;
+    std::fs::remove_dir_all(&dir).expect("remove temp dir");
+
+    // Without --web-dir: the files compiled in (whichever of web/ existed at build time).
+    let server = start(http_config()).await;
+    let embedded = hubbub_local::web::embedded_files();
+    for (name, content_type) in hubbub_local::web::FILES {
+        let resp = http(&server, "GET", &format!("/{name}"), &[], None).await;
+        if embedded.contains(&name) {
+            assert_eq!(resp.status, 200, "{name}");
+            assert_eq!(resp.header("content-type"), Some(content_type));
+            assert_eq!(resp.header("cache-control"), Some("no-cache"));
+            assert!(!resp.body.is_empty(), "{name}");
+        } else {
+            assert_eq!(resp.status, 404, "{name}");
+        }
+    }
+    server.shutdown().await;
+}
+
+#[test]
+fn local_http_events_have_the_shape_of_the_samples() {
+    use hubbub_local::events::{HttpRequestMeta, http_api, http_api_json};
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+
+    let mut headers = axum::http::HeaderMap::new();
+    for (k, v) in [
+        ("host", "127.0.0.1:3001"),
+        ("accept", "application/json"),
+        ("content-type", "application/json"),
+        ("content-length", "52"),
+        ("user-agent", "curl/8.5.0"),
+        ("connection", "keep-alive"),
+    ] {
+        headers.insert(k, v.parse().expect("header"));
+    }
+    let body = br#"{"username":"alice","password":"correct horse battery"}"#;
+    let matched = hubbub_local::http::match_route("POST", "/auth/login", "local").expect("route");
+    assert_eq!(matched.route_key, "POST /auth/login");
+    assert_eq!(matched.stage, "$default");
+    let meta = HttpRequestMeta {
+        method: "POST",
+        raw_path: "/auth/login",
+        raw_query: None,
+        protocol: "HTTP/1.1",
+        source_ip: "203.0.113.42",
+        port: 3001,
+        domain_name: "127.0.0.1:3001",
+        stage: &matched.stage,
+        route_key: &matched.route_key,
+        path_parameters: &matched.path_parameters,
+        request_id: "XyZ1bHiDjoEEKcR=",
+        api_id: "hubbublcl1",
+        account_id: "000000000000",
+        now_ms: 1_768_469_390_000,
+    };
+    let login = http_api_json(&meta, &headers, body);
+    let sample = hubbub_tests::events::raw("http-login");
+    assert_eq!(keys(&login), keys(&sample), "top level");
+    assert_eq!(
+        keys(&login["requestContext"]),
+        keys(&sample["requestContext"])
+    );
+    assert_eq!(
+        keys(&login["requestContext"]["http"]),
+        keys(&sample["requestContext"]["http"])
+    );
+    assert_eq!(keys(&login["headers"]), keys(&sample["headers"]));
+    assert_eq!(
+        login["requestContext"]["time"],
+        "15/Jan/2026:09:29:50 +0000"
+    );
+
+    // A named stage, path parameters and a query string.
+    let matched = hubbub_local::http::match_route("GET", "/local/rooms/general/messages", "local")
+        .expect("route");
+    assert_eq!(matched.route_key, "GET /rooms/{room}/messages");
+    assert_eq!(matched.stage, "local");
+    let meta = HttpRequestMeta {
+        method: "GET",
+        raw_path: "/local/rooms/general/messages",
+        raw_query: Some("after=0&limit=20"),
+        stage: &matched.stage,
+        route_key: &matched.route_key,
+        path_parameters: &matched.path_parameters,
+        ..meta
+    };
+    let mut get_headers = headers.clone();
+    get_headers.remove("content-type");
+    get_headers.remove("content-length");
+    let messages = http_api_json(&meta, &get_headers, b"");
+    let sample = hubbub_tests::events::raw("http-messages");
+    let mut want = keys(&sample);
+    want.retain(|k| k != "body");
+    assert_eq!(keys(&messages), want, "top level");
+    assert_eq!(messages["pathParameters"], json!({"room": "general"}));
+    assert_eq!(
+        messages["queryStringParameters"],
+        json!({"after": "0", "limit": "20"})
+    );
+
+    // lambda_http turns it into the request the handler reads.
+    let req = http_api(&meta, &get_headers, b"").expect("request");
+    assert_eq!(req.uri().path(), "/local/rooms/general/messages");
+    assert_eq!(req.uri().query(), Some("after=0&limit=20"));
+    let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() else {
+        panic!("not an HTTP API request context")
+    };
+    assert_eq!(ctx.request_id.as_deref(), Some("XyZ1bHiDjoEEKcR="));
+    assert_eq!(ctx.http.source_ip.as_deref(), Some("203.0.113.42"));
+    assert_eq!(ctx.stage.as_deref(), Some("local"));
+    assert_eq!(ctx.route_key.as_deref(), Some("GET /rooms/{room}/messages"));
+    assert!(req.headers().get("connection").is_none(), "no hop headers");
 }
