@@ -16,9 +16,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").ok_or("no CARGO_MANIFEST_DIR")?);
     let out = PathBuf::from(std::env::var_os("OUT_DIR").ok_or("no OUT_DIR")?);
     let web = manifest.join("..").join("web");
-    // A directory is scanned as a whole: a file appearing, changing or going away re-runs
-    // this script (and while `web/` does not exist at all, every build re-runs it).
-    println!("cargo:rerun-if-changed=../web");
+    // Only the client's own files: watching all of `web/` would rebuild on every change
+    // under `web/e2e/node_modules`. A missing file makes cargo re-run this script on every
+    // build, so a file that appears later is picked up too.
+    for name in FILES {
+        println!("cargo:rerun-if-changed=../web/{name}");
+    }
 
     let mut code = String::from(
         "/// The web client's files that existed in `web/` when hubbub-local was compiled.\n\
