@@ -1377,3 +1377,122 @@ fn local_http_events_have_the_shape_of_the_samples() {
     assert_eq!(ctx.route_key.as_deref(), Some("GET /rooms/{room}/messages"));
     assert!(req.headers().get("connection").is_none(), "no hop headers");
 }
+
+/// A client that vanishes without a close frame is disconnected by the emulator (the
+/// room hears it left), and a connection whose `$disconnect` never ran (left behind in the
+/// table) is removed by fan-out as soon as a post to it answers 410.
+#[tokio::test]
+async fn local_vanished_clients_are_cleaned_up() {
+    let (history, url) = hubbub_tests::fresh_history().await;
+    drop(history);
+    let endpoint = std::env::var("HUBBUB_TEST_DYNAMODB_ENDPOINT")
+        .expect("HUBBUB_TEST_DYNAMODB_ENDPOINT is not set: run the test suite with scripts/test");
+    let table = format!("hubbub-local-{}", uuid::Uuid::new_v4().simple());
+    let mut c = config();
+    c.database_url = Some(url);
+    c.dynamodb_endpoint = Some(endpoint);
+    c.dynamodb_table = table.clone();
+    c.region = hubbub_tests::REGION.to_owned();
+    let server = start(c).await;
+    let store = DynamoConnectionStore::new(hubbub_tests::dynamodb_client(), table);
+    let general = hubbub_tests::contract::room("general");
+
+    let mut log = Vec::new();
+    let mut alice = connect_query(&server, "alice").await;
+    send(&mut alice, json!({"action":"joinRoom","room":"general"})).await;
+    recv_type(&mut alice, "joined", &mut log).await;
+    let mut bob = connect_subprotocol(&server, "bob").await;
+    send(&mut bob, json!({"action":"joinRoom","room":"general"})).await;
+    recv_type(&mut bob, "joined", &mut log).await;
+    recv_type(&mut alice, "presence", &mut log).await;
+    assert_eq!(server.connection_ids().len(), 2);
+
+    // bob's network goes away: no close frame, the TCP connection just ends.
+    drop(bob);
+    let left = recv_type(&mut alice, "presence", &mut log).await;
+    assert_eq!(
+        (left["state"].as_str(), left["user"]["name"].as_str()),
+        (Some("left"), Some("bob"))
+    );
+    assert_eq!(server.connection_ids().len(), 1);
+
+    // A member whose $disconnect never ran: in the table, unknown to API Gateway.
+    let stale = hubbub_tests::contract::connection("carol");
+    store.put_connection(&stale).await.expect("put stale");
+    store.join_room(&stale, &general).await.expect("join stale");
+    assert!(store.is_member(&stale.id, &general).await.expect("member"));
+
+    send(
+        &mut alice,
+        json!({"action":"sendMessage","room":"general","body":"still there?","clientMsgId":"m-1"}),
+    )
+    .await;
+    let ack = recv_type(&mut alice, "ack", &mut log).await;
+    assert_eq!(ack["seq"], 1);
+    // The post to the stale connection answered 410: send-message removed it.
+    assert_eq!(store.get_connection(&stale.id).await.expect("read"), None);
+    assert!(!store.is_member(&stale.id, &general).await.expect("member"));
+    server.shutdown().await;
+}
+
+/// A client that reconnects catches up with `history` after the last seq it saw.
+#[tokio::test]
+async fn local_history_after_reconnect() {
+    let server = start(config()).await;
+    let mut log = Vec::new();
+    let mut alice = connect_query(&server, "alice").await;
+    let mut bob = connect_query(&server, "bob").await;
+    for ws in [&mut alice, &mut bob] {
+        send(ws, json!({"action":"joinRoom","room":"general"})).await;
+        recv_type(ws, "joined", &mut log).await;
+    }
+    send(
+        &mut alice,
+        json!({"action":"sendMessage","room":"general","body":"one","clientMsgId":"a-1"}),
+    )
+    .await;
+    recv_type(&mut alice, "ack", &mut log).await;
+    let seen = recv_type(&mut bob, "message", &mut log).await;
+    let last_seen = seen["seq"].as_i64().expect("seq");
+    bob.close(None).await.expect("close");
+
+    for i in 2..=4 {
+        send(
+            &mut alice,
+            json!({"action":"sendMessage","room":"general","body":format!("n{i}"),"clientMsgId":format!("a-{i}")}),
+        )
+        .await;
+        recv_type(&mut alice, "ack", &mut log).await;
+    }
+
+    let mut bob = connect_subprotocol(&server, "bob").await;
+    send(&mut bob, json!({"action":"joinRoom","room":"general"})).await;
+    recv_type(&mut bob, "joined", &mut log).await;
+    send(
+        &mut bob,
+        json!({"action":"history","room":"general","after":last_seen}),
+    )
+    .await;
+    let h = recv_type(&mut bob, "history", &mut log).await;
+    let got: Vec<(i64, String)> = h["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| {
+            (
+                m["seq"].as_i64().unwrap_or_default(),
+                m["body"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (2, "n2".to_owned()),
+            (3, "n3".to_owned()),
+            (4, "n4".to_owned())
+        ]
+    );
+    assert_eq!(h["hasMore"], false);
+    server.shutdown().await;
+}
