@@ -254,8 +254,9 @@ async fn local_chat_three_users_in_memory() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn local_chat_on_postgres_and_dynamodb() {
+/// hubbub-local on a fresh PostgreSQL database and a fresh table of the DynamoDB-compatible
+/// server; also returns a store over that table, to look behind the emulator's back.
+async fn start_on_postgres_and_dynamodb() -> (Server, DynamoConnectionStore) {
     let (history, url) = hubbub_tests::fresh_history().await;
     drop(history);
     let endpoint = std::env::var("HUBBUB_TEST_DYNAMODB_ENDPOINT")
@@ -268,6 +269,13 @@ async fn local_chat_on_postgres_and_dynamodb() {
     // moto keeps tables per region: the harness's client reads in its region.
     c.region = hubbub_tests::REGION.to_owned();
     let server = start(c).await;
+    let store = DynamoConnectionStore::new(hubbub_tests::dynamodb_client(), table);
+    (server, store)
+}
+
+#[tokio::test]
+async fn local_chat_on_postgres_and_dynamodb() {
+    let (server, store) = start_on_postgres_and_dynamodb().await;
     assert_eq!(server.stores().history, "PostgreSQL");
     chat_scenario(&server).await;
 
@@ -275,7 +283,6 @@ async fn local_chat_on_postgres_and_dynamodb() {
     let ids = server.connection_ids();
     assert_eq!(ids.len(), 2);
     server.shutdown().await;
-    let store = DynamoConnectionStore::new(hubbub_tests::dynamodb_client(), table);
     for id in ids {
         assert_eq!(store.get_connection(&id).await.expect("read"), None);
     }
@@ -1383,18 +1390,7 @@ fn local_http_events_have_the_shape_of_the_samples() {
 /// table) is removed by fan-out as soon as a post to it answers 410.
 #[tokio::test]
 async fn local_vanished_clients_are_cleaned_up() {
-    let (history, url) = hubbub_tests::fresh_history().await;
-    drop(history);
-    let endpoint = std::env::var("HUBBUB_TEST_DYNAMODB_ENDPOINT")
-        .expect("HUBBUB_TEST_DYNAMODB_ENDPOINT is not set: run the test suite with scripts/test");
-    let table = format!("hubbub-local-{}", uuid::Uuid::new_v4().simple());
-    let mut c = config();
-    c.database_url = Some(url);
-    c.dynamodb_endpoint = Some(endpoint);
-    c.dynamodb_table = table.clone();
-    c.region = hubbub_tests::REGION.to_owned();
-    let server = start(c).await;
-    let store = DynamoConnectionStore::new(hubbub_tests::dynamodb_client(), table);
+    let (server, store) = start_on_postgres_and_dynamodb().await;
     let general = hubbub_tests::contract::room("general");
 
     let mut log = Vec::new();
