@@ -1,5 +1,5 @@
 // hubbub's web client: one dependency-free ES module, no build step.
-// The contract it speaks is PROTOCOL.md: the HTTP API for accounts, rooms and scroll-back, the
+// The contract it speaks is docs/protocol.md: the HTTP API for accounts, rooms and scroll-back, the
 // WebSocket for live chat (token only in the `bearer.<jwt>` subprotocol, never in the URL).
 //
 // Base URLs default to the page's own origin (http -> ws) and can be overridden with
@@ -21,7 +21,7 @@ const BODY_MAX = 4000;
 const SESSION_KEY = "hubbub.session";
 const VIEW_KEY = "hubbub.view";
 
-// Human text for every error code of PROTOCOL.md (plus the client's own `network`).
+// Human text for every error code of docs/protocol.md (plus the client's own `network`).
 export const ERROR_TEXT = {
   bad_request: "The server could not accept that request.",
   unauthorized: "Your session is no longer valid. Please sign in again.",

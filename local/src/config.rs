@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hubbub_core::config::{AccountsConfig, ConfigError, JwtConfig, Lookup, vars};
 
-/// The port of PROTOCOL.md's `ws://127.0.0.1:3001`.
+/// The port of docs/protocol.md's `ws://127.0.0.1:3001`.
 pub const DEFAULT_PORT: u16 = 3001;
 /// The stage name when none is given; `/{stage}` and `/` both reach the WebSocket.
 pub const DEFAULT_STAGE: &str = "local";

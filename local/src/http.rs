@@ -1,4 +1,4 @@
-//! The HTTP API of PROTOCOL.md, served as API Gateway's HTTP API (`AWS::Serverless::HttpApi`
+//! The HTTP API of docs/protocol.md, served as API Gateway's HTTP API (`AWS::Serverless::HttpApi`
 //! in `template.yaml`) serves it, on the WebSocket endpoint's port:
 //!
 //! - **Routes.** The template's routes ([`ROUTES`]) at `/...` (the `$default` stage) and at

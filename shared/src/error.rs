@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::ProtocolError;
 
-/// The stable error codes of PROTOCOL.md.
+/// The stable error codes of docs/protocol.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

@@ -1,6 +1,6 @@
 //! hubbub-core: everything the hubbub Lambdas and hubbub-local share.
 //!
-//! - [`protocol`]: the frames of PROTOCOL.md, with parse-don't-validate newtypes;
+//! - [`protocol`]: the frames of docs/protocol.md, with parse-don't-validate newtypes;
 //! - [`error`]: one error type per boundary and the stable client error codes;
 //! - [`config`] and [`telemetry`]: environment config (fail fast) and tracing setup;
 //! - [`auth`]: JWT verification (and issuing);

@@ -1,10 +1,10 @@
-//! The client contract of `PROTOCOL.md`, as types.
+//! The client contract of `docs/protocol.md`, as types.
 //!
 //! Inbound frames are parsed, not validated: a [`ClientFrame`] can only hold a well-formed
 //! [`RoomId`], [`ClientMsgId`], [`MessageBody`] and [`HistoryQuery`], so handlers never re-check
 //! them. Outbound frames are [`ServerFrame`] values, serialised with the `type` tag.
 //!
-//! Every limit here is the one PROTOCOL.md documents; changing one is a breaking change.
+//! Every limit here is the one docs/protocol.md documents; changing one is a breaking change.
 
 use std::fmt;
 
@@ -13,16 +13,16 @@ use time::OffsetDateTime;
 
 use crate::error::ErrorCode;
 
-/// Longest room id (PROTOCOL.md): short enough to sit in a DynamoDB key and a URL path.
+/// Longest room id (docs/protocol.md): short enough to sit in a DynamoDB key and a URL path.
 pub const ROOM_ID_MAX: usize = 64;
-/// Longest client message id (PROTOCOL.md): room for a UUID or a ULID with a prefix.
+/// Longest client message id (docs/protocol.md): room for a UUID or a ULID with a prefix.
 pub const CLIENT_MSG_ID_MAX: usize = 64;
-/// Longest message body in characters (PROTOCOL.md). 4000 chars of 4-byte UTF-8 plus the
+/// Longest message body in characters (docs/protocol.md). 4000 chars of 4-byte UTF-8 plus the
 /// envelope stays under API Gateway's 32 KB frame limit, so any accepted message can be fanned out.
 pub const BODY_MAX_CHARS: usize = 4000;
-/// Largest `history` page (PROTOCOL.md): bounds the route response well under 128 KB.
+/// Largest `history` page (docs/protocol.md): bounds the route response well under 128 KB.
 pub const HISTORY_LIMIT_MAX: u32 = 100;
-/// `history` page size when the client gives none (PROTOCOL.md).
+/// `history` page size when the client gives none (docs/protocol.md).
 pub const HISTORY_LIMIT_DEFAULT: u32 = 50;
 
 /// Why a frame or a field was refused; maps onto an error frame.
@@ -174,7 +174,7 @@ pub enum HistoryCursor {
 }
 
 impl HistoryQuery {
-    /// Builds a query from the optional wire fields, enforcing PROTOCOL.md's rules.
+    /// Builds a query from the optional wire fields, enforcing the rules of docs/protocol.md.
     pub fn new(
         before: Option<i64>,
         after: Option<i64>,

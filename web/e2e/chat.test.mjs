@@ -297,7 +297,7 @@ test("errors are explained in plain words", async (t) => {
   await ivy.page.getByRole("button", { name: "Create account" }).click();
   await ivy.page.locator("#auth-error", { hasText: "That username is taken" }).waitFor();
 
-  // Every error code of PROTOCOL.md has a human message.
+  // Every error code of docs/protocol.md has a human message.
   const texts = await ivy.page.evaluate(async () => (await import("./app.js")).ERROR_TEXT);
   for (const code of ["bad_request", "unauthorized", "forbidden", "not_found", "conflict",
     "payload_too_large", "rate_limited", "unavailable", "internal"]) {

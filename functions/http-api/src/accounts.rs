@@ -15,9 +15,9 @@ use time::OffsetDateTime;
 use crate::body::Fields;
 use crate::{ApiError, HttpDeps, RequestInfo, json, no_content};
 
-/// Usernames: 3..=32 chars from `[A-Za-z0-9_.-]` (PROTOCOL.md).
+/// Usernames: 3..=32 chars from `[A-Za-z0-9_.-]` (docs/protocol.md).
 const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
-/// Passwords: 8..=128 chars (PROTOCOL.md). The upper bound keeps argon2's input bounded.
+/// Passwords: 8..=128 chars (docs/protocol.md). The upper bound keeps argon2's input bounded.
 const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
 /// Random bytes in a refresh token: 256 bits, beyond guessing.
 const REFRESH_TOKEN_BYTES: usize = 32;

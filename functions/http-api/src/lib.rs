@@ -1,4 +1,4 @@
-//! The HTTP API of PROTOCOL.md ("HTTP API"), one Lambda behind an API Gateway HTTP API
+//! The HTTP API of docs/protocol.md ("HTTP API"), one Lambda behind an API Gateway HTTP API
 //! (payload v2, through lambda_http):
 //!
 //! - accounts ([`accounts`]): `POST /auth/register`, `/auth/login`, `/auth/refresh`,

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::body::Fields;
 use crate::{ApiError, HttpDeps, authenticate, json, no_content};
 
-/// Most rooms one `GET /rooms` lists. The route has no pagination (PROTOCOL.md); the cap
+/// Most rooms one `GET /rooms` lists. The route has no pagination (docs/protocol.md); the cap
 /// keeps the answer far below Lambda's 6 MB response limit whatever the room count.
 pub const ROOMS_LIST_MAX: u32 = 1000;
 /// Longest room display name, in characters: it is shown in every client's room list.

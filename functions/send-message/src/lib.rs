@@ -1,6 +1,6 @@
 //! The `sendMessage` route, the heart of hubbub:
 //!
-//! 1. parse the frame (room, body, clientMsgId; limits of PROTOCOL.md);
+//! 1. parse the frame (room, body, clientMsgId; limits of docs/protocol.md);
 //! 2. check the sender may use the room and this connection has joined it;
 //! 3. commit to history, which assigns the room's next `seq` (idempotent on clientMsgId);
 //! 4. fan the `message` frame out to the room's other connections (only for a new commit);

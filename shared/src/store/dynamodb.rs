@@ -424,7 +424,7 @@ impl ConnectionStore for DynamoConnectionStore {
             // DynamoDB caps a page at 1 MB anyway; the caller's bound keeps fan-out batches even.
             .limit(page_size.clamp(1, 1000) as i32)
             // Strongly consistent: a member who joined a moment before the commit must
-            // receive the message (PROTOCOL.md: never skip a member present at commit).
+            // receive the message (docs/protocol.md: never skip a member present at commit).
             .consistent_read(true)
             .send()
             .await

@@ -106,7 +106,7 @@ fn config_checks() -> BTreeMap<&'static str, ConfigCheck> {
     ])
 }
 
-/// Which function serves each WebSocket route (PROTOCOL.md's actions; `ping` rides `$default`).
+/// Which function serves each WebSocket route (docs/protocol.md actions; `ping` rides `$default`).
 fn route_functions() -> BTreeMap<String, &'static str> {
     let mut m = BTreeMap::from([
         ("$connect".to_owned(), "connect"),
@@ -294,7 +294,7 @@ fn template_matches_the_workspace() {
         let expected = route_functions()
             .get(&key)
             .copied()
-            .unwrap_or_else(|| panic!("{name}: route `{key}` is not in PROTOCOL.md"));
+            .unwrap_or_else(|| panic!("{name}: route `{key}` is not in docs/protocol.md"));
         let integration = sub_refs(&r["Properties"]["Target"])
             .pop()
             .unwrap_or_default();
@@ -316,7 +316,7 @@ fn template_matches_the_workspace() {
         seen.insert(key);
     }
     let wanted: BTreeSet<String> = route_functions().into_keys().collect();
-    assert_eq!(seen, wanted, "every route of PROTOCOL.md, once");
+    assert_eq!(seen, wanted, "every route of docs/protocol.md, once");
 
     // The deployment snapshots every route.
     let deployments = of_type("AWS::ApiGatewayV2::Deployment");
