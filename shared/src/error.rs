@@ -102,7 +102,15 @@ pub enum GatewayError {
     /// The connection no longer exists (HTTP 410 GoneException, whatever the body).
     #[error("connection is gone")]
     Gone,
-    /// Any other failure: throttling, timeouts, a 5xx, a bad endpoint.
+    /// API Gateway answered with an error status (after the retries that status allows):
+    /// the call certainly did not take effect.
+    #[error("management API answered {status} to {op}")]
+    Rejected { op: &'static str, status: u16 },
+    /// No answer in time, or the connection broke mid-request: the call may or may not have
+    /// taken effect, so it is not retried.
+    #[error("management API {op} timed out or broke off; outcome unknown")]
+    Unknown { op: &'static str },
+    /// Any other failure: no connection, a bad endpoint, no credentials.
     #[error("management API call failed during {op}")]
     Failed {
         op: &'static str,

@@ -1,25 +1,35 @@
 //! Fan-out: deliver one frame to every live connection of a room.
 //!
-//! Members are read page by page (a Query on the room, never a scan); each page is posted with
-//! bounded concurrency; a recipient that answers 410 Gone is removed from the store. The frame
-//! is serialised once for the whole room.
+//! Members are read page by page (a Query on the room, never a scan) while the posts of
+//! earlier pages are in flight, so posting never stalls on a page boundary. The frame is
+//! serialised once for the whole room and shared by every post. Recipients that answer
+//! 410 Gone are removed after the posts, together, and the whole fan-out logs one line.
+//!
+//! [`post_chunk`] is the same engine over an explicit list of connection ids: what a
+//! fan-out worker runs for one chunk of a large room.
 
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
 
 use crate::error::{GatewayError, StoreError, chain};
 use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::protocol::{RoomId, ServerFrame};
 use crate::store::ConnectionStore;
 
-/// Posts in flight at once. Each post is one HTTPS request to the management API; 32 keeps a
-/// room of a thousand members to a few dozen round-trip times, while staying far below the
-/// account's shared 10,000 requests/s API Gateway quota even with many senders, and within
-/// what a small (512 MB, fractional vCPU) Lambda can drive without TLS work starving it.
+/// Posts in flight at once per fan-out. Each post is one HTTPS request to the management
+/// API; 32 keeps a room of a thousand members to a few dozen round-trip times, while a small
+/// (512 MB, a third of a vCPU) Lambda can still drive them: beyond this the CPU, not the
+/// network round trip, bounds the rate, and more sockets only add TLS handshakes.
 pub const FANOUT_CONCURRENCY: usize = 32;
 
-/// Members read per store page. Larger than the concurrency so posting never waits on a page
-/// boundary for long, small enough that one DynamoDB page stays far below its 1 MB cap.
+/// Members read per store page. Larger than the concurrency so a page lasts several
+/// round trips while the next one is read; small enough that one DynamoDB page stays far
+/// below its 1 MB cap.
 pub const MEMBER_PAGE_SIZE: u32 = 200;
+
+/// Gone connections removed at once after a fan-out: store writes are cheap next to posts,
+/// and a handful in parallel clears a burst of stale members without flooding the table.
+const GONE_REMOVAL_CONCURRENCY: usize = 8;
 
 /// What a fan-out did, for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,14 +38,161 @@ pub struct FanoutReport {
     pub delivered: usize,
     /// Recipients that were gone (and were removed).
     pub gone: usize,
-    /// Posts that failed otherwise (the message stays in history for catch-up).
+    /// Posts that certainly failed (throttled or refused after retries, unreachable): the
+    /// recipient catches up by `seq`.
     pub failed: usize,
+    /// Posts whose outcome is unknown (timed out): never retried, so never duplicated.
+    pub unknown: usize,
+    /// Recipients handed to fan-out workers (large rooms) or re-enqueued for a retry.
+    pub queued: usize,
+}
+
+impl FanoutReport {
+    /// Adds another report's counts.
+    pub fn add(&mut self, other: FanoutReport) {
+        self.delivered += other.delivered;
+        self.gone += other.gone;
+        self.failed += other.failed;
+        self.unknown += other.unknown;
+        self.queued += other.queued;
+    }
+}
+
+/// The outcome of posting to a set of recipients: the counts and who was gone.
+#[derive(Debug, Default)]
+pub struct ChunkOutcome {
+    pub report: FanoutReport,
+    /// Connections that answered 410, to remove from the store.
+    pub gone: Vec<String>,
+    /// Connections whose post certainly did not arrive (throttled or refused after the
+    /// gateway's retries, unreachable): safe to try again later.
+    pub retryable: Vec<String>,
+    /// The first failure, kept as a sample for the fan-out's single log line.
+    pub first_error: Option<String>,
+}
+
+impl ChunkOutcome {
+    fn record(&mut self, connection_id: String, outcome: Result<(), GatewayError>) {
+        match outcome {
+            Ok(()) => self.report.delivered += 1,
+            Err(GatewayError::Gone) => {
+                self.report.gone += 1;
+                self.gone.push(connection_id);
+            }
+            Err(e) => {
+                match &e {
+                    GatewayError::Unknown { .. } => self.report.unknown += 1,
+                    GatewayError::Rejected {
+                        status: 429 | 500 | 503,
+                        ..
+                    }
+                    | GatewayError::Failed { .. } => {
+                        self.report.failed += 1;
+                        self.retryable.push(connection_id);
+                    }
+                    _ => self.report.failed += 1,
+                }
+                if self.first_error.is_none() {
+                    self.first_error = Some(chain(&e));
+                }
+            }
+        }
+    }
+}
+
+/// Posts `data` to every connection of `recipients`, [`FANOUT_CONCURRENCY`] at a time.
+pub async fn post_all<S>(
+    gateway: &dyn ConnectionGateway,
+    endpoint: &Endpoint,
+    recipients: S,
+    data: &Bytes,
+) -> ChunkOutcome
+where
+    S: Stream<Item = String>,
+{
+    recipients
+        .map(|id| async move {
+            let r = gateway.post(endpoint, &id, data).await;
+            (id, r)
+        })
+        .buffer_unordered(FANOUT_CONCURRENCY)
+        .fold(ChunkOutcome::default(), |mut acc, (id, r)| async move {
+            acc.record(id, r);
+            acc
+        })
+        .await
+}
+
+/// Posts `data` to an explicit chunk of connections (a fan-out worker's job).
+pub async fn post_chunk(
+    gateway: &dyn ConnectionGateway,
+    endpoint: &Endpoint,
+    connection_ids: Vec<String>,
+    data: &Bytes,
+) -> ChunkOutcome {
+    post_all(
+        gateway,
+        endpoint,
+        futures::stream::iter(connection_ids),
+        data,
+    )
+    .await
+}
+
+/// Removes connections that answered 410 (their TTL would, later). A failure is logged: the
+/// next fan-out meets the same connection and tries again.
+pub async fn remove_gone(connections: &dyn ConnectionStore, gone: Vec<String>) {
+    let failures = futures::stream::iter(gone)
+        .map(|id| async move { connections.remove_connection(&id).await.err() })
+        .buffer_unordered(GONE_REMOVAL_CONCURRENCY)
+        .filter_map(|e| async move { e })
+        .collect::<Vec<_>>()
+        .await;
+    if let Some(e) = failures.first() {
+        tracing::warn!(failed = failures.len(), error = %chain(e), "could not remove gone connections");
+    }
+}
+
+/// The room's members except `except`, read page by page as the consumer asks for more.
+/// A failed page read ends the stream and is left in `error`.
+fn members<'a>(
+    connections: &'a dyn ConnectionStore,
+    room: &'a RoomId,
+    except: Option<&'a str>,
+    error: &'a std::sync::Mutex<Option<StoreError>>,
+) -> impl Stream<Item = String> + 'a {
+    // State: Some(cursor) while pages remain; the first page has no cursor.
+    futures::stream::unfold(Some(None::<String>), move |state| async move {
+        let cursor = state?;
+        match connections
+            .room_members(room, cursor.as_deref(), MEMBER_PAGE_SIZE)
+            .await
+        {
+            Ok(page) => {
+                let ids: Vec<String> = page
+                    .members
+                    .into_iter()
+                    .map(|m| m.connection_id)
+                    .filter(|id| Some(id.as_str()) != except)
+                    .collect();
+                Some((futures::stream::iter(ids), page.next.map(Some)))
+            }
+            Err(e) => {
+                *error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                None
+            }
+        }
+    })
+    .flatten()
 }
 
 /// Sends `frame` to every member of `room` except the connection `except`.
 ///
-/// Fails only when the member list cannot be read; delivery failures are counted, logged and
-/// left to history catch-up, because the message is already committed.
+/// Fails only when the member list cannot be read (posts already under way finish first);
+/// delivery failures are counted and left to history catch-up, because what triggered the
+/// fan-out has already happened.
 pub async fn broadcast(
     connections: &dyn ConnectionStore,
     gateway: &dyn ConnectionGateway,
@@ -44,49 +201,27 @@ pub async fn broadcast(
     frame: &ServerFrame,
     except: Option<&str>,
 ) -> Result<FanoutReport, StoreError> {
-    let data = frame.to_json().into_bytes();
-    let mut report = FanoutReport::default();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = connections
-            .room_members(room, cursor.as_deref(), MEMBER_PAGE_SIZE)
-            .await?;
-        let outcomes: Vec<(String, Result<(), GatewayError>)> = futures::stream::iter(
-            page.members
-                .into_iter()
-                .filter(|m| Some(m.connection_id.as_str()) != except),
-        )
-        .map(|m| {
-            let data = &data;
-            async move {
-                let r = gateway.post(endpoint, &m.connection_id, data).await;
-                (m.connection_id, r)
-            }
-        })
-        .buffer_unordered(FANOUT_CONCURRENCY)
-        .collect()
-        .await;
-        for (connection_id, outcome) in outcomes {
-            match outcome {
-                Ok(()) => report.delivered += 1,
-                Err(GatewayError::Gone) => {
-                    report.gone += 1;
-                    tracing::info!(connection_id, %room, "recipient gone; removing it");
-                    if let Err(e) = connections.remove_connection(&connection_id).await {
-                        // The TTL removes it eventually; the next fan-out retries.
-                        tracing::warn!(connection_id, error = %chain(&e), "could not remove gone connection");
-                    }
-                }
-                Err(e) => {
-                    report.failed += 1;
-                    tracing::warn!(connection_id, %room, error = %chain(&e), "delivery failed");
-                }
-            }
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
+    let data = Bytes::from(frame.to_json());
+    let error = std::sync::Mutex::new(None);
+    let outcome = post_all(
+        gateway,
+        endpoint,
+        members(connections, room, except, &error),
+        &data,
+    )
+    .await;
+    if let Some(sample) = &outcome.first_error {
+        tracing::warn!(
+            %room, failed = outcome.report.failed, unknown = outcome.report.unknown,
+            sample_error = %sample, "some deliveries failed; recipients catch up by seq"
+        );
     }
-    Ok(report)
+    remove_gone(connections, outcome.gone).await;
+    match error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        Some(e) => Err(e),
+        None => Ok(outcome.report),
+    }
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use crate::auth::{ExternalVerifier, HttpJwksSource, JwtVerifier, TokenVerifier};
 use crate::config::{AuthConfig, DynamoConfig, LiveConfig, PostgresConfig, RouteConfig};
 use crate::gateway::management::ManagementGateway;
+use crate::queue::FanoutQueue;
+use crate::queue::sqs::SqsFanoutQueue;
 use crate::store::dynamodb::DynamoConnectionStore;
 use crate::store::postgres::{PostgresHistoryStore, PostgresUserStore};
 use crate::store::{ConnectionStore, HistoryStore};
@@ -38,18 +40,25 @@ pub fn history_store(cfg: &PostgresConfig) -> Result<Arc<dyn HistoryStore>, Init
 }
 
 /// The live side ([`Live`]): DynamoDB and the management API.
-pub fn live(sdk: &aws_config::SdkConfig, cfg: &LiveConfig) -> Live {
-    Live {
+pub fn live(sdk: &aws_config::SdkConfig, cfg: &LiveConfig) -> Result<Live, InitError> {
+    let queue = cfg.gateway.fanout_queue_url.as_ref().map(|url| {
+        Arc::new(SqsFanoutQueue::new(
+            aws_sdk_sqs::Client::new(sdk),
+            url.clone(),
+        )) as Arc<dyn FanoutQueue>
+    });
+    Ok(Live {
         connections: connection_store(sdk, &cfg.dynamo),
-        gateway: ManagementGateway::new(sdk.clone()),
+        gateway: ManagementGateway::new(sdk)?,
         endpoint_override: cfg.gateway.endpoint.clone(),
-    }
+        queue,
+    })
 }
 
 /// Everything the message routes need ([`RouteDeps`]).
 pub fn route_deps(sdk: &aws_config::SdkConfig, cfg: &RouteConfig) -> Result<RouteDeps, InitError> {
     Ok(RouteDeps {
-        live: live(sdk, &cfg.live),
+        live: live(sdk, &cfg.live)?,
         history: history_store(&cfg.postgres)?,
     })
 }

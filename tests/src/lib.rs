@@ -5,7 +5,8 @@
 //! - DynamoDB: `HUBBUB_TEST_DYNAMODB_ENDPOINT` points at a DynamoDB-compatible server on
 //!   loopback; [`fresh_connections`] creates a new table per test through the real SDK.
 //! - @connections: [`Recorder`] is a real HTTP server on 127.0.0.1 speaking the management
-//!   API's wire format; the real `aws-sdk-apigatewaymanagement` client posts to it.
+//!   API's wire format; hubbub's real management client posts to it (SigV4-signed), and it can
+//!   inject faults (status answers, slow answers) per connection.
 //!
 //! `scripts/test` starts both services and sets the variables; running `cargo test` without
 //! them fails with a message saying so, rather than skipping.
@@ -59,6 +60,28 @@ pub fn dynamodb_client() -> aws_sdk_dynamodb::Client {
         .endpoint_url(service_var("HUBBUB_TEST_DYNAMODB_ENDPOINT"))
         .build();
     aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+/// An SQS client for the test server (the same moto server: it speaks both APIs).
+pub fn sqs_client() -> hubbub_core::aws_sdk_sqs::Client {
+    let conf = hubbub_core::aws_sdk_sqs::config::Builder::from(&sdk_config())
+        .endpoint_url(service_var("HUBBUB_TEST_SQS_ENDPOINT"))
+        .build();
+    hubbub_core::aws_sdk_sqs::Client::from_conf(conf)
+}
+
+/// A brand-new SQS queue; returns its URL.
+pub async fn fresh_queue() -> String {
+    let name = format!("hubbub-test-{}", uuid::Uuid::new_v4().simple());
+    sqs_client()
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create test queue")
+        .queue_url()
+        .expect("queue url")
+        .to_owned()
 }
 
 /// A connection store over a brand-new table.
@@ -125,6 +148,12 @@ pub struct RecorderState {
     /// POSTs being answered right now, and the most seen at once.
     pub in_flight: usize,
     pub max_in_flight: usize,
+    /// Faults: the next answers to a connection's POSTs, one status per POST, before it
+    /// answers normally again (e.g. `[429, 500]` then 200). Refused POSTs are not recorded.
+    pub faults: std::collections::HashMap<String, std::collections::VecDeque<u16>>,
+    /// Every POST that reached the server, accepted or not: (connection id, Authorization
+    /// header).
+    pub attempts: Vec<(String, String)>,
 }
 
 /// A real HTTP server speaking the @connections wire format, recording posts.
@@ -156,13 +185,25 @@ fn gone_response(state: &RecorderState) -> axum::response::Response {
 async fn on_post(
     State(s): State<Shared>,
     Path((_stage, id)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     body: String,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let delay = {
         let mut st = s.lock().expect("recorder lock");
+        let auth = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        st.attempts.push((id.clone(), auth));
         if st.gone.contains(&id) {
             return gone_response(&st);
+        }
+        if let Some(status) = st.faults.get_mut(&id).and_then(|q| q.pop_front()) {
+            return StatusCode::from_u16(status)
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response();
         }
         st.in_flight += 1;
         st.max_in_flight = st.max_in_flight.max(st.in_flight);
@@ -232,9 +273,27 @@ impl Recorder {
         format!("http://{}/prod", self.addr)
     }
 
-    /// A gateway adapter (the real SDK client) aimed at this server.
+    /// The real gateway adapter (any endpoint: calls name theirs).
     pub fn gateway(&self) -> Arc<ManagementGateway> {
-        ManagementGateway::new(sdk_config())
+        ManagementGateway::new(&sdk_config()).expect("gateway")
+    }
+
+    /// Makes the next POSTs to `id` answer these statuses, one each.
+    pub fn fail_next(&self, id: &str, statuses: &[u16]) {
+        self.lock()
+            .faults
+            .entry(id.to_owned())
+            .or_default()
+            .extend(statuses.iter().copied());
+    }
+
+    /// How many POSTs to `id` reached the server, accepted or not.
+    pub fn attempts_to(&self, id: &str) -> usize {
+        self.lock()
+            .attempts
+            .iter()
+            .filter(|(to, _)| to == id)
+            .count()
     }
 
     /// Makes `id` answer 410 from now on.

@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     hubbub_core::telemetry::init();
     let cfg = disconnect::Config::from_env()?;
     let sdk = runtime::sdk_config().await;
-    let deps = runtime::live(&sdk, &cfg);
+    let deps = runtime::live(&sdk, &cfg)?;
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |ev: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {

@@ -1,97 +1,357 @@
-//! [`ConnectionGateway`] over aws-sdk-apigatewaymanagement.
+//! [`ConnectionGateway`] over API Gateway's Management API, spoken directly: each call is a
+//! SigV4-signed (aws-sigv4) HTTP request on one pooled hyper client.
 //!
-//! The endpoint differs per stage (and comes from the event), so clients are built lazily per
-//! endpoint from one shared `SdkConfig` (credentials, region, HTTP connection pool) and cached:
-//! a warm Lambda reuses its client and its TLS connections across invocations.
+//! Why not aws-sdk-apigatewaymanagement: fan-out makes one call per recipient, so the
+//! per-call cost is hubbub's cost centre. The SDK's orchestrator (interceptors, endpoint
+//! resolution, retry classifiers, identity cache lookups, several copies of the body) spent
+//! about 160 µs of CPU per post; a signed request on a pooled connection needs a small
+//! fraction of that (figures: README, "Fan-out engine"). The wire format is the SDK's:
+//! `POST|GET|DELETE {endpoint}/@connections/{percent-encoded id}`, signed for the
+//! `execute-api` service with the function's credentials.
+//!
+//! Retries follow one rule: a call is retried only when it certainly did not take effect.
+//! 429 (throttled), 500 and 503 answers and failures to connect are retried with jittered
+//! exponential backoff; a timeout or a connection lost mid-request has an unknown outcome
+//! and is never retried (a repeated post could deliver a message twice; catch-up by `seq`
+//! covers a lost one).
 
-use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_config::SdkConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_sdk_apigatewaymanagement::Client;
-use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
-use aws_sdk_apigatewaymanagement::error::SdkError;
-use aws_smithy_types::Blob;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+use aws_sigv4::sign::v4;
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde::Deserialize;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::{ConnectionGateway, ConnectionInfo, Endpoint};
 use crate::error::GatewayError;
 
-/// Upper bound on one management call, retries included. A healthy post takes a few ms; a
-/// recipient stuck behind a throttled or dead path must not hold the sender's invocation
-/// (API Gateway's integration timeout is 29 s) — the message is in history either way.
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
-/// Per attempt: lets the SDK's standard retry (3 attempts) fit within the operation bound.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Upper bound on one attempt. A healthy post takes a few ms; an answer this late means the
+/// path is stuck, and the message is in history either way. Short enough that a retried
+/// call still ends well inside a route's 29 s integration timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Attempts per call for answers that certainly were not delivered (429, 500, 503, refused
+/// connections). Three spread over a few hundred ms rides out API Gateway's token-bucket
+/// throttling without letting one recipient hold a fan-out for long.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// First backoff; doubled per attempt, with full jitter so that the recipients of one
+/// throttled fan-out do not retry in lockstep.
+const BACKOFF_BASE: Duration = Duration::from_millis(50);
+/// Idle pooled connections kept per host: as many as a fan-out has in flight, so a warm
+/// Lambda's next fan-out reuses its TLS connections instead of handshaking again.
+const POOL_IDLE_PER_HOST: usize = 64;
+/// How long an idle pooled connection is kept. API Gateway closes idle keep-alive
+/// connections after about a minute; reusing one it already closed costs a failed write.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+/// Credentials are refreshed this long before they expire (Lambda's are session
+/// credentials that rotate), so a call never signs with credentials about to lapse.
+const CREDENTIALS_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// The SigV4 service name of the Management API.
+const SERVICE: &str = "execute-api";
+/// The region when the SDK configuration names none (hubbub-local and tests only: on AWS
+/// the Lambda environment always sets one).
+const DEFAULT_REGION: &str = "us-east-1";
+
+/// Tunables, for tests that need short timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct GatewayOptions {
+    pub attempt_timeout: Duration,
+    pub max_attempts: u32,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            attempt_timeout: ATTEMPT_TIMEOUT,
+            max_attempts: MAX_ATTEMPTS,
+        }
+    }
+}
+
+type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+struct CachedIdentity {
+    identity: Identity,
+    refresh_at: Option<SystemTime>,
+}
 
 /// The Management API adapter.
 pub struct ManagementGateway {
-    base: SdkConfig,
-    /// One client per endpoint; a stage has one endpoint, so this stays tiny.
-    clients: RwLock<HashMap<Endpoint, Client>>,
+    http: HttpClient,
+    credentials: Option<SharedCredentialsProvider>,
+    region: String,
+    identity: RwLock<Option<Arc<CachedIdentity>>>,
+    options: GatewayOptions,
+}
+
+/// How one attempt ended.
+enum Attempt {
+    Done(http::Response<Bytes>),
+    /// Certainly not delivered: worth another attempt.
+    Retry(GatewayError),
+    /// Final: unknown outcome, or a failure a retry cannot fix.
+    Fail(GatewayError),
 }
 
 impl ManagementGateway {
-    /// A gateway sharing `base`'s credentials, region and HTTP client.
-    pub fn new(base: SdkConfig) -> Arc<Self> {
-        Arc::new(Self {
-            base,
-            clients: RwLock::new(HashMap::new()),
-        })
+    /// A gateway signing with `sdk`'s credentials and region.
+    pub fn new(sdk: &aws_config::SdkConfig) -> Result<Arc<Self>, GatewayError> {
+        Self::with_options(sdk, GatewayOptions::default())
     }
 
-    fn client(&self, endpoint: &Endpoint) -> Client {
+    /// As [`ManagementGateway::new`], with explicit tunables.
+    pub fn with_options(
+        sdk: &aws_config::SdkConfig,
+        options: GatewayOptions,
+    ) -> Result<Arc<Self>, GatewayError> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| GatewayError::Failed {
+                op: "init",
+                source: Box::new(e),
+            })?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let http = Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .build(https);
+        Ok(Arc::new(Self {
+            http,
+            credentials: sdk.credentials_provider(),
+            region: sdk
+                .region()
+                .map_or_else(|| DEFAULT_REGION.to_owned(), |r| r.as_ref().to_owned()),
+            identity: RwLock::new(None),
+            options,
+        }))
+    }
+
+    /// The signing identity, cached until shortly before it expires.
+    async fn identity(&self) -> Result<Arc<CachedIdentity>, GatewayError> {
+        let now = SystemTime::now();
         if let Some(c) = self
-            .clients
+            .identity
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(endpoint)
+            .as_ref()
+            && c.refresh_at.is_none_or(|t| now < t)
         {
-            return c.clone();
+            return Ok(c.clone());
         }
-        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(&self.base)
-            .endpoint_url(endpoint.as_str())
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .operation_timeout(OPERATION_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .build(),
-            )
-            .build();
-        let client = Client::from_conf(conf);
-        self.clients
+        let provider = self.credentials.as_ref().ok_or(GatewayError::Failed {
+            op: "sign",
+            source: "no AWS credentials are configured".into(),
+        })?;
+        let creds = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| GatewayError::Failed {
+                op: "sign",
+                source: Box::new(e),
+            })?;
+        let refresh_at = creds
+            .expiry()
+            .map(|t| t.checked_sub(CREDENTIALS_REFRESH_MARGIN).unwrap_or(t));
+        let cached = Arc::new(CachedIdentity {
+            identity: creds.into(),
+            refresh_at,
+        });
+        *self
+            .identity
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(endpoint.clone(), client.clone());
-        client
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cached.clone());
+        Ok(cached)
     }
-}
 
-/// 410 means gone whatever the body says: AWS sends a GoneException body, some emulators an
-/// empty one, and the SDK only recognises the former.
-fn map_err<E>(op: &'static str, e: SdkError<E, HttpResponse>) -> GatewayError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    if e.raw_response().is_some_and(|r| r.status().as_u16() == 410) {
-        return GatewayError::Gone;
-    }
-    GatewayError::Failed {
-        op,
-        source: Box::new(e),
-    }
-}
-
-fn to_time(t: Option<&aws_smithy_types::DateTime>) -> Option<OffsetDateTime> {
-    t.and_then(|d| {
-        OffsetDateTime::from_unix_timestamp_nanos(
-            i128::from(d.secs()) * 1_000_000_000 + i128::from(d.subsec_nanos()),
+    /// A signed request for `op` on the connection.
+    async fn request(
+        &self,
+        method: &Method,
+        endpoint: &Endpoint,
+        connection_id: &str,
+        body: &Bytes,
+    ) -> Result<http::Request<Full<Bytes>>, GatewayError> {
+        let op = op_name(method);
+        let uri = connection_url(endpoint, connection_id);
+        let identity = self.identity().await?;
+        let params = v4::SigningParams::builder()
+            .identity(&identity.identity)
+            .region(&self.region)
+            .name(SERVICE)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| GatewayError::Failed {
+                op,
+                source: Box::new(e),
+            })?
+            .into();
+        let signable = SignableRequest::new(
+            method.as_str(),
+            uri.as_str(),
+            std::iter::empty(),
+            SignableBody::Bytes(body),
         )
-        .ok()
-    })
+        .and_then(|s| sign(s, &params))
+        .map_err(|e| GatewayError::Failed {
+            op,
+            source: Box::new(e),
+        })?;
+        let mut req = http::Request::builder()
+            .method(method.clone())
+            .uri(uri)
+            .body(Full::new(body.clone()))
+            .map_err(|e| GatewayError::Failed {
+                op,
+                source: Box::new(e),
+            })?;
+        let (instructions, _signature) = signable.into_parts();
+        instructions.apply_to_request_http1x(&mut req);
+        Ok(req)
+    }
+
+    async fn attempt(
+        &self,
+        method: &Method,
+        endpoint: &Endpoint,
+        connection_id: &str,
+        body: &Bytes,
+    ) -> Attempt {
+        let op = op_name(method);
+        let req = match self.request(method, endpoint, connection_id, body).await {
+            Ok(r) => r,
+            Err(e) => return Attempt::Fail(e),
+        };
+        let call = async {
+            let resp = self.http.request(req).await?;
+            let (parts, body) = resp.into_parts();
+            let bytes = body.collect().await?.to_bytes();
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(http::Response::from_parts(
+                parts, bytes,
+            ))
+        };
+        match tokio::time::timeout(self.options.attempt_timeout, call).await {
+            Err(_) => Attempt::Fail(GatewayError::Unknown { op }),
+            Ok(Err(e)) => {
+                let not_sent = e
+                    .downcast_ref::<hyper_util::client::legacy::Error>()
+                    .is_some_and(hyper_util::client::legacy::Error::is_connect);
+                let err = GatewayError::Failed { op, source: e };
+                if not_sent {
+                    Attempt::Retry(err)
+                } else {
+                    // The request may have reached API Gateway: outcome unknown.
+                    Attempt::Fail(GatewayError::Unknown { op })
+                }
+            }
+            Ok(Ok(resp)) => match resp.status() {
+                s if s.is_success() => Attempt::Done(resp),
+                StatusCode::GONE => Attempt::Fail(GatewayError::Gone),
+                s @ (StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::INTERNAL_SERVER_ERROR
+                | StatusCode::SERVICE_UNAVAILABLE) => Attempt::Retry(GatewayError::Rejected {
+                    op,
+                    status: s.as_u16(),
+                }),
+                s => Attempt::Fail(GatewayError::Rejected {
+                    op,
+                    status: s.as_u16(),
+                }),
+            },
+        }
+    }
+
+    /// One call with the retry rule of the module docs.
+    async fn call(
+        &self,
+        method: Method,
+        endpoint: &Endpoint,
+        connection_id: &str,
+        body: &Bytes,
+    ) -> Result<http::Response<Bytes>, GatewayError> {
+        let mut attempt = 1;
+        loop {
+            match self.attempt(&method, endpoint, connection_id, body).await {
+                Attempt::Done(resp) => return Ok(resp),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry(e) if attempt >= self.options.max_attempts => return Err(e),
+                Attempt::Retry(_) => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+}
+
+/// Full jitter: a random wait in `[0, base * 2^(attempt-1)]`.
+fn backoff(attempt: u32) -> Duration {
+    let cap = BACKOFF_BASE.saturating_mul(1 << (attempt - 1).min(6));
+    let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::random_range(0..=millis))
+}
+
+fn op_name(method: &Method) -> &'static str {
+    match *method {
+        Method::POST => "post",
+        Method::GET => "get",
+        Method::DELETE => "delete",
+        _ => "call",
+    }
+}
+
+/// `{endpoint}/@connections/{id}`, the id percent-encoded as a URI path label (API Gateway
+/// ids end in `=`).
+fn connection_url(endpoint: &Endpoint, connection_id: &str) -> String {
+    let ep = endpoint.as_str();
+    let mut url = String::with_capacity(ep.len() + 14 + connection_id.len() * 3);
+    url.push_str(ep);
+    url.push_str("/@connections/");
+    for b in connection_id.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            url.push(char::from(b));
+        } else {
+            url.push('%');
+            url.push(char::from(HEX[usize::from(b >> 4)]));
+            url.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+    }
+    url
+}
+
+const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// The body of `GET @connections/{id}`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GetConnectionBody {
+    connected_at: Option<String>,
+    last_active_at: Option<String>,
+    #[serde(default)]
+    identity: GetConnectionIdentity,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct GetConnectionIdentity {
+    source_ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+fn parse_time(t: Option<&str>) -> Option<OffsetDateTime> {
+    t.and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
 }
 
 #[async_trait]
@@ -100,16 +360,11 @@ impl ConnectionGateway for ManagementGateway {
         &self,
         endpoint: &Endpoint,
         connection_id: &str,
-        data: &[u8],
+        data: &Bytes,
     ) -> Result<(), GatewayError> {
-        self.client(endpoint)
-            .post_to_connection()
-            .connection_id(connection_id)
-            .data(Blob::new(data))
-            .send()
+        self.call(Method::POST, endpoint, connection_id, data)
             .await
             .map(|_| ())
-            .map_err(|e| map_err("post", e))
     }
 
     async fn get(
@@ -117,34 +372,51 @@ impl ConnectionGateway for ManagementGateway {
         endpoint: &Endpoint,
         connection_id: &str,
     ) -> Result<ConnectionInfo, GatewayError> {
-        let out = self
-            .client(endpoint)
-            .get_connection()
-            .connection_id(connection_id)
-            .send()
-            .await
-            .map_err(|e| map_err("get", e))?;
+        let resp = self
+            .call(Method::GET, endpoint, connection_id, &Bytes::new())
+            .await?;
+        let body: GetConnectionBody =
+            serde_json::from_slice(resp.body()).map_err(|e| GatewayError::Failed {
+                op: "get",
+                source: Box::new(e),
+            })?;
         Ok(ConnectionInfo {
-            connected_at: to_time(out.connected_at()),
-            last_active_at: to_time(out.last_active_at()),
-            source_ip: out
-                .identity()
-                .and_then(|i| i.source_ip())
-                .map(str::to_owned),
-            user_agent: out
-                .identity()
-                .and_then(|i| i.user_agent())
-                .map(str::to_owned),
+            connected_at: parse_time(body.connected_at.as_deref()),
+            last_active_at: parse_time(body.last_active_at.as_deref()),
+            source_ip: body.identity.source_ip,
+            user_agent: body.identity.user_agent,
         })
     }
 
     async fn delete(&self, endpoint: &Endpoint, connection_id: &str) -> Result<(), GatewayError> {
-        self.client(endpoint)
-            .delete_connection()
-            .connection_id(connection_id)
-            .send()
+        self.call(Method::DELETE, endpoint, connection_id, &Bytes::new())
             .await
             .map(|_| ())
-            .map_err(|e| map_err("delete", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_ids_are_encoded_as_path_labels() {
+        let ep = Endpoint::for_request("x", "y", Some("https://abc.example/prod"));
+        assert_eq!(
+            connection_url(&ep, "L0SM9cOFvHcCIhw=/+ a"),
+            "https://abc.example/prod/@connections/L0SM9cOFvHcCIhw%3D%2F%2B%20a"
+        );
+    }
+
+    #[test]
+    fn backoff_is_jittered_within_a_doubling_cap() {
+        for attempt in 1..=4 {
+            let cap = BACKOFF_BASE * (1 << (attempt - 1));
+            for _ in 0..50 {
+                assert!(backoff(attempt) <= cap);
+            }
+        }
+        let samples: std::collections::HashSet<Duration> = (0..50).map(|_| backoff(3)).collect();
+        assert!(samples.len() > 5, "jitter varies the wait: {samples:?}");
     }
 }

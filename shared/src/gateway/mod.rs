@@ -1,11 +1,12 @@
 //! The `ConnectionGateway` port: talk to a client's WebSocket through API Gateway's
 //! Management API (`POST/GET/DELETE @connections/{id}`).
 //!
-//! The real adapter is [`management::ManagementGateway`] (aws-sdk-apigatewaymanagement); it
+//! The real adapter is [`management::ManagementGateway`] (SigV4-signed HTTP); it
 //! serves both AWS and hubbub-local, whose emulator speaks the same API, so there is no
 //! in-memory double: tests point it at a real HTTP server.
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use time::OffsetDateTime;
 
 use crate::error::GatewayError;
@@ -45,11 +46,12 @@ pub struct ConnectionInfo {
 #[async_trait]
 pub trait ConnectionGateway: Send + Sync {
     /// Sends `data` to the connection as one text frame. `Gone` when it no longer exists.
+    /// `data` is shared (`Bytes`) so that one serialised frame serves a whole fan-out.
     async fn post(
         &self,
         endpoint: &Endpoint,
         connection_id: &str,
-        data: &[u8],
+        data: &Bytes,
     ) -> Result<(), GatewayError>;
 
     /// Reads the connection's metadata. `Gone` when it no longer exists.

@@ -1,6 +1,8 @@
 //! The management-API adapter against a real HTTP server.
 
+use bytes::Bytes;
 use hubbub_core::error::GatewayError;
+use hubbub_core::gateway::management::{GatewayOptions, MAX_ATTEMPTS, ManagementGateway};
 use hubbub_core::gateway::{ConnectionGateway, Endpoint};
 use hubbub_tests::Recorder;
 
@@ -10,7 +12,7 @@ async fn post_get_delete_and_gone() {
     let gw = rec.gateway();
     let ep = Endpoint::for_request("ignored", "ignored", Some(&rec.endpoint()));
 
-    gw.post(&ep, "abc=", br#"{"type":"pong"}"#)
+    gw.post(&ep, "abc=", &Bytes::from_static(br#"{"type":"pong"}"#))
         .await
         .expect("post");
     assert_eq!(
@@ -32,19 +34,100 @@ async fn post_get_delete_and_gone() {
     // 410 with AWS's GoneException body, then with an empty body: both are Gone.
     rec.make_gone("old=");
     assert!(matches!(
-        gw.post(&ep, "old=", b"{}").await,
+        gw.post(&ep, "old=", &Bytes::from_static(b"{}")).await,
         Err(GatewayError::Gone)
     ));
     assert!(matches!(gw.get(&ep, "old=").await, Err(GatewayError::Gone)));
     rec.lock().gone_empty_body = true;
     assert!(matches!(
-        gw.post(&ep, "old=", b"{}").await,
+        gw.post(&ep, "old=", &Bytes::from_static(b"{}")).await,
         Err(GatewayError::Gone)
     ));
     assert!(matches!(
         gw.delete(&ep, "old=").await,
         Err(GatewayError::Gone)
     ));
+}
+
+/// Every call is SigV4-signed for execute-api with the configured credentials and region.
+#[tokio::test]
+async fn posts_are_signed_for_execute_api() {
+    let rec = Recorder::start().await;
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    rec.gateway()
+        .post(&ep, "abc=", &Bytes::from_static(b"{}"))
+        .await
+        .expect("post");
+    let auth = rec.lock().attempts[0].1.clone();
+    assert!(
+        auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+            && auth.contains("/eu-west-1/execute-api/aws4_request")
+            && auth.contains("Signature="),
+        "{auth}"
+    );
+}
+
+/// 429, 500 and 503 mean "not delivered": retried with backoff until one succeeds, and the
+/// frame is delivered once.
+#[tokio::test]
+async fn throttled_and_failed_posts_are_retried_then_delivered_once() {
+    let rec = Recorder::start().await;
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    rec.fail_next("abc=", &[429, 503]);
+    rec.gateway()
+        .post(&ep, "abc=", &Bytes::from_static(b"{}"))
+        .await
+        .expect("delivered on the third attempt");
+    assert_eq!(rec.attempts_to("abc="), 3);
+    assert_eq!(rec.posts().len(), 1);
+
+    rec.fail_next("def=", &[500; 5]);
+    let err = rec
+        .gateway()
+        .post(&ep, "def=", &Bytes::from_static(b"{}"))
+        .await
+        .expect_err("gives up");
+    assert!(
+        matches!(err, GatewayError::Rejected { status: 500, .. }),
+        "{err:?}"
+    );
+    assert_eq!(rec.attempts_to("def="), MAX_ATTEMPTS as usize);
+}
+
+/// Other refusals are final, and a post with no answer in time is never repeated: it may
+/// have been delivered, and a repeat could deliver it twice.
+#[tokio::test]
+async fn refusals_are_final_and_unknown_outcomes_are_not_retried() {
+    let rec = Recorder::start().await;
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    rec.fail_next("abc=", &[403]);
+    let err = rec
+        .gateway()
+        .post(&ep, "abc=", &Bytes::from_static(b"{}"))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, GatewayError::Rejected { status: 403, .. }),
+        "{err:?}"
+    );
+    assert_eq!(rec.attempts_to("abc="), 1);
+
+    rec.lock().post_delay = std::time::Duration::from_millis(400);
+    let impatient = ManagementGateway::with_options(
+        &hubbub_tests::sdk_config(),
+        GatewayOptions {
+            attempt_timeout: std::time::Duration::from_millis(100),
+            ..GatewayOptions::default()
+        },
+    )
+    .expect("gateway");
+    let err = impatient
+        .post(&ep, "slow=", &Bytes::from_static(b"{}"))
+        .await
+        .expect_err("timed out");
+    assert!(matches!(err, GatewayError::Unknown { .. }), "{err:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(rec.attempts_to("slow="), 1, "never repeated");
 }
 
 #[tokio::test]
@@ -57,7 +140,7 @@ async fn unreachable_endpoint_is_a_failure_not_gone() {
     drop(closed);
     let ep = Endpoint::for_request("x", "y", Some(&format!("http://127.0.0.1:{port}/prod")));
     assert!(matches!(
-        gw.post(&ep, "abc=", b"{}").await,
+        gw.post(&ep, "abc=", &Bytes::from_static(b"{}")).await,
         Err(GatewayError::Failed { op: "post", .. })
     ));
 }

@@ -1,0 +1,263 @@
+//! The fan-out engine against a loopback @connections sink: posts/s, CPU per post and peak
+//! memory, next to the sink's raw rate measured in the same run.
+//!
+//! `cargo bench -p hubbub-core --bench fanout [-- --recipients 1000,10000 --runs 3]`
+//!
+//! The sink is this same binary started as a child process (`--sink`): an HTTP server that
+//! answers 200 to every `POST /{stage}/@connections/{id}`, so the CPU this process spends is
+//! the engine's alone. The engine runs on a single-threaded runtime, as a Lambda with a
+//! fraction of a vCPU effectively does. Each size runs:
+//!
+//! - **raw**: unsigned POSTs from a bare pooled hyper client at the same concurrency, the
+//!   most this sink can take from one core of this machine (the baseline);
+//! - **engine**: `fanout::broadcast` over an in-memory room, through the real
+//!   `ManagementGateway` (SigV4 signing, retry rules, pooled connections).
+//!
+//! and prints the median of the runs and the engine's rate as a ratio of the raw rate.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http_body_util::Full;
+use hubbub_core::fanout::{FANOUT_CONCURRENCY, broadcast};
+use hubbub_core::gateway::Endpoint;
+use hubbub_core::gateway::management::ManagementGateway;
+use hubbub_core::protocol::{ChatMessage, ClientMsgId, MessageBody, RoomId, ServerFrame, UserRef};
+use hubbub_core::store::memory::MemoryConnectionStore;
+use hubbub_core::store::{Connection, ConnectionStore};
+use time::OffsetDateTime;
+
+type Raw = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    Full<Bytes>,
+>;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--sink") {
+        sink();
+        return;
+    }
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let sizes: Vec<usize> = arg("--recipients")
+        .unwrap_or_else(|| "1000,10000".into())
+        .split(',')
+        .map(|s| s.trim().parse().expect("--recipients takes numbers"))
+        .collect();
+    let runs: usize = arg("--runs")
+        .map(|s| s.parse().expect("--runs takes a number"))
+        .unwrap_or(3);
+
+    let (mut child, port) = start_sink();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let endpoint = format!("http://127.0.0.1:{port}/bench");
+    println!(
+        "fan-out engine vs raw loopback sink (concurrency {FANOUT_CONCURRENCY}, {runs} runs, medians)"
+    );
+    println!(
+        "| recipients | raw posts/s | engine posts/s | ratio | engine CPU µs/post | raw CPU µs/post | elapsed ms |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for n in sizes {
+        let results = rt.block_on(measure(&endpoint, n, runs));
+        println!(
+            "| {n} | {:.0} | {:.0} | {:.0} % | {:.1} | {:.1} | {:.1} |",
+            results.raw_rate,
+            results.engine_rate,
+            100.0 * results.engine_rate / results.raw_rate,
+            results.engine_cpu_us,
+            results.raw_cpu_us,
+            results.engine_ms,
+        );
+    }
+    println!("peak RSS of the bench process: {:.1} MiB", peak_rss_mib());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+struct Results {
+    raw_rate: f64,
+    engine_rate: f64,
+    engine_cpu_us: f64,
+    raw_cpu_us: f64,
+    engine_ms: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn measure(endpoint: &str, n: usize, runs: usize) -> Results {
+    let room = RoomId::parse("bench").expect("room");
+    let store = MemoryConnectionStore::new();
+    let now = OffsetDateTime::now_utc();
+    for i in 0..n {
+        let c = Connection::new(
+            format!("c{i:07}AbCdEf="),
+            UserRef {
+                id: format!("u{i}"),
+                name: format!("user{i}"),
+            },
+            now,
+        );
+        store.put_connection(&c).await.expect("put");
+        store.join_room(&c, &room).await.expect("join");
+    }
+    let frame = ServerFrame::Message(ChatMessage {
+        room: room.clone(),
+        id: uuid::Uuid::now_v7(),
+        seq: 42,
+        sender: UserRef {
+            id: "u-sender".into(),
+            name: "sender".into(),
+        },
+        body: MessageBody::parse("x".repeat(120)).expect("body"),
+        client_msg_id: ClientMsgId::parse("m-1").expect("id"),
+        sent_at: now,
+    });
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    "AKIDBENCH",
+                    "bench-secret",
+                    None,
+                    None,
+                    "bench",
+                ),
+            ),
+        )
+        .build();
+    let gateway = ManagementGateway::new(&sdk).expect("gateway");
+    let ep = Endpoint::for_request("x", "y", Some(endpoint));
+    let raw: Raw =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(64)
+            .build_http();
+    let data = Bytes::from(frame.to_json());
+
+    // Warm both pools, as a warm Lambda's are.
+    raw_posts(&raw, endpoint, n.min(200), &data).await;
+    broadcast(&store, gateway.as_ref(), &ep, &room, &frame, None)
+        .await
+        .expect("warm-up");
+
+    let (mut raw_rate, mut raw_cpu, mut eng_rate, mut eng_cpu, mut eng_ms) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..runs {
+        let (cpu0, t0) = (cpu_seconds(), Instant::now());
+        raw_posts(&raw, endpoint, n, &data).await;
+        let (dt, dcpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+        raw_rate.push(n as f64 / dt);
+        raw_cpu.push(dcpu * 1e6 / n as f64);
+
+        let (cpu0, t0) = (cpu_seconds(), Instant::now());
+        let report = broadcast(&store, gateway.as_ref(), &ep, &room, &frame, None)
+            .await
+            .expect("broadcast");
+        let (dt, dcpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+        assert_eq!(report.delivered, n, "every post delivered: {report:?}");
+        eng_rate.push(n as f64 / dt);
+        eng_cpu.push(dcpu * 1e6 / n as f64);
+        eng_ms.push(dt * 1e3);
+    }
+    Results {
+        raw_rate: median(raw_rate),
+        engine_rate: median(eng_rate),
+        engine_cpu_us: median(eng_cpu),
+        raw_cpu_us: median(raw_cpu),
+        engine_ms: median(eng_ms),
+    }
+}
+
+/// `n` unsigned posts at the engine's concurrency.
+async fn raw_posts(client: &Raw, endpoint: &str, n: usize, data: &Bytes) {
+    let ok = futures::stream::iter(0..n)
+        .map(|i| {
+            let req = http::Request::post(format!("{endpoint}/@connections/c{i:07}AbCdEf%3D"))
+                .body(Full::new(data.clone()))
+                .expect("request");
+            client.request(req)
+        })
+        .buffer_unordered(FANOUT_CONCURRENCY)
+        .filter(|r| futures::future::ready(r.as_ref().is_ok_and(|r| r.status().is_success())))
+        .count()
+        .await;
+    assert_eq!(ok, n, "raw posts succeed");
+}
+
+/// CPU time of this process's main thread, where the single-threaded runtime runs every
+/// task of the engine (ns precision, from the scheduler's own accounting).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/schedstat").expect("schedstat");
+    let ns: f64 = stat
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("schedstat: cpu ns");
+    ns / 1e9
+}
+
+/// Peak resident memory of this process (VmHWM).
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib / 1024.0
+}
+
+/// Starts `self --sink` and reads the port it listens on.
+fn start_sink() -> (Child, u16) {
+    let exe = std::env::current_exe().expect("current exe");
+    let mut child = Command::new(exe)
+        .arg("--sink")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start sink");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("sink port");
+    let port = line.trim().parse().expect("sink prints its port");
+    (child, port)
+}
+
+/// The sink: 200 to every post, on all cores the machine gives it.
+fn sink() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let app = axum::Router::new().route(
+            "/{stage}/@connections/{id}",
+            axum::routing::post(|_body: Bytes| async { axum::http::StatusCode::OK }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        println!("{}", listener.local_addr().expect("addr").port());
+        // The parent reads one line and kills this process when done; the timeout only
+        // bounds an orphaned sink.
+        tokio::time::timeout(Duration::from_secs(3600), axum::serve(listener, app))
+            .await
+            .ok();
+    });
+}
