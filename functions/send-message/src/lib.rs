@@ -3,12 +3,20 @@
 //! 1. parse the frame (room, body, clientMsgId; limits of docs/protocol.md);
 //! 2. check the sender may use the room and this connection has joined it;
 //! 3. commit to history, which assigns the room's next `seq` (idempotent on clientMsgId);
-//! 4. fan the `message` frame out to the room's other connections (only for a new commit);
-//! 5. answer the sender with the `ack` as the route response.
+//! 4. post the `ack` to the sender's own connection at once (ack at commit);
+//! 5. fan the `message` frame out to the room's other connections (only for a new commit).
 //!
 //! Nothing is delivered before the commit, and a failed commit answers `unavailable` with
-//! nothing stored. A Lambda's route response leaves only when the handler returns, so the ack
-//! follows the fan-out; the fan-out is bounded (see [`hubbub_core::fanout`]) to keep that short.
+//! nothing stored.
+//!
+//! Why the ack is posted rather than returned: a Lambda's route response leaves only when
+//! the handler returns, i.e. after the fan-out, so an ack in the route response would wait
+//! for the whole room and its latency would grow with room size. Posting it through
+//! @connections right after the commit costs one extra post per message and one round trip
+//! of latency, whatever the room's size. When that post is refused or its outcome is unknown,
+//! the ack goes in the route response as before: the client may then see the same ack twice,
+//! which the protocol allows (acks are idempotent on `clientMsgId`). A replayed
+//! `clientMsgId` is answered in the route response: nothing is fanned out then.
 
 use hubbub_core::aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
@@ -64,16 +72,19 @@ async fn send(
             client_msg_id,
         })
         .await?;
-    match &commit {
+    let ack = ServerFrame::ack(commit.message());
+    match commit {
         Commit::New(msg) => {
             tracing::info!(%room, seq = msg.seq, "message committed");
+            let acked = deps.live.post_to_caller(&ctx, &ack).await;
             deps.live
-                .broadcast(&ctx, &room, &ServerFrame::Message(msg.clone()))
+                .broadcast(&ctx, &room, &ServerFrame::Message(msg))
                 .await;
+            Ok((!acked).then_some(ack))
         }
         Commit::Duplicate(msg) => {
-            tracing::info!(%room, seq = msg.seq, "replayed clientMsgId; acking again")
+            tracing::info!(%room, seq = msg.seq, "replayed clientMsgId; acking again");
+            Ok(Some(ack))
         }
     }
-    Ok(Some(ServerFrame::ack(commit.message())))
 }

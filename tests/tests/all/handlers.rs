@@ -37,6 +37,7 @@ fn deps_over(
             connections,
             gateway: rec.gateway(),
             endpoint_override: Some(rec.endpoint()),
+            queue: None,
         },
         history,
     }
@@ -102,13 +103,31 @@ async fn join(deps: &RouteDeps, conn: &str, name: &str, r: &str) {
     assert_eq!(body_json(&resp), json!({"type":"joined","room":r}));
 }
 
-async fn send(deps: &RouteDeps, conn: &str, name: &str, r: &str, body: &str, cmid: &str) -> Value {
+/// Sends a message and returns what the sender got: the route response when there is one
+/// (an error, a replay's ack, an ack whose post failed), else the ack posted to it at commit.
+async fn send_via(
+    rec: &Recorder,
+    deps: &RouteDeps,
+    conn: &str,
+    name: &str,
+    r: &str,
+    body: &str,
+    cmid: &str,
+) -> Value {
     let ev = as_user(conn, name)
         .frame(json!({"action":"sendMessage","room":r,"body":body,"clientMsgId":cmid}))
         .build();
     let resp = send_message::handle(deps, &ev).await;
     assert_eq!(resp.status_code, 200);
-    body_json(&resp)
+    if resp.body.is_some() {
+        return body_json(&resp);
+    }
+    let acks: Vec<Value> = of_type(&rec.frames_to(conn), "ack")
+        .into_iter()
+        .filter(|a| a["clientMsgId"] == cmid)
+        .collect();
+    assert_eq!(acks.len(), 1, "one ack posted at commit to {conn}");
+    acks[0].clone()
 }
 
 fn of_type(frames: &[Value], t: &str) -> Vec<Value> {
@@ -321,8 +340,16 @@ async fn chat_flow(rec: &Recorder, deps: &RouteDeps) {
     assert_eq!(of_type(&rec.frames_to(b), "presence").len(), 1);
     assert!(of_type(&rec.frames_to(c), "presence").is_empty());
 
-    let ack = send(deps, a, "alice", "general", "hello, room", "m-1").await;
+    let posts_before = rec.posts().len();
+    let ack = send_via(rec, deps, a, "alice", "general", "hello, room", "m-1").await;
     assert_eq!(ack["type"], "ack");
+    // Ack at commit: the sender's ack is posted before any member's copy of the message.
+    let order: Vec<String> = rec.posts()[posts_before..]
+        .iter()
+        .map(|(to, _)| to.clone())
+        .collect();
+    assert_eq!(order.len(), 3, "{order:?}");
+    assert_eq!(order[0], a, "the ack leaves first: {order:?}");
     assert_eq!(
         (
             ack["room"].as_str(),
@@ -352,12 +379,12 @@ async fn chat_flow(rec: &Recorder, deps: &RouteDeps) {
 
     // Replay: the same ack, nothing delivered again.
     let posts_before = rec.posts().len();
-    let again = send(deps, a, "alice", "general", "hello, room", "m-1").await;
+    let again = send_via(rec, deps, a, "alice", "general", "hello, room", "m-1").await;
     assert_eq!(again, ack);
     assert_eq!(rec.posts().len(), posts_before);
 
     // bob answers in order.
-    let ack2 = send(deps, b, "bob", "general", "hi alice", "b-1").await;
+    let ack2 = send_via(rec, deps, b, "bob", "general", "hi alice", "b-1").await;
     assert_eq!(ack2["seq"], 2);
     let to_carol: Vec<i64> = of_type(&rec.frames_to(c), "message")
         .iter()
@@ -367,7 +394,7 @@ async fn chat_flow(rec: &Recorder, deps: &RouteDeps) {
 
     // carol vanished without a close: her post answers 410, and she is removed; the sender stays.
     rec.make_gone(c);
-    let ack3 = send(deps, a, "alice", "general", "anyone there?", "m-2").await;
+    let ack3 = send_via(rec, deps, a, "alice", "general", "anyone there?", "m-2").await;
     assert_eq!(ack3["seq"], 3);
     assert!(
         deps.live
@@ -451,7 +478,7 @@ async fn chat_flow(rec: &Recorder, deps: &RouteDeps) {
     assert_eq!(body_json(&resp), json!({"type":"left","room":"general"}));
     let left = of_type(&rec.frames_to(a), "presence");
     assert_eq!(left.last().expect("presence")["state"], "left");
-    send(deps, a, "alice", "general", "bye bob", "m-3").await;
+    send_via(rec, deps, a, "alice", "general", "bye bob", "m-3").await;
     assert_eq!(of_type(&rec.frames_to(b), "message").len(), 2);
 
     // $disconnect removes alice and tells the rooms she was in.
@@ -489,6 +516,30 @@ async fn chat_flow_on_memory_adapters() {
 async fn chat_flow_on_postgres_and_dynamodb() {
     let (rec, deps, _) = real_deps().await;
     chat_flow(&rec, &deps).await;
+}
+
+/// When posting the ack to the sender is refused, the ack rides the route response instead:
+/// the sender is acked once either way, and the room still gets the message.
+#[tokio::test]
+async fn ack_falls_back_to_the_route_response_when_its_post_is_refused() {
+    let (rec, deps) = memory_deps().await;
+    let (a, b) = ("ConnAlice00=", "ConnBob0000=");
+    connect(&deps, a, "alice").await;
+    connect(&deps, b, "bob").await;
+    join(&deps, a, "alice", "general").await;
+    join(&deps, b, "bob", "general").await;
+    // 403 is final (not retried): the ack certainly did not reach alice.
+    rec.fail_next(a, &[403]);
+    let ev = as_user(a, "alice")
+        .frame(json!({"action":"sendMessage","room":"general","body":"hi","clientMsgId":"m-1"}))
+        .build();
+    let ack = body_json(&send_message::handle(&deps, &ev).await);
+    assert_eq!(
+        (ack["type"].as_str(), ack["seq"].as_i64()),
+        (Some("ack"), Some(1))
+    );
+    assert!(of_type(&rec.frames_to(a), "ack").is_empty());
+    assert_eq!(of_type(&rec.frames_to(b), "message").len(), 1);
 }
 
 #[tokio::test]
@@ -679,7 +730,7 @@ async fn a_failed_commit_delivers_nothing_and_takes_no_seq() {
         .batch_execute("ALTER TABLE messages ADD CONSTRAINT refuse_all CHECK (false) NOT VALID")
         .await
         .expect("break inserts");
-    let v = send(&deps, a, "alice", "general", "lost?", "m-1").await;
+    let v = send_via(&rec, &deps, a, "alice", "general", "lost?", "m-1").await;
     assert_error(&v, "unavailable");
     assert_eq!(v["clientMsgId"], "m-1");
     assert!(
@@ -692,7 +743,7 @@ async fn a_failed_commit_delivers_nothing_and_takes_no_seq() {
         .batch_execute("ALTER TABLE messages DROP CONSTRAINT refuse_all")
         .await
         .expect("repair");
-    let ack = send(&deps, a, "alice", "general", "lost?", "m-1").await;
+    let ack = send_via(&rec, &deps, a, "alice", "general", "lost?", "m-1").await;
     assert_eq!(
         (ack["type"].as_str(), ack["seq"].as_i64()),
         (Some("ack"), Some(1))
@@ -734,10 +785,15 @@ async fn every_sample_event_gets_a_sensible_answer() {
         "joined"
     );
     assert!(rooms::handle(&deps, &run("typing")).await.body.is_none());
-    assert_eq!(
-        body_json(&send_message::handle(&deps, &run("send-message")).await)["type"],
-        "ack"
-    );
+    let sent = send_message::handle(&deps, &run("send-message")).await;
+    assert!(sent.body.is_none(), "the ack is posted at commit");
+    let sample = run("send-message");
+    let sender = sample
+        .request_context
+        .connection_id
+        .as_deref()
+        .expect("sample connection id");
+    assert_eq!(of_type(&rec.frames_to(sender), "ack").len(), 1);
     let h = body_json(&rooms::handle(&deps, &run("history")).await);
     assert_eq!(
         (h["type"].as_str(), h["messages"].as_array().map(Vec::len)),

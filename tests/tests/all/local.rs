@@ -313,16 +313,14 @@ async fn local_concurrent_senders_each_message_once() {
     }
     let mut seqs = Vec::new();
     for (i, ws) in clients.iter_mut().enumerate() {
+        // Acks leave at commit, before the fan-out: wait for every ack and every message,
+        // then stay a while to catch any duplicate.
         let mut frames = Vec::new();
-        while frames
-            .iter()
-            .filter(|f: &&Value| f["type"] == "ack")
-            .count()
-            < EACH
-        {
+        let count = |frames: &[Value], t: &str| frames.iter().filter(|f| f["type"] == t).count();
+        while count(&frames, "ack") < EACH || count(&frames, "message") < (MEMBERS - 1) * EACH {
             match next_frame(ws, FRAME_WAIT).await {
                 Some(Ok(v)) => frames.push(v),
-                other => panic!("user{i} waiting for acks: {other:?}"),
+                other => panic!("user{i} waiting for acks and messages: {other:?}"),
             }
         }
         drain(ws, &mut frames).await;
@@ -1425,8 +1423,21 @@ async fn local_vanished_clients_are_cleaned_up() {
     .await;
     let ack = recv_type(&mut alice, "ack", &mut log).await;
     assert_eq!(ack["seq"], 1);
-    // The post to the stale connection answered 410: send-message removed it.
-    assert_eq!(store.get_connection(&stale.id).await.expect("read"), None);
+    // The post to the stale connection answered 410: send-message removed it (the ack left
+    // at commit, so the fan-out may still be finishing).
+    let deadline = tokio::time::Instant::now() + FRAME_WAIT;
+    while store
+        .get_connection(&stale.id)
+        .await
+        .expect("read")
+        .is_some()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stale connection never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(!store.is_member(&stale.id, &general).await.expect("member"));
     server.shutdown().await;
 }
