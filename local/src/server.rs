@@ -29,6 +29,7 @@ use hubbub_core::auth::{AuthError, JwtIssuer, JwtVerifier, TokenVerifier};
 use hubbub_core::config::PostgresConfig;
 use hubbub_core::error::{StoreError, chain};
 use hubbub_core::gateway::management::ManagementGateway;
+use hubbub_core::queue::local::LocalFanoutQueue;
 use hubbub_core::store::dynamodb::DynamoConnectionStore;
 use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore, MemoryUserStore};
 use hubbub_core::store::postgres::{MigrateOnPoolError, PostgresHistoryStore, PostgresUserStore};
@@ -46,6 +47,11 @@ use crate::{http, management, web, ws};
 /// every HTTP request concurrently, and 8 lets a handful of chatting clients commit in
 /// parallel without holding many of the server's connections.
 const PG_POOL_SIZE: usize = 8;
+/// Fan-out workers running large rooms' chunks at once: the local stand-in for the
+/// `fanout-worker` Lambda's reserved concurrency. Each drives up to 32 posts, so this also
+/// bounds the emulator's own @connections sockets; 8 keeps both cores busy on a large room
+/// without starving the connections' own routes.
+const FANOUT_WORKERS: usize = 8;
 /// How long shutdown waits for the connections to close and their `$disconnect` routes to
 /// finish: long enough for a disconnect fan-out over real stores (each management call is
 /// bounded at 5 s by the gateway adapter), short enough that Ctrl-C still feels immediate.
@@ -72,6 +78,8 @@ pub enum StartError {
     Migrate(#[source] MigrateOnPoolError),
     #[error("could not set up the DynamoDB connection store")]
     Dynamo(#[source] StoreError),
+    #[error("could not set up the management API client")]
+    Gateway(#[source] hubbub_core::error::GatewayError),
     #[error("the argon2 settings of the HTTP API are unusable")]
     Passwords(#[source] PasswordError),
 }
@@ -268,10 +276,14 @@ impl Server {
             passwords,
             config: config.accounts.clone(),
         };
+        let gateway: Arc<dyn hubbub_core::gateway::ConnectionGateway> =
+            ManagementGateway::new(&sdk).map_err(StartError::Gateway)?;
+        let queue = LocalFanoutQueue::new(connections.clone(), gateway.clone(), FANOUT_WORKERS);
         let live = Live {
             connections: connections.clone(),
-            gateway: ManagementGateway::new(sdk),
+            gateway,
             endpoint_override: Some(management_url.clone()),
+            queue: Some(Arc::new(queue)),
         };
         let (drain_tx, drained) = mpsc::channel(1);
         let state = Arc::new(AppState {

@@ -39,6 +39,7 @@ pub mod vars {
     pub const TABLE: &str = "HUBBUB_TABLE";
     pub const DATABASE_URL: &str = "DATABASE_URL";
     pub const MANAGEMENT_ENDPOINT: &str = "HUBBUB_MANAGEMENT_ENDPOINT";
+    pub const FANOUT_QUEUE_URL: &str = "HUBBUB_FANOUT_QUEUE_URL";
     pub const EXTERNAL_ISSUER: &str = "HUBBUB_EXTERNAL_ISSUER";
     pub const EXTERNAL_AUDIENCE: &str = "HUBBUB_EXTERNAL_AUDIENCE";
     pub const EXTERNAL_JWKS_URL: &str = "HUBBUB_EXTERNAL_JWKS_URL";
@@ -177,10 +178,13 @@ pub struct GatewayConfig {
     /// Overrides `https://{domainName}/{stage}` from the event: needed behind a custom domain
     /// (the management API only answers on the execute-api host) and for hubbub-local.
     pub endpoint: Option<String>,
+    /// The SQS queue of large rooms' fan-out jobs (`HUBBUB_FANOUT_QUEUE_URL`). Without it,
+    /// every fan-out is posted inline by the route, whatever the room's size.
+    pub fanout_queue_url: Option<String>,
 }
 
 impl GatewayConfig {
-    /// Reads the optional `HUBBUB_MANAGEMENT_ENDPOINT`.
+    /// Reads the optional `HUBBUB_MANAGEMENT_ENDPOINT` and `HUBBUB_FANOUT_QUEUE_URL`.
     pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         let endpoint = get(vars::MANAGEMENT_ENDPOINT);
         if let Some(e) = &endpoint
@@ -191,7 +195,10 @@ impl GatewayConfig {
                 reason: "must be an http(s):// URL such as https://abc123.execute-api.eu-west-1.amazonaws.com/prod".into(),
             });
         }
-        Ok(Self { endpoint })
+        Ok(Self {
+            endpoint,
+            fanout_queue_url: get(vars::FANOUT_QUEUE_URL),
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`store`] and [`gateway`]: the ports and their adapters (DynamoDB, PostgreSQL, in-memory,
 //!   the API Gateway Management API);
 //! - [`fanout`]: delivering a frame to a room with bounded concurrency;
+//! - [`queue`]: large rooms' fan-out split into jobs for workers (SQS, or in-process);
 //! - [`ws`] and [`runtime`]: glue for WebSocket route events and Lambda init.
 //!
 //! Handlers live in the `functions/*` crates and see only these ports, so the same code runs
@@ -18,9 +19,11 @@ pub mod error;
 pub mod fanout;
 pub mod gateway;
 pub mod protocol;
+pub mod queue;
 pub mod runtime;
 pub mod store;
 pub mod telemetry;
 pub mod ws;
 
 pub use aws_lambda_events;
+pub use aws_sdk_sqs;

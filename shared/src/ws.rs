@@ -13,6 +13,7 @@ use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::protocol::{
     ClientFrame, ClientMsgId, KNOWN_ACTIONS, ProtocolError, RoomId, ServerFrame, UserRef, action_of,
 };
+use crate::queue::{self, FanoutQueue};
 use crate::store::{ConnectionStore, HistoryStore, RoomAccess};
 
 /// Authorizer context keys, set by the authorizer and read on every later route.
@@ -182,6 +183,8 @@ pub struct Live {
     pub gateway: Arc<dyn ConnectionGateway>,
     /// `HUBBUB_MANAGEMENT_ENDPOINT`, when set.
     pub endpoint_override: Option<String>,
+    /// Where large rooms' fan-out goes ([`queue`]); `None` posts every fan-out inline.
+    pub queue: Option<Arc<dyn FanoutQueue>>,
 }
 
 /// Everything `sendMessage` and the room routes need.
@@ -216,6 +219,25 @@ impl Live {
         RouteContext::from_event(ev, self.endpoint_override.as_deref())
     }
 
+    /// Posts `frame` to the caller's own connection, as the route response would, but now
+    /// rather than when the handler returns. `true` when API Gateway accepted it; `false` when
+    /// it certainly did not or the outcome is unknown, so the caller can still answer with it
+    /// (a frame that may then arrive twice must be idempotent for the client, as an ack is).
+    pub async fn post_to_caller(&self, ctx: &RouteContext, frame: &ServerFrame) -> bool {
+        let data = bytes::Bytes::from(frame.to_json());
+        match self
+            .gateway
+            .post(&ctx.endpoint, &ctx.connection_id, &data)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(request_id = %ctx.request_id, error = %chain(&e), "could not post to the caller; answering in the route response");
+                false
+            }
+        }
+    }
+
     /// Fans `frame` out to the room's other connections, logging the outcome. A failure to
     /// read the members is logged, not returned: what triggered the fan-out already happened.
     pub async fn broadcast(
@@ -225,25 +247,41 @@ impl Live {
         frame: &ServerFrame,
     ) -> FanoutReport {
         let started = std::time::Instant::now();
-        match fanout::broadcast(
-            self.connections.as_ref(),
-            self.gateway.as_ref(),
-            &ctx.endpoint,
-            room,
-            frame,
-            Some(&ctx.connection_id),
-        )
-        .await
-        {
+        let except = Some(ctx.connection_id.as_str());
+        let result = match &self.queue {
+            Some(q) => queue::deliver(
+                self.connections.as_ref(),
+                self.gateway.as_ref(),
+                q.as_ref(),
+                &ctx.endpoint,
+                room,
+                &bytes::Bytes::from(frame.to_json()),
+                except,
+            )
+            .await
+            .map_err(|e| chain(&e)),
+            None => fanout::broadcast(
+                self.connections.as_ref(),
+                self.gateway.as_ref(),
+                &ctx.endpoint,
+                room,
+                frame,
+                except,
+            )
+            .await
+            .map_err(|e| chain(&e)),
+        };
+        match result {
             Ok(r) => {
                 tracing::info!(
                     request_id = %ctx.request_id, %room, delivered = r.delivered, gone = r.gone,
-                    failed = r.failed, elapsed_ms = started.elapsed().as_millis() as u64, "fan-out done"
+                    failed = r.failed, unknown = r.unknown, queued = r.queued,
+                    elapsed_ms = started.elapsed().as_millis() as u64, "fan-out done"
                 );
                 r
             }
-            Err(e) => {
-                tracing::error!(request_id = %ctx.request_id, %room, error = %chain(&e), "fan-out could not read members");
+            Err(error) => {
+                tracing::error!(request_id = %ctx.request_id, %room, %error, "fan-out incomplete: members unreadable or jobs not enqueued");
                 FanoutReport::default()
             }
         }

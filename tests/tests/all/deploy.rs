@@ -103,6 +103,7 @@ fn config_checks() -> BTreeMap<&'static str, ConfigCheck> {
         ("default-route", check::<default_route::Config>),
         ("migrate", check::<migrate::Config>),
         ("http-api", check::<http_api::Config>),
+        ("fanout-worker", check::<fanout_worker::Config>),
     ])
 }
 

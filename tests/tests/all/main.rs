@@ -8,3 +8,4 @@ mod gateway;
 mod handlers;
 mod http_api;
 mod local;
+mod queue;

@@ -1,0 +1,89 @@
+//! The fan-out worker: consumes the SQS jobs that large rooms' fan-outs are split into
+//! (see [`hubbub_core::queue`]) and posts each chunk.
+//!
+//! Failure reporting keeps delivery exactly once. A job that ran is never reported as a
+//! batch item failure, because SQS would then redeliver it whole and recipients already
+//! posted would get the frame twice; its certainly-failed recipients are re-enqueued as a
+//! new, delayed job instead. Only a job that could not run at all (a malformed body) is
+//! reported, so that after the queue's `maxReceiveCount` it lands in the dead-letter queue
+//! for inspection.
+
+use std::sync::Arc;
+
+use hubbub_core::aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use hubbub_core::config::{ConfigError, FromLookup, LiveConfig, Lookup, vars};
+use hubbub_core::error::chain;
+use hubbub_core::gateway::ConnectionGateway;
+use hubbub_core::queue::{FanoutJob, FanoutQueue, retry_delay, run_job};
+use hubbub_core::store::ConnectionStore;
+
+/// The configuration this function reads at init: the connections table (to remove gone
+/// connections), the management API, and its own queue (for retries), which it requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub live: LiveConfig,
+    pub queue_url: String,
+}
+
+impl FromLookup for Config {
+    fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        let live = LiveConfig::from_lookup(get)?;
+        let queue_url = live
+            .gateway
+            .fanout_queue_url
+            .clone()
+            .ok_or(ConfigError::Missing {
+                var: vars::FANOUT_QUEUE_URL,
+                hint: "the worker re-enqueues failed recipients on its own queue",
+            })?;
+        Ok(Self { live, queue_url })
+    }
+}
+
+/// What the worker needs.
+#[derive(Clone)]
+pub struct WorkerDeps {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub gateway: Arc<dyn ConnectionGateway>,
+    pub queue: Arc<dyn FanoutQueue>,
+}
+
+/// Runs a batch of jobs, one after another: a worker has a fraction of a vCPU, and each job
+/// already keeps [`hubbub_core::fanout::FANOUT_CONCURRENCY`] posts in flight.
+pub async fn handle(deps: &WorkerDeps, ev: SqsEvent) -> SqsBatchResponse {
+    let mut response = SqsBatchResponse::default();
+    for record in ev.records {
+        let message_id = record.message_id.unwrap_or_default();
+        let job = match record.body.as_deref().map(FanoutJob::from_json) {
+            Some(Ok(job)) => job,
+            Some(Err(e)) => {
+                tracing::error!(message_id, error = %chain(&e), "malformed fan-out job");
+                response.add_failure(message_id);
+                continue;
+            }
+            None => {
+                tracing::error!(message_id, "fan-out job without a body");
+                response.add_failure(message_id);
+                continue;
+            }
+        };
+        let (room, attempt, recipients) = (job.room.clone(), job.attempt, job.connections.len());
+        let started = std::time::Instant::now();
+        let outcome = run_job(deps.connections.as_ref(), deps.gateway.as_ref(), job).await;
+        let r = outcome.report;
+        tracing::info!(
+            message_id, %room, attempt, recipients, delivered = r.delivered, gone = r.gone,
+            failed = r.failed, unknown = r.unknown, retrying = r.queued,
+            elapsed_ms = started.elapsed().as_millis() as u64, "fan-out chunk done"
+        );
+        if let Some(retry) = outcome.retry {
+            let delay = retry_delay(retry.attempt);
+            if let Err(e) = deps.queue.enqueue_delayed(retry, delay).await {
+                // Reporting the record as failed would repost the whole chunk; these
+                // recipients catch up by seq instead.
+                tracing::error!(message_id, %room, error = %chain(&e), "could not re-enqueue failed recipients");
+            }
+        }
+    }
+    response
+}

@@ -1,0 +1,30 @@
+//! Lambda entry point of the fan-out worker: wiring only.
+
+use std::sync::Arc;
+
+use hubbub_core::aws_lambda_events::sqs::SqsEvent;
+use hubbub_core::config::FromLookup;
+use hubbub_core::queue::sqs::SqsFanoutQueue;
+use hubbub_core::runtime;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    hubbub_core::telemetry::init();
+    let cfg = fanout_worker::Config::from_env()?;
+    let sdk = runtime::sdk_config().await;
+    let live = runtime::live(&sdk, &cfg.live)?;
+    let deps = fanout_worker::WorkerDeps {
+        connections: live.connections,
+        gateway: live.gateway,
+        queue: Arc::new(SqsFanoutQueue::new(
+            hubbub_core::aws_sdk_sqs::Client::new(&sdk),
+            cfg.queue_url,
+        )),
+    };
+    let deps = &deps;
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, std::convert::Infallible>(fanout_worker::handle(deps, ev.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,201 @@
+//! Large rooms across workers: the `FanoutQueue` port, the job a worker runs, and the
+//! producer side that splits a room into jobs.
+//!
+//! A fan-out to a room above [`LARGE_ROOM_THRESHOLD`] members is not done by the route
+//! that triggered it: the route reads the members page by page and enqueues one
+//! [`FanoutJob`] per page of up to [`CHUNK_SIZE`] connections; workers post the chunks in
+//! parallel. On AWS the queue is SQS and the workers are the `fanout-worker` Lambda
+//! ([`sqs`]); hubbub-local and tests run the very same jobs on in-process workers
+//! ([`local`]).
+//!
+//! Exactly once: a job is never retried as a whole, because some of its posts may have
+//! succeeded. A worker re-enqueues, with a delay, only the recipients whose posts certainly
+//! failed (throttled or refused after the gateway's own retries); a post whose outcome is
+//! unknown is left to catch-up by `seq`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::fanout::{self, FanoutReport, MEMBER_PAGE_SIZE};
+use crate::gateway::{ConnectionGateway, Endpoint};
+use crate::protocol::RoomId;
+use crate::store::ConnectionStore;
+
+pub mod local;
+pub mod sqs;
+
+/// Rooms with more members than this hand their fan-out to workers. One member page: a
+/// room that fits in one page is posted inline in a few round trips (200 posts at 32 in
+/// flight), which is cheaper and faster than a queue hop; beyond it, the route would spend
+/// its (and its sender's) time posting, so workers take over.
+pub const LARGE_ROOM_THRESHOLD: usize = MEMBER_PAGE_SIZE as usize;
+/// Connections per job. A worker posts 1,000 recipients in well under a second at
+/// [`fanout::FANOUT_CONCURRENCY`], far inside its timeout (a job cut short by a timeout
+/// would be redelivered whole); the job stays ~40 KB, far below SQS's 256 KB message limit.
+pub const CHUNK_SIZE: u32 = 1000;
+/// Times a chunk's certainly-failed recipients are re-enqueued before they are left to
+/// catch-up: enough to ride out a throttling burst, not enough to pile up retries.
+pub const MAX_JOB_ATTEMPTS: u32 = 3;
+/// Delay before a re-enqueued chunk runs (multiplied by its attempt): API Gateway's
+/// throttling is a token bucket, refilled within a second or two.
+pub const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Failures of the fan-out queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("could not enqueue fan-out jobs")]
+    Send(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    #[error("a fan-out job is malformed")]
+    Malformed(#[source] serde_json::Error),
+}
+
+/// One chunk of a large room's fan-out: post `frame` to each of `connections`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FanoutJob {
+    /// The stage's management API.
+    pub endpoint: String,
+    /// For logs and gone-connection clean-up.
+    pub room: RoomId,
+    /// The serialised frame, posted as is.
+    pub frame: String,
+    pub connections: Vec<String>,
+    /// 1 for a fresh chunk; higher for re-enqueued recipients.
+    pub attempt: u32,
+}
+
+impl FanoutJob {
+    /// The job as a queue message body.
+    pub fn to_json(&self) -> Result<String, QueueError> {
+        serde_json::to_string(self).map_err(QueueError::Malformed)
+    }
+
+    /// A job from a queue message body.
+    pub fn from_json(body: &str) -> Result<Self, QueueError> {
+        serde_json::from_str(body).map_err(QueueError::Malformed)
+    }
+}
+
+/// Where large-room fan-out jobs go.
+#[async_trait]
+pub trait FanoutQueue: Send + Sync {
+    /// Enqueues jobs to run as soon as a worker is free.
+    async fn enqueue(&self, jobs: Vec<FanoutJob>) -> Result<(), QueueError>;
+
+    /// Enqueues one job to run after `delay` (a retry).
+    async fn enqueue_delayed(&self, job: FanoutJob, delay: Duration) -> Result<(), QueueError>;
+}
+
+/// What running one job did.
+#[derive(Debug, Default)]
+pub struct JobOutcome {
+    pub report: FanoutReport,
+    /// The certainly-failed recipients, to re-enqueue (`None` when there are none or the
+    /// job used its last attempt).
+    pub retry: Option<FanoutJob>,
+}
+
+/// Runs one job: posts the chunk, removes gone connections, and says what to retry.
+pub async fn run_job(
+    connections: &dyn ConnectionStore,
+    gateway: &dyn ConnectionGateway,
+    job: FanoutJob,
+) -> JobOutcome {
+    let endpoint = Endpoint::for_request("", "", Some(&job.endpoint));
+    let data = Bytes::from(job.frame.clone());
+    let outcome = fanout::post_chunk(gateway, &endpoint, job.connections, &data).await;
+    fanout::remove_gone(connections, outcome.gone).await;
+    let mut report = outcome.report;
+    let retry = if outcome.retryable.is_empty() {
+        None
+    } else if job.attempt >= MAX_JOB_ATTEMPTS {
+        tracing::warn!(room = %job.room, recipients = outcome.retryable.len(), "fan-out retries exhausted; recipients catch up by seq");
+        None
+    } else {
+        // Counted as queued, not failed, until the retry has run.
+        report.failed -= outcome.retryable.len();
+        report.queued += outcome.retryable.len();
+        Some(FanoutJob {
+            endpoint: job.endpoint,
+            room: job.room,
+            frame: job.frame,
+            connections: outcome.retryable,
+            attempt: job.attempt + 1,
+        })
+    };
+    if let Some(sample) = &outcome.first_error {
+        tracing::warn!(failed = report.failed, unknown = report.unknown, sample_error = %sample, "fan-out chunk had failures");
+    }
+    JobOutcome { report, retry }
+}
+
+/// The delay before attempt `attempt` of a chunk runs.
+pub fn retry_delay(attempt: u32) -> Duration {
+    RETRY_DELAY.saturating_mul(attempt.saturating_sub(1).max(1))
+}
+
+/// Fans `data` out to `room` except `except`: inline when the room fits in one member page,
+/// else as jobs on `queue`, one per page of [`CHUNK_SIZE`] members, enqueued as the pages
+/// are read so workers start on the first chunk while later pages are still being read.
+pub async fn deliver(
+    connections: &dyn ConnectionStore,
+    gateway: &dyn ConnectionGateway,
+    queue: &dyn FanoutQueue,
+    endpoint: &Endpoint,
+    room: &RoomId,
+    data: &Bytes,
+    except: Option<&str>,
+) -> Result<FanoutReport, DeliverError> {
+    let recipients = |page: crate::store::MemberPage| -> Vec<String> {
+        page.members
+            .into_iter()
+            .map(|m| m.connection_id)
+            .filter(|id| Some(id.as_str()) != except)
+            .collect()
+    };
+    let first = connections
+        .room_members(room, None, MEMBER_PAGE_SIZE)
+        .await?;
+    if first.next.is_none() {
+        let outcome = fanout::post_chunk(gateway, endpoint, recipients(first), data).await;
+        fanout::remove_gone(connections, outcome.gone).await;
+        return Ok(outcome.report);
+    }
+    let frame = String::from_utf8_lossy(data).into_owned();
+    let job = |ids: Vec<String>| FanoutJob {
+        endpoint: endpoint.as_str().to_owned(),
+        room: room.clone(),
+        frame: frame.clone(),
+        connections: ids,
+        attempt: 1,
+    };
+    let mut report = FanoutReport::default();
+    let mut cursor = first.next.clone();
+    let ids = recipients(first);
+    report.queued += ids.len();
+    queue.enqueue(vec![job(ids)]).await?;
+    while let Some(c) = cursor {
+        let page = connections.room_members(room, Some(&c), CHUNK_SIZE).await?;
+        cursor = page.next.clone();
+        let ids = recipients(page);
+        if ids.is_empty() {
+            continue;
+        }
+        report.queued += ids.len();
+        queue.enqueue(vec![job(ids)]).await?;
+    }
+    Ok(report)
+}
+
+/// Why a large-room fan-out could not be handed off completely.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("could not read the room's members")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}

@@ -1,0 +1,246 @@
+//! Large rooms across workers: the hand-off to the fan-out queue, in-process workers, the
+//! SQS adapter against the DynamoDB/SQS-compatible server, and the fan-out worker handler.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use hubbub_core::aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use hubbub_core::gateway::management::{GatewayOptions, ManagementGateway};
+use hubbub_core::gateway::{ConnectionGateway, Endpoint};
+use hubbub_core::queue::local::LocalFanoutQueue;
+use hubbub_core::queue::sqs::SqsFanoutQueue;
+use hubbub_core::queue::{CHUNK_SIZE, FanoutJob, FanoutQueue, LARGE_ROOM_THRESHOLD, deliver};
+use hubbub_core::store::ConnectionStore;
+use hubbub_core::store::memory::MemoryConnectionStore;
+use hubbub_tests::Recorder;
+use hubbub_tests::contract::{connection, room};
+
+/// A memory store with `n` members in room `big`; returns their connection ids.
+async fn big_room(store: &MemoryConnectionStore, n: usize) -> Vec<String> {
+    let big = room("big");
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let c = connection(&format!("u{i}"));
+        store.put_connection(&c).await.expect("put");
+        store.join_room(&c, &big).await.expect("join");
+        ids.push(c.id);
+    }
+    ids
+}
+
+fn posts_per_recipient(rec: &Recorder) -> std::collections::HashMap<String, usize> {
+    let mut m = std::collections::HashMap::new();
+    for (to, _) in rec.posts() {
+        *m.entry(to).or_insert(0) += 1;
+    }
+    m
+}
+
+/// A room within one member page is posted inline: nothing reaches the queue.
+#[tokio::test]
+async fn small_rooms_are_posted_inline() {
+    let rec = Recorder::start().await;
+    let store = Arc::new(MemoryConnectionStore::new());
+    let ids = big_room(&store, LARGE_ROOM_THRESHOLD).await;
+    let gateway: Arc<dyn ConnectionGateway> = rec.gateway();
+    let queue = LocalFanoutQueue::new(store.clone(), gateway.clone(), 4);
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    let report = deliver(
+        store.as_ref(),
+        gateway.as_ref(),
+        &queue,
+        &ep,
+        &room("big"),
+        &Bytes::from_static(b"{}"),
+        Some(&ids[0]),
+    )
+    .await
+    .expect("deliver");
+    assert_eq!((report.delivered, report.queued), (ids.len() - 1, 0));
+    assert_eq!(queue.totals().delivered, 0, "no job ran");
+}
+
+/// A large room is split into jobs that workers run concurrently: every member but the
+/// sender gets the frame exactly once, gone members are removed, and a member throttled
+/// past the gateway's own retries is re-enqueued and still gets it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_rooms_are_chunked_across_workers_exactly_once() {
+    let rec = Recorder::start().await;
+    let store = Arc::new(MemoryConnectionStore::new());
+    let n = LARGE_ROOM_THRESHOLD + CHUNK_SIZE as usize + 300;
+    let ids = big_room(&store, n).await;
+    let (sender, gone, throttled) = (ids[3].clone(), ids[500].clone(), ids[1400].clone());
+    rec.make_gone(&gone);
+    // Three 429s exhaust the gateway's attempts; the job-level retry then succeeds.
+    rec.fail_next(&throttled, &[429, 429, 429]);
+    // A patient gateway: on a loaded machine a post could outlast the default attempt
+    // timeout, and an unknown outcome is (rightly) never retried, which this test is not about.
+    let gateway: Arc<dyn ConnectionGateway> = ManagementGateway::with_options(
+        &hubbub_tests::sdk_config(),
+        GatewayOptions {
+            attempt_timeout: std::time::Duration::from_secs(30),
+            ..GatewayOptions::default()
+        },
+    )
+    .expect("gateway");
+    let queue = LocalFanoutQueue::new(store.clone(), gateway.clone(), 4);
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    let report = deliver(
+        store.as_ref(),
+        gateway.as_ref(),
+        &queue,
+        &ep,
+        &room("big"),
+        &Bytes::from_static(br#"{"type":"pong"}"#),
+        Some(&sender),
+    )
+    .await
+    .expect("deliver");
+    assert_eq!(
+        (report.delivered, report.queued),
+        (0, n - 1),
+        "all handed off"
+    );
+    queue.idle().await;
+
+    let per = posts_per_recipient(&rec);
+    assert_eq!(per.len(), n - 2, "everyone but the sender and the gone one");
+    assert!(per.values().all(|&c| c == 1), "exactly once each");
+    assert!(!per.contains_key(&sender) && !per.contains_key(&gone));
+    assert_eq!(rec.attempts_to(&throttled), 4, "3 refused + 1 retried job");
+    let totals = queue.totals();
+    assert_eq!(
+        (
+            totals.delivered,
+            totals.gone,
+            totals.failed,
+            totals.unknown,
+            totals.queued
+        ),
+        (n - 2, 1, 0, 0, 0)
+    );
+    assert!(store.get_connection(&gone).await.expect("get").is_none());
+    let stats = queue.stats();
+    assert_eq!(
+        stats.iter().map(|s| s.jobs).sum::<usize>(),
+        4,
+        "3 chunks (200, 1,000, 300) + 1 retry"
+    );
+}
+
+fn job(endpoint: &str, connections: Vec<String>) -> FanoutJob {
+    FanoutJob {
+        endpoint: endpoint.to_owned(),
+        room: room("big"),
+        frame: r#"{"type":"pong"}"#.to_owned(),
+        connections,
+        attempt: 1,
+    }
+}
+
+async fn receive_all(queue_url: &str, want: usize) -> Vec<SqsMessage> {
+    let client = hubbub_tests::sqs_client();
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        let out = client
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        for m in out.messages() {
+            let mut msg = SqsMessage::default();
+            msg.message_id = m.message_id().map(str::to_owned);
+            msg.body = m.body().map(str::to_owned);
+            got.push(msg);
+        }
+        if got.len() >= want {
+            break;
+        }
+    }
+    got
+}
+
+/// The SQS adapter sends jobs in batches of ten and they come back intact.
+#[tokio::test]
+async fn sqs_queue_round_trips_jobs() {
+    let url = hubbub_tests::fresh_queue().await;
+    let queue = SqsFanoutQueue::new(hubbub_tests::sqs_client(), &url);
+    let jobs: Vec<FanoutJob> = (0..12)
+        .map(|i| job("http://127.0.0.1:1/prod", vec![format!("c{i}=")]))
+        .collect();
+    queue.enqueue(jobs.clone()).await.expect("enqueue");
+    let got = receive_all(&url, 12).await;
+    let mut back: Vec<FanoutJob> = got
+        .iter()
+        .map(|m| FanoutJob::from_json(m.body.as_deref().expect("body")).expect("job"))
+        .collect();
+    back.sort_by(|a, b| a.connections.cmp(&b.connections));
+    let mut want = jobs;
+    want.sort_by(|a, b| a.connections.cmp(&b.connections));
+    assert_eq!(back, want);
+}
+
+/// The worker posts each job's chunk, re-enqueues only certainly-failed recipients as a new
+/// job (never the whole chunk), and reports only a malformed job as a batch item failure.
+#[tokio::test]
+async fn worker_posts_chunks_and_retries_only_failed_recipients() {
+    let rec = Recorder::start().await;
+    let url = hubbub_tests::fresh_queue().await;
+    let store = Arc::new(MemoryConnectionStore::new());
+    let deps = fanout_worker::WorkerDeps {
+        connections: store.clone(),
+        gateway: rec.gateway(),
+        queue: Arc::new(SqsFanoutQueue::new(hubbub_tests::sqs_client(), &url)),
+    };
+    rec.fail_next("b=", &[503, 503, 503]);
+    let mut good = SqsMessage::default();
+    good.message_id = Some("m-1".into());
+    good.body = Some(
+        job(&rec.endpoint(), vec!["a=".into(), "b=".into(), "c=".into()])
+            .to_json()
+            .expect("json"),
+    );
+    let mut bad = SqsMessage::default();
+    bad.message_id = Some("m-2".into());
+    bad.body = Some(r#"{"endpoint": 7}"#.into());
+    let mut ev = SqsEvent::default();
+    ev.records = vec![good, bad];
+
+    let resp = fanout_worker::handle(&deps, ev).await;
+    let failed: Vec<&str> = resp
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec!["m-2"], "only the malformed job");
+    let per = posts_per_recipient(&rec);
+    assert_eq!(
+        (per.get("a="), per.get("b="), per.get("c=")),
+        (Some(&1), None, Some(&1))
+    );
+
+    // The retry job carries only b=, as attempt 2, and delivers it once.
+    let retry = receive_all(&url, 1).await;
+    assert_eq!(retry.len(), 1);
+    let retry_job = FanoutJob::from_json(retry[0].body.as_deref().expect("body")).expect("job");
+    assert_eq!(
+        (retry_job.connections.clone(), retry_job.attempt),
+        (vec!["b=".to_owned()], 2)
+    );
+    let mut ev = SqsEvent::default();
+    ev.records = retry;
+    assert!(
+        fanout_worker::handle(&deps, ev)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    let per = posts_per_recipient(&rec);
+    assert_eq!(
+        (per.get("a="), per.get("b="), per.get("c=")),
+        (Some(&1), Some(&1), Some(&1))
+    );
+}
