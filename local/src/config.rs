@@ -192,7 +192,7 @@ OPTIONS:
     --region NAME               region of method ARNs and SigV4 scopes (default us-east-1)
     --cors-origin ORIGIN        origin allowed to call the HTTP API from a browser; repeat it or
                                 separate with commas for several (default *, every origin)
-    --web-dir DIR               serve the web client (index.html, app.js, style.css) from DIR
+    --web-dir DIR               serve the web client (the files of web/ but its tests) from DIR
                                 instead of the copy built into the binary
     -h, --help                  this text
 

@@ -11,7 +11,8 @@
 //!   and the maximum connection duration;
 //! - the HTTP API (`/auth/*`, `/rooms`, `/rooms/{room}/members`, `/rooms/{room}/messages`,
 //!   `/health`, with or without `/{stage}`) with the HttpApi's CORS behaviour ([`http`]);
-//! - the web client of `web/` at `/` ([`web`]).
+//! - the web client of `web/` at `/`, `/app.js` and every other file of it ([`web`],
+//!   [`web_files`]).
 //!
 //! The handlers are the very functions the Lambdas run (`authorizer::handle`,
 //! `connect::handle`, ..., `http_api::handle`), fed events built field for field as API
@@ -37,6 +38,7 @@ pub mod management;
 pub mod registry;
 pub mod server;
 pub mod web;
+pub mod web_files;
 pub mod ws;
 
 pub use config::Config;

@@ -302,9 +302,6 @@ impl Server {
 
         let mut app = Router::new()
             .route("/", get(ws::upgrade_root))
-            .route("/index.html", get(web::index))
-            .route("/app.js", get(web::app_js))
-            .route("/style.css", get(web::style_css))
             .route("/{stage}", get(ws::upgrade_stage))
             .route("/{stage}/", get(ws::upgrade_stage))
             .route(
@@ -324,7 +321,7 @@ impl Server {
                 .route(path, any(http::serve))
                 .route(&format!("/{{stage}}{path}"), any(http::serve));
         }
-        let app = app.fallback(ws::not_found).with_state(state.clone());
+        let app = app.fallback(web::fallback).with_state(state.clone());
         let (stop_http, stop_rx) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
             axum::serve(

@@ -128,8 +128,8 @@ pub(crate) async fn upgrade_stage(
 ) -> Response {
     if stage != state.config.stage {
         if !wants_upgrade(req.headers()) {
-            // A plain GET of some `/name`: a file the web client does not have.
-            return not_found().await;
+            // A plain GET of some `/name`: a file of the web client, or 404.
+            return crate::web::serve_path(&state, req.uri()).await;
         }
         // What API Gateway answers for a stage that does not exist.
         return message_response(StatusCode::FORBIDDEN, "Forbidden");
