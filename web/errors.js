@@ -1,0 +1,22 @@
+// Plain words for every error code of the protocol (plus the client's own `network`), shared by
+// the HTTP calls, the room state (error frames) and the view. No DOM access.
+
+export const ERROR_TEXT = {
+  bad_request: "The server could not accept that request.",
+  unauthorized: "Your session is no longer valid. Please sign in again.",
+  forbidden: "You are not allowed to do that here.",
+  not_found: "That room does not exist (or no longer exists).",
+  conflict: "That name is already taken. Please choose another one.",
+  payload_too_large: "That is too large to send. Please shorten it.",
+  rate_limited: "Too many attempts. Please wait a moment and try again.",
+  unavailable: "The service is busy right now and nothing was saved. Please try again shortly.",
+  internal: "Something went wrong on the server. Please try again.",
+  network: "Cannot reach the server. Check your connection and try again.",
+};
+
+export function describeError(code, detail) {
+  const text = (Object.hasOwn(ERROR_TEXT, code) && ERROR_TEXT[code]) || ERROR_TEXT.internal;
+  // The server's own message explains which field was wrong: worth showing for input errors.
+  if (detail && (code === "bad_request" || code === "payload_too_large")) return `${text} (${detail})`;
+  return text;
+}

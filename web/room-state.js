@@ -1,0 +1,528 @@
+// Room state: every room the client knows, its messages keyed by `seq`, the sends still waiting
+// for their `ack`, membership, presence and typing; and the protocol logic around them: frames
+// from the server are applied here (`apply`), messages are kept once each in `seq` order whatever
+// brought them (live frame, batch, ack, HTTP page, `history`), a `seq` gap that does not fill is
+// fetched with `history after`, and pending sends are matched to their ack by `clientMsgId`.
+//
+// No DOM access (it runs under `node --test`): frames go out through `transmit(frame)`, and
+// everything the page should show or do is announced through `emit(event, detail)`:
+//   "rooms"          the room list changed (names, membership, unread counts)
+//   "render"         the open room changed; detail {older, toBottom}: how to scroll
+//   "view"           the joined rooms or the open room changed (worth saving)
+//   "needLatest"     detail {room}: the room's newest page should be loaded over HTTP
+//   "live"           detail {room, message}: a new message arrived in the open room, on screen
+//   "presence"       detail {room, user, state}: someone joined or left the open room
+//   "typing"         detail {room}: who is typing in the open room changed
+//   "sendFailed"     detail {room, text}: a send in the open room failed
+//   "knownUsers"     the users seen so far changed
+//   "notice"         detail {text}: something failed and the person should be told
+//   "unauthorized"   the server refused the access token on the socket
+
+import { describeError } from "./errors.js";
+
+// No ack by then: the send is marked failed (a retry keeps the clientMsgId, so the server
+// stores the message once however often it is sent).
+export const SEND_TIMEOUT_MS = 10_000;
+// Concurrent senders' messages can arrive out of order: a gap is given this long to fill by
+// itself before it is fetched with `history after`.
+export const GAP_WAIT_MS = 3_000;
+// A typing notice shows this long unless renewed (others send one at most every 3 s).
+export const TYPING_SHOW_MS = 5_000;
+// Our own typing notices go out at most this often while the person keeps typing.
+export const TYPING_SEND_EVERY_MS = 3_000;
+// The largest `history` page the protocol allows; a longer gap takes several.
+export const CATCH_UP_LIMIT = 100;
+
+// The actions whose answers (or error frames) come back in the order they were sent.
+const ANSWERED = ["joinRoom", "leaveRoom", "history"];
+
+export function lowestSeq(r) {
+  let low = null;
+  for (const s of r.messages.keys()) if (low === null || s < low) low = s;
+  return low;
+}
+
+export function highestSeq(r) {
+  let high = null;
+  for (const s of r.messages.keys()) if (high === null || s > high) high = s;
+  return high;
+}
+
+// The highest seq up to which everything from the oldest held message is present.
+export function contiguousSeq(r) {
+  let s = lowestSeq(r);
+  if (s === null) return null;
+  while (r.messages.has(s + 1)) s += 1;
+  return s;
+}
+
+export function newClientMsgId() {
+  const rnd = new Uint8Array(8);
+  crypto.getRandomValues(rnd);
+  return `w${Date.now().toString(36)}-${[...rnd].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+// A message as kept: the fields of the protocol's message, in the room it belongs to.
+function toMessage(room, m) {
+  return {
+    room,
+    id: m.id,
+    seq: m.seq,
+    sender: m.sender,
+    body: m.body,
+    clientMsgId: m.clientMsgId,
+    sentAt: m.sentAt,
+  };
+}
+
+const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
+
+export class RoomStore {
+  constructor({
+    transmit = () => false,
+    emit = () => {},
+    self = () => null,
+    visible = () => true,
+    now = Date.now,
+    timers = { set: (fn, ms) => setTimeout(fn, ms), clear: (id) => clearTimeout(id) },
+    newId = newClientMsgId,
+  } = {}) {
+    Object.assign(this, { transmit, emit, self, visible, now, timers, newId });
+    this.rooms = new Map(); // id -> room
+    this.current = null; // the id of the open room
+    this.knownUsers = new Map(); // user id -> name, for the add-member suggestions
+    // Rooms awaiting an answer, per action, in the order asked: error frames do not name the room.
+    this.awaiting = new Map(ANSWERED.map((a) => [a, []]));
+    this.sendCounter = 0;
+    this.lastTypingSent = 0;
+  }
+
+  // The room `id`, created on first mention; `info` (from the room list) updates its name and
+  // privacy.
+  room(id, info = {}) {
+    let r = this.rooms.get(id);
+    if (!r) {
+      r = {
+        id,
+        name: id,
+        private: false,
+        joined: false,
+        joining: false,
+        messages: new Map(), // seq -> message
+        pending: new Map(), // clientMsgId -> {body, state: "pending"|"failed", error, timer, order}
+        hasMoreBefore: true,
+        loadedLatest: false,
+        loadingOlder: false,
+        online: new Map(), // user id -> name (from presence)
+        typing: new Map(), // user id -> {name, until}
+        unread: 0,
+        gapTimer: 0,
+        catchingUp: false,
+      };
+      this.rooms.set(id, r);
+    }
+    if (info.name) r.name = info.name;
+    if (info.private !== undefined) r.private = info.private;
+    return r;
+  }
+
+  get open() {
+    return this.current === null ? null : this.rooms.get(this.current) || null;
+  }
+
+  // The rooms joined or being joined (to re-join after a reload).
+  joinedIds() {
+    return [...this.rooms.values()].filter((r) => r.joined || r.joining).map((r) => r.id);
+  }
+
+  // Room `r`'s messages in seq order.
+  messagesInOrder(r) {
+    return [...r.messages.keys()].sort((a, b) => a - b).map((s) => r.messages.get(s));
+  }
+
+  // Room `r`'s sends not yet confirmed, in the order they were first sent: [clientMsgId, send].
+  pendingInOrder(r) {
+    return [...r.pending.entries()].sort((a, b) => a[1].order - b[1].order);
+  }
+
+  // Forgets everything (sign-out).
+  reset() {
+    for (const r of this.rooms.values()) {
+      this.timers.clear(r.gapTimer);
+      for (const p of r.pending.values()) this.timers.clear(p.timer);
+    }
+    this.rooms.clear();
+    this.current = null;
+    this.knownUsers.clear();
+    for (const q of this.awaiting.values()) q.length = 0;
+    this.lastTypingSent = 0;
+  }
+
+  #renderIfOpen(r, opts = {}) {
+    if (r.id === this.current) this.emit("render", opts);
+  }
+
+  #answered(action, room) {
+    const q = this.awaiting.get(action);
+    const i = q.indexOf(room);
+    if (i >= 0) q.splice(i, 1);
+  }
+
+  #ask(action, frame) {
+    if (this.transmit(frame)) this.awaiting.get(action).push(frame.room);
+  }
+
+  // --- the connection ------------------------------------------------------------------------
+
+  // A (re)opened connection: re-join every room that was joined or being joined.
+  connected() {
+    for (const q of this.awaiting.values()) q.length = 0;
+    for (const r of this.rooms.values()) {
+      if (r.joined || r.joining) {
+        r.joined = false;
+        this.join(r.id);
+      }
+    }
+  }
+
+  // The connection dropped: sends in flight lose their ack with it, and can be retried.
+  disconnected() {
+    for (const r of this.rooms.values()) {
+      for (const [cid, p] of r.pending) {
+        if (p.state === "pending") this.failSend(r.id, cid, "The connection dropped before the server confirmed this message.");
+      }
+    }
+  }
+
+  // --- what the person does ------------------------------------------------------------------
+
+  join(id) {
+    const r = this.room(id);
+    r.joining = true;
+    this.emit("view");
+    this.#ask("joinRoom", { action: "joinRoom", room: id });
+    this.emit("rooms");
+  }
+
+  leave(id) {
+    const r = this.rooms.get(id);
+    if (!r) return;
+    r.joining = false;
+    this.#ask("leaveRoom", { action: "leaveRoom", room: id });
+    r.joined = false;
+    this.emit("view");
+    this.emit("rooms");
+    this.emit("render", {});
+  }
+
+  // Opens room `id`: joins it and loads its newest page when that has not happened yet.
+  openRoom(id) {
+    const r = this.room(id);
+    this.current = id;
+    r.unread = 0;
+    this.emit("view");
+    if (!r.joined && !r.joining) this.join(id);
+    if (!r.loadedLatest) this.emit("needLatest", { room: r });
+    this.emit("rooms");
+    this.emit("render", { toBottom: true });
+  }
+
+  // Sends `body` to room `id`; with the `clientMsgId` of a failed send, retries that send.
+  sendMessage(id, body, clientMsgId = this.newId()) {
+    const r = this.room(id);
+    const existing = r.pending.get(clientMsgId);
+    const p = existing || { body, state: "pending", error: "", timer: 0, order: ++this.sendCounter };
+    p.state = "pending";
+    p.error = "";
+    this.timers.clear(p.timer);
+    r.pending.set(clientMsgId, p);
+    if (!r.joined || !this.transmit({ action: "sendMessage", room: r.id, body: p.body, clientMsgId })) {
+      this.failSend(id, clientMsgId, r.joined ? "Not connected. The message was not sent." : "Join the room to send messages.");
+      return clientMsgId;
+    }
+    p.timer = this.timers.set(() => this.failSend(id, clientMsgId, "The server did not confirm this message in time."), SEND_TIMEOUT_MS);
+    this.emit("render", { toBottom: true });
+    return clientMsgId;
+  }
+
+  failSend(id, clientMsgId, text) {
+    const r = this.rooms.get(id);
+    const p = r && r.pending.get(clientMsgId);
+    if (!p) return;
+    this.timers.clear(p.timer);
+    p.state = "failed";
+    p.error = text;
+    if (r.id === this.current) {
+      this.emit("render", {});
+      this.emit("sendFailed", { room: r, text });
+    }
+  }
+
+  // The person is typing in the open room: tell the others, at most every TYPING_SEND_EVERY_MS.
+  typed() {
+    const r = this.open;
+    if (!r || !r.joined) return;
+    const now = this.now();
+    if (now - this.lastTypingSent > TYPING_SEND_EVERY_MS) {
+      this.lastTypingSent = now;
+      this.transmit({ action: "typing", room: r.id });
+    }
+  }
+
+  // A message was sent from the composer: the next keystroke may announce typing again.
+  composed() {
+    this.lastTypingSent = 0;
+  }
+
+  // The names typing in room `r` now (expired notices are dropped).
+  typingNames(r) {
+    const now = this.now();
+    const names = [];
+    for (const [id, t] of r.typing) {
+      if (t.until > now) names.push(t.name);
+      else r.typing.delete(id);
+    }
+    return names;
+  }
+
+  // --- pages over HTTP -----------------------------------------------------------------------
+
+  // Whether `r` is still one of this store's rooms (not forgotten by a sign-out while an HTTP
+  // page was on its way).
+  #holds(r) {
+    return this.rooms.get(r.id) === r;
+  }
+
+  // The newest page of room `r` (`{messages, hasMore}`).
+  applyLatest(r, page) {
+    if (!this.#holds(r)) return;
+    r.hasMoreBefore = page.hasMore;
+    this.addMessages(r, page.messages, { toBottom: true });
+    // Anything committed between this read and the join is fetched over the WebSocket.
+    if (r.joined) this.catchUp(r);
+  }
+
+  // Where scroll-back of room `r` continues: the seq to load `before`, or null when there is
+  // nothing (more) to load or a page is on its way.
+  olderCursor(r) {
+    if (r.loadingOlder || !r.hasMoreBefore) return null;
+    const oldest = lowestSeq(r);
+    if (oldest === null) return null;
+    if (oldest <= 1) {
+      r.hasMoreBefore = false;
+      this.emit("render", {});
+      return null;
+    }
+    return oldest;
+  }
+
+  // A page of room `r` before its oldest message.
+  applyOlder(r, page) {
+    if (!this.#holds(r)) return;
+    r.hasMoreBefore = page.hasMore;
+    this.addMessages(r, page.messages, { older: true });
+  }
+
+  // --- frames from the server ----------------------------------------------------------------
+
+  // Applies one frame from the server. Frames of unknown types, and frames that are not objects
+  // or do not name a room where they must, are ignored. Returns whether the frame was used.
+  apply(f) {
+    if (!isObject(f) || typeof f.type !== "string") return false;
+    const roomless = f.type === "pong" || f.type === "error";
+    if (!roomless && typeof f.room !== "string") return false;
+    switch (f.type) {
+      case "joined":
+        this.#onJoined(f);
+        return true;
+      case "left":
+        this.#onLeft(f);
+        return true;
+      case "ack":
+        this.#onAck(f);
+        return true;
+      case "message":
+        this.addMessages(this.room(f.room), [f], { live: true });
+        return true;
+      case "messages":
+        // A batch: the same as each of its messages as a `message` frame, in order.
+        if (!Array.isArray(f.messages)) return false;
+        this.addMessages(this.room(f.room), f.messages, { live: true });
+        return true;
+      case "history":
+        this.#onHistory(f);
+        return true;
+      case "presence":
+        return this.#onPresence(f);
+      case "typing":
+        return this.#onTyping(f);
+      case "pong":
+        return true;
+      case "error":
+        this.#onError(f);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  #onJoined(f) {
+    this.#answered("joinRoom", f.room);
+    const r = this.room(f.room);
+    r.joined = true;
+    r.joining = false;
+    this.emit("view");
+    this.catchUp(r);
+    this.emit("rooms");
+    this.#renderIfOpen(r);
+  }
+
+  #onLeft(f) {
+    this.#answered("leaveRoom", f.room);
+    const r = this.rooms.get(f.room);
+    if (!r) return;
+    r.joined = false;
+    r.online.clear();
+    this.emit("view");
+    this.emit("rooms");
+    this.#renderIfOpen(r);
+  }
+
+  #onAck(a) {
+    const r = this.room(a.room);
+    const p = r.pending.get(a.clientMsgId);
+    if (p) {
+      this.timers.clear(p.timer);
+      r.pending.delete(a.clientMsgId);
+      if (Number.isInteger(a.seq) && !r.messages.has(a.seq)) {
+        r.messages.set(a.seq, toMessage(r.id, { ...a, sender: this.self(), body: p.body }));
+      }
+    }
+    this.#checkGap(r);
+    this.#renderIfOpen(r);
+  }
+
+  #onHistory(f) {
+    this.#answered("history", f.room);
+    const r = this.room(f.room);
+    r.catchingUp = false;
+    const list = Array.isArray(f.messages) ? f.messages : [];
+    this.addMessages(r, list, {});
+    // More than a page was missed: keep going from the new contiguous end.
+    if (f.hasMore && list.length) this.catchUp(r);
+  }
+
+  #onPresence(f) {
+    if (!isObject(f.user)) return false;
+    const r = this.room(f.room);
+    this.knownUsers.set(f.user.id, f.user.name);
+    if (f.state === "joined") r.online.set(f.user.id, f.user.name);
+    else r.online.delete(f.user.id);
+    r.typing.delete(f.user.id);
+    if (r.id === this.current) this.emit("presence", { room: r, user: f.user, state: f.state });
+    this.emit("knownUsers");
+    return true;
+  }
+
+  #onTyping(f) {
+    if (!isObject(f.user)) return false;
+    const r = this.room(f.room);
+    if (f.user.id === this.self()?.id) return true;
+    r.typing.set(f.user.id, { name: f.user.name, until: this.now() + TYPING_SHOW_MS });
+    if (r.id === this.current) this.emit("typing", { room: r });
+    // Shortly after it expires, so the notice disappears without another event.
+    this.timers.set(() => r.id === this.current && this.emit("typing", { room: r }), TYPING_SHOW_MS + 50);
+    return true;
+  }
+
+  #onError(f) {
+    const text = describeError(f.code, f.message);
+    if (f.action === "sendMessage" || f.clientMsgId) {
+      for (const r of this.rooms.values()) {
+        if (r.pending.has(f.clientMsgId)) {
+          this.failSend(r.id, f.clientMsgId, text);
+          return;
+        }
+      }
+    }
+    // Error frames do not name the room: the oldest request of that action is the one answered.
+    const q = this.awaiting.get(f.action);
+    const room = q && q.length ? this.rooms.get(q.shift()) : null;
+    if (f.action === "joinRoom" && room) {
+      room.joining = false;
+      room.joined = false;
+      this.emit("view");
+      this.emit("rooms");
+      this.#renderIfOpen(room);
+      this.emit("notice", { text: `Could not join ${room.name}: ${text}` });
+      return;
+    }
+    if (f.action === "history" && room) {
+      room.catchingUp = false;
+      this.emit("notice", { text: `Could not load messages of ${room.name}: ${text}` });
+      return;
+    }
+    if (f.code === "unauthorized") {
+      this.emit("unauthorized");
+      return;
+    }
+    this.emit("notice", { text });
+  }
+
+  // --- messages ------------------------------------------------------------------------------
+
+  // Adds messages to room `r`, each seq once whatever path brought it. `live`: they arrived as
+  // they were sent (count as unread, announce, and may reveal a gap); `older`/`toBottom`: how
+  // the view should scroll.
+  addMessages(r, list, { live = false, older = false, toBottom = false } = {}) {
+    let added = 0;
+    const me = this.self()?.id;
+    for (const raw of Array.isArray(list) ? list : []) {
+      if (!isObject(raw) || !Number.isInteger(raw.seq)) continue;
+      const m = toMessage(r.id, raw);
+      if (isObject(m.sender)) this.knownUsers.set(m.sender.id, m.sender.name);
+      if (!r.messages.has(m.seq)) {
+        r.messages.set(m.seq, m);
+        added += 1;
+        // Our own message that came back another way (its ack was lost): it is confirmed.
+        if (m.sender && m.sender.id === me && r.pending.has(m.clientMsgId)) {
+          this.timers.clear(r.pending.get(m.clientMsgId).timer);
+          r.pending.delete(m.clientMsgId);
+        }
+        if (live) {
+          if (m.sender) r.typing.delete(m.sender.id);
+          if (r.id === this.current && this.visible()) this.emit("live", { room: r, message: m });
+          else r.unread += 1;
+        }
+      }
+      // After every live message, as when each came in its own frame.
+      if (live) this.#checkGap(r);
+    }
+    this.emit("knownUsers");
+    if (added && r.id !== this.current) this.emit("rooms");
+    this.#renderIfOpen(r, { older, toBottom });
+  }
+
+  // After a (re)join or a gap: fetch what was missed with `history after` the highest
+  // contiguous seq (or the newest page over HTTP when nothing is held yet).
+  catchUp(r) {
+    const after = contiguousSeq(r);
+    if (after === null) {
+      if (!r.loadedLatest) this.emit("needLatest", { room: r });
+      return;
+    }
+    r.catchingUp = true;
+    this.#ask("history", { action: "history", room: r.id, after, limit: CATCH_UP_LIMIT });
+  }
+
+  // A message past a gap: the missing ones are probably in flight; fetch them if they do not
+  // arrive within GAP_WAIT_MS.
+  #checkGap(r) {
+    const high = highestSeq(r);
+    if (high === null || high === contiguousSeq(r) || r.gapTimer) return;
+    r.gapTimer = this.timers.set(() => {
+      r.gapTimer = 0;
+      if (contiguousSeq(r) !== highestSeq(r) && r.joined) this.catchUp(r);
+    }, GAP_WAIT_MS);
+  }
+}

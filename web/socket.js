@@ -1,0 +1,146 @@
+// The WebSocket: one connection that offers `hubbub.v1` and `bearer.<access JWT>` as
+// subprotocols (the token never goes into the URL), parses incoming JSON frames, pings while
+// idle, and reconnects after a drop with exponential backoff and jitter. What the frames mean
+// is the room state's business; this module only moves them. No DOM access.
+
+export const PROTOCOL = "hubbub.v1";
+// The server closes connections idle for 10 minutes: a ping well inside that keeps it open.
+export const PING_EVERY_MS = 5 * 60_000;
+// Reconnect delays: 0.5 s doubling up to 30 s (see backoffDelay).
+export const BACKOFF_BASE_MS = 500;
+export const BACKOFF_MAX_MS = 30_000;
+
+const OPEN = 1;
+const CONNECTING = 0;
+
+// The delay before reconnect attempt `attempt` (0-based): 0.5 s, 1 s, 2 s, ... capped at 30 s,
+// each randomised to 50-100% so that clients dropped together do not come back together.
+export function backoffDelay(attempt, random = Math.random) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** attempt);
+  return Math.round(base / 2 + (random() * base) / 2);
+}
+
+export class Socket {
+  // `token()` resolves to a current access token (and rejects with `code` "unauthorized" when
+  // the session is over). `onOpen()`, `onFrame(frame)` and `onClose()` follow the connection;
+  // `onStatus(state, text)` describes it for people.
+  constructor({
+    url,
+    token,
+    onOpen = () => {},
+    onFrame = () => {},
+    onClose = () => {},
+    onStatus = () => {},
+    WebSocket: Impl = null,
+    timers = {
+      set: (fn, ms) => setTimeout(fn, ms),
+      clear: (id) => clearTimeout(id),
+      every: (fn, ms) => setInterval(fn, ms),
+      stop: (id) => clearInterval(id),
+    },
+    random = Math.random,
+  }) {
+    Object.assign(this, { url, token, onOpen, onFrame, onClose, onStatus, Impl, timers, random });
+    this.ws = null;
+    this.isOpen = false;
+    this.wanted = false;
+    this.attempt = 0;
+    this.reconnectTimer = 0;
+    this.pingTimer = 0;
+  }
+
+  // Connects, and keeps reconnecting until stop().
+  start() {
+    this.wanted = true;
+    this.connect();
+  }
+
+  // The browser says the network is back: try at once instead of waiting out the backoff.
+  online() {
+    if (this.wanted && !this.ws) {
+      this.attempt = 0;
+      this.connect();
+    }
+  }
+
+  async connect() {
+    if (!this.wanted || this.ws) return;
+    this.timers.clear(this.reconnectTimer);
+    this.onStatus("connecting", this.attempt ? "Reconnecting…" : "Connecting…");
+    let token;
+    try {
+      token = await this.token();
+    } catch (e) {
+      if (e.code !== "unauthorized") this.scheduleReconnect();
+      return;
+    }
+    if (!this.wanted || this.ws) return;
+    let sock;
+    try {
+      // Looked up now, not at load: whatever `WebSocket` the page has when connecting.
+      const Impl = this.Impl || globalThis.WebSocket;
+      sock = new Impl(this.url, [PROTOCOL, `bearer.${token}`]);
+    } catch {
+      this.onStatus("offline", "The WebSocket address is invalid");
+      return;
+    }
+    this.ws = sock;
+    sock.addEventListener("open", () => {
+      if (this.ws !== sock) return;
+      this.isOpen = true;
+      this.attempt = 0;
+      this.onStatus("online", "Connected");
+      this.timers.stop(this.pingTimer);
+      this.pingTimer = this.timers.every(() => this.send({ action: "ping" }), PING_EVERY_MS);
+      this.onOpen();
+    });
+    sock.addEventListener("message", (ev) => {
+      if (this.ws !== sock) return;
+      let frame;
+      try {
+        frame = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      this.onFrame(frame);
+    });
+    sock.addEventListener("close", () => {
+      if (this.ws !== sock) return;
+      this.ws = null;
+      this.isOpen = false;
+      this.timers.stop(this.pingTimer);
+      this.onClose();
+      if (this.wanted) this.scheduleReconnect();
+    });
+  }
+
+  scheduleReconnect() {
+    this.timers.clear(this.reconnectTimer);
+    const delay = backoffDelay(this.attempt, this.random);
+    this.attempt += 1;
+    this.onStatus("reconnecting", `Disconnected. Reconnecting in ${Math.ceil(delay / 1000)} s…`);
+    this.reconnectTimer = this.timers.set(() => this.connect(), delay);
+  }
+
+  // Closes the connection for good (until the next start()).
+  stop() {
+    this.wanted = false;
+    this.timers.clear(this.reconnectTimer);
+    this.timers.stop(this.pingTimer);
+    if (this.ws) {
+      const sock = this.ws;
+      this.ws = null;
+      this.isOpen = false;
+      // Closing a socket that is still connecting makes the browser log an error: wait for it.
+      if (sock.readyState === CONNECTING) sock.addEventListener("open", () => sock.close(1000, "bye"));
+      else if (sock.readyState === OPEN) sock.close(1000, "bye");
+    }
+  }
+
+  // Sends `frame` as JSON when connected; false when it could not go.
+  send(frame) {
+    if (!this.ws || !this.isOpen || this.ws.readyState !== OPEN) return false;
+    this.ws.send(JSON.stringify(frame));
+    return true;
+  }
+}
