@@ -11,7 +11,7 @@
 //   "view"           the joined rooms or the open room changed (worth saving)
 //   "needLatest"     detail {room}: the room's newest page should be loaded over HTTP
 //   "live"           detail {room, message}: a new message arrived in the open room, on screen
-//   "presence"       detail {room, user, state}: someone joined or left the open room
+//   "presence"       detail {room, joined, left, count}: a window's joins and leaves in the open room
 //   "typing"         detail {room}: who is typing in the open room changed
 //   "sendFailed"     detail {room, text}: a send in the open room failed
 //   "knownUsers"     the users seen so far changed
@@ -113,7 +113,8 @@ export class RoomStore {
         hasMoreBefore: true,
         loadedLatest: false,
         loadingOlder: false,
-        online: new Map(), // user id -> name (from presence)
+        online: new Map(), // user id -> name (from presence; not us)
+        count: null, // connections in the room, from the latest presence frame
         typing: new Map(), // user id -> {name, until}
         unread: 0,
         gapTimer: 0,
@@ -412,14 +413,26 @@ export class RoomStore {
     if (f.hasMore && list.length) this.catchUp(r);
   }
 
+  // One frame per room and window: who joined, who left (names only in rooms up to the
+  // server's detail limit) and how many connections are in the room now.
   #onPresence(f) {
-    if (!isObject(f.user)) return false;
+    const users = (v) => (Array.isArray(v) ? v : []).filter((u) => isObject(u) && typeof u.id === "string");
+    if (!Array.isArray(f.joined) && !Array.isArray(f.left)) return false;
     const r = this.room(f.room);
-    this.knownUsers.set(f.user.id, f.user.name);
-    if (f.state === "joined") r.online.set(f.user.id, f.user.name);
-    else r.online.delete(f.user.id);
-    r.typing.delete(f.user.id);
-    if (r.id === this.current) this.emit("presence", { room: r, user: f.user, state: f.state });
+    const me = this.self()?.id;
+    const joined = users(f.joined);
+    const left = users(f.left);
+    for (const u of joined) {
+      this.knownUsers.set(u.id, u.name);
+      if (u.id !== me) r.online.set(u.id, u.name);
+      r.typing.delete(u.id);
+    }
+    for (const u of left) {
+      r.online.delete(u.id);
+      r.typing.delete(u.id);
+    }
+    if (Number.isInteger(f.count)) r.count = f.count;
+    if (r.id === this.current) this.emit("presence", { room: r, joined, left, count: r.count });
     this.emit("knownUsers");
     return true;
   }

@@ -216,11 +216,13 @@ export function createView({ store, me, isOnline, actions }) {
   function renderPresence() {
     const r = store.open;
     const el = $("presence");
-    if (!r || !r.online.size) {
+    if (!r || (!r.online.size && r.count === null)) {
       el.textContent = "";
       return;
     }
-    el.textContent = `Here since you joined: ${[...r.online.values()].join(", ")}`;
+    const here = r.count === null ? "" : ` (${r.count} connected)`;
+    const names = r.online.size ? `Here since you joined: ${[...r.online.values()].join(", ")}` : "";
+    el.textContent = `${names}${here}`.trim();
   }
 
   function renderTyping() {

@@ -29,6 +29,8 @@ use hubbub_core::auth::{AuthError, JwtIssuer, JwtVerifier, TokenVerifier};
 use hubbub_core::config::PostgresConfig;
 use hubbub_core::error::{StoreError, chain};
 use hubbub_core::gateway::management::ManagementGateway;
+use hubbub_core::presence::{LocalPresence, PRESENCE_WINDOW};
+use hubbub_core::queue::FanoutQueue;
 use hubbub_core::queue::local::LocalFanoutQueue;
 use hubbub_core::store::dynamodb::DynamoConnectionStore;
 use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore, MemoryUserStore};
@@ -278,12 +280,23 @@ impl Server {
         };
         let gateway: Arc<dyn hubbub_core::gateway::ConnectionGateway> =
             ManagementGateway::new(&sdk).map_err(StartError::Gateway)?;
-        let queue = LocalFanoutQueue::new(connections.clone(), gateway.clone(), FANOUT_WORKERS);
+        let queue: Arc<dyn FanoutQueue> = Arc::new(LocalFanoutQueue::new(
+            connections.clone(),
+            gateway.clone(),
+            FANOUT_WORKERS,
+        ));
+        let presence = LocalPresence::start(
+            connections.clone(),
+            gateway.clone(),
+            Some(queue.clone()),
+            PRESENCE_WINDOW,
+        );
         let live = Live {
             connections: connections.clone(),
             gateway,
             endpoint_override: Some(management_url.clone()),
-            queue: Some(Arc::new(queue)),
+            queue: Some(queue),
+            presence: Some(Arc::new(presence)),
         };
         let (drain_tx, drained) = mpsc::channel(1);
         let state = Arc::new(AppState {

@@ -40,6 +40,7 @@ pub mod vars {
     pub const DATABASE_URL: &str = "DATABASE_URL";
     pub const MANAGEMENT_ENDPOINT: &str = "HUBBUB_MANAGEMENT_ENDPOINT";
     pub const FANOUT_QUEUE_URL: &str = "HUBBUB_FANOUT_QUEUE_URL";
+    pub const PRESENCE_QUEUE_URL: &str = "HUBBUB_PRESENCE_QUEUE_URL";
     pub const EXTERNAL_ISSUER: &str = "HUBBUB_EXTERNAL_ISSUER";
     pub const EXTERNAL_AUDIENCE: &str = "HUBBUB_EXTERNAL_AUDIENCE";
     pub const EXTERNAL_JWKS_URL: &str = "HUBBUB_EXTERNAL_JWKS_URL";
@@ -181,10 +182,14 @@ pub struct GatewayConfig {
     /// The SQS queue of large rooms' fan-out jobs (`HUBBUB_FANOUT_QUEUE_URL`). Without it,
     /// every fan-out is posted inline by the route, whatever the room's size.
     pub fanout_queue_url: Option<String>,
+    /// The SQS queue presence changes are coalesced on (`HUBBUB_PRESENCE_QUEUE_URL`).
+    /// Without it, each join and leave is announced at once, on its own.
+    pub presence_queue_url: Option<String>,
 }
 
 impl GatewayConfig {
-    /// Reads the optional `HUBBUB_MANAGEMENT_ENDPOINT` and `HUBBUB_FANOUT_QUEUE_URL`.
+    /// Reads the optional `HUBBUB_MANAGEMENT_ENDPOINT`, `HUBBUB_FANOUT_QUEUE_URL` and
+    /// `HUBBUB_PRESENCE_QUEUE_URL`.
     pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         let endpoint = get(vars::MANAGEMENT_ENDPOINT);
         if let Some(e) = &endpoint
@@ -198,6 +203,7 @@ impl GatewayConfig {
         Ok(Self {
             endpoint,
             fanout_queue_url: get(vars::FANOUT_QUEUE_URL),
+            presence_queue_url: get(vars::PRESENCE_QUEUE_URL),
         })
     }
 }

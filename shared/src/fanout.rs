@@ -225,3 +225,32 @@ pub async fn broadcast(
         None => Ok(outcome.report),
     }
 }
+
+/// Sends `frame` to the room's members except `except` only when the room fits in one
+/// member page; `None` (nothing sent) for a larger room. For ephemeral frames such as
+/// typing, which are worth a post per member in a conversation but are noise, and a quota
+/// drain, in a large audience.
+pub async fn broadcast_if_small(
+    connections: &dyn ConnectionStore,
+    gateway: &dyn ConnectionGateway,
+    endpoint: &Endpoint,
+    room: &RoomId,
+    frame: &ServerFrame,
+    except: Option<&str>,
+) -> Result<Option<FanoutReport>, StoreError> {
+    let page = connections
+        .room_members(room, None, MEMBER_PAGE_SIZE)
+        .await?;
+    if page.next.is_some() {
+        return Ok(None);
+    }
+    let ids: Vec<String> = page
+        .members
+        .into_iter()
+        .map(|m| m.connection_id)
+        .filter(|id| Some(id.as_str()) != except)
+        .collect();
+    let outcome = post_chunk(gateway, endpoint, ids, &Bytes::from(frame.to_json())).await;
+    remove_gone(connections, outcome.gone).await;
+    Ok(Some(outcome.report))
+}

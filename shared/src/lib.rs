@@ -8,6 +8,7 @@
 //!   the API Gateway Management API);
 //! - [`fanout`]: delivering a frame to a room with bounded concurrency;
 //! - [`queue`]: large rooms' fan-out split into jobs for workers (SQS, or in-process);
+//! - [`presence`]: joins and leaves coalesced per room and window;
 //! - [`ws`] and [`runtime`]: glue for WebSocket route events and Lambda init.
 //!
 //! Handlers live in the `functions/*` crates and see only these ports, so the same code runs
@@ -18,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod fanout;
 pub mod gateway;
+pub mod presence;
 pub mod protocol;
 pub mod queue;
 pub mod runtime;

@@ -401,10 +401,13 @@ pub enum ServerFrame {
         room: RoomId,
         user: UserRef,
     },
+    /// A window's joins and leaves in a room (see [`crate::presence`]): names up to
+    /// [`crate::presence::PRESENCE_DETAIL_LIMIT`] members, the occupancy `count` always.
     Presence {
         room: RoomId,
-        user: UserRef,
-        state: PresenceState,
+        joined: Vec<UserRef>,
+        left: Vec<UserRef>,
+        count: usize,
     },
     Pong,
     #[serde(rename_all = "camelCase")]

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::auth::{ExternalVerifier, HttpJwksSource, JwtVerifier, TokenVerifier};
 use crate::config::{AuthConfig, DynamoConfig, LiveConfig, PostgresConfig, RouteConfig};
 use crate::gateway::management::ManagementGateway;
+use crate::presence::PresenceSink;
 use crate::queue::FanoutQueue;
-use crate::queue::sqs::SqsFanoutQueue;
+use crate::queue::sqs::{SqsFanoutQueue, SqsPresenceSink};
 use crate::store::dynamodb::DynamoConnectionStore;
 use crate::store::postgres::{PostgresHistoryStore, PostgresUserStore};
 use crate::store::{ConnectionStore, HistoryStore};
@@ -47,11 +48,18 @@ pub fn live(sdk: &aws_config::SdkConfig, cfg: &LiveConfig) -> Result<Live, InitE
             url.clone(),
         )) as Arc<dyn FanoutQueue>
     });
+    let presence = cfg.gateway.presence_queue_url.as_ref().map(|url| {
+        Arc::new(SqsPresenceSink::new(
+            aws_sdk_sqs::Client::new(sdk),
+            url.clone(),
+        )) as Arc<dyn PresenceSink>
+    });
     Ok(Live {
         connections: connection_store(sdk, &cfg.dynamo),
         gateway: ManagementGateway::new(sdk)?,
         endpoint_override: cfg.gateway.endpoint.clone(),
         queue,
+        presence,
     })
 }
 

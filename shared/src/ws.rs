@@ -10,6 +10,8 @@ use std::sync::Arc;
 use crate::error::{ErrorCode, RouteError, chain};
 use crate::fanout::{self, FanoutReport};
 use crate::gateway::{ConnectionGateway, Endpoint};
+use crate::presence::{self, PresenceChange, PresenceSink};
+use crate::protocol::PresenceState;
 use crate::protocol::{
     ClientFrame, ClientMsgId, KNOWN_ACTIONS, ProtocolError, RoomId, ServerFrame, UserRef, action_of,
 };
@@ -185,6 +187,9 @@ pub struct Live {
     pub endpoint_override: Option<String>,
     /// Where large rooms' fan-out goes ([`queue`]); `None` posts every fan-out inline.
     pub queue: Option<Arc<dyn FanoutQueue>>,
+    /// Where joins and leaves are coalesced ([`crate::presence`]); `None` announces each
+    /// change at once, on its own.
+    pub presence: Option<Arc<dyn PresenceSink>>,
 }
 
 /// Everything `sendMessage` and the room routes need.
@@ -234,6 +239,34 @@ impl Live {
             Err(e) => {
                 tracing::warn!(request_id = %ctx.request_id, error = %chain(&e), "could not post to the caller; answering in the route response");
                 false
+            }
+        }
+    }
+
+    /// Announces that the caller joined or left `room`: published to the presence sink, to
+    /// go out with the rest of its window, or at once when there is no sink. A failure is
+    /// logged: presence is advisory, and the join or leave itself has happened.
+    pub async fn announce(&self, ctx: &RouteContext, room: &RoomId, state: PresenceState) {
+        let change = PresenceChange {
+            endpoint: ctx.endpoint.as_str().to_owned(),
+            room: room.clone(),
+            user: ctx.user.clone(),
+            state,
+        };
+        match &self.presence {
+            Some(sink) => {
+                if let Err(e) = sink.publish(change).await {
+                    tracing::warn!(request_id = %ctx.request_id, %room, error = %chain(&e), "presence change not published");
+                }
+            }
+            None => {
+                presence::flush_all(
+                    self.connections.as_ref(),
+                    self.gateway.as_ref(),
+                    self.queue.as_deref(),
+                    vec![change],
+                )
+                .await;
             }
         }
     }

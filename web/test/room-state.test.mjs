@@ -414,3 +414,19 @@ test("typing: others' notices show until they expire, ours go out at most every 
   h.store.typed();
   assert.equal(h.sentOf("typing").length, 3);
 });
+
+test("a presence frame updates who is here (never us) and the room's count", () => {
+  const h = setup();
+  const r = joined(h);
+  h.store.openRoom("lobby");
+  h.store.apply({ type: "presence", room: "lobby", joined: [ALICE, BOB], left: [], count: 2 });
+  assert.deepEqual([...r.online.values()], [BOB.name], "our own join is not listed");
+  assert.equal(r.count, 2);
+  h.store.apply({ type: "presence", room: "lobby", joined: [], left: [BOB], count: 1 });
+  assert.equal(r.online.size, 0);
+  assert.equal(r.count, 1);
+  // A large room's frame: the count alone.
+  h.store.apply({ type: "presence", room: "lobby", joined: [], left: [], count: 5000 });
+  assert.equal(r.count, 5000);
+  assert.equal(h.eventsOf("presence").length, 3);
+});

@@ -8,7 +8,7 @@
 use hubbub_core::aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
 };
-use hubbub_core::protocol::{PresenceState, ServerFrame};
+use hubbub_core::protocol::PresenceState;
 use hubbub_core::ws::{Live, run_route};
 
 /// The configuration this function reads at init: the connections table and the management API.
@@ -33,12 +33,7 @@ pub async fn handle(deps: &Live, ev: &ApiGatewayWebsocketProxyRequest) -> ApiGat
             "disconnected"
         );
         for room in rooms {
-            let frame = ServerFrame::Presence {
-                room: room.clone(),
-                user: ctx.user.clone(),
-                state: PresenceState::Left,
-            };
-            deps.broadcast(&ctx, &room, &frame).await;
+            deps.announce(&ctx, &room, PresenceState::Left).await;
         }
         Ok(None)
     })

@@ -1,5 +1,7 @@
 //! The fan-out worker: consumes the SQS jobs that large rooms' fan-outs are split into
-//! (see [`hubbub_core::queue`]) and posts each chunk.
+//! (see [`hubbub_core::queue`]) and posts each chunk; and, from the presence queue, the
+//! joins and leaves of a batching window, announced once per room
+//! (see [`hubbub_core::presence`]).
 //!
 //! Failure reporting keeps delivery exactly once. A job that ran is never reported as a
 //! batch item failure, because SQS would then redeliver it whole and recipients already
@@ -14,7 +16,8 @@ use hubbub_core::aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use hubbub_core::config::{ConfigError, FromLookup, LiveConfig, Lookup, vars};
 use hubbub_core::error::chain;
 use hubbub_core::gateway::ConnectionGateway;
-use hubbub_core::queue::{FanoutJob, FanoutQueue, retry_delay, run_job};
+use hubbub_core::presence;
+use hubbub_core::queue::{FanoutQueue, WorkerMessage, retry_delay, run_job};
 use hubbub_core::store::ConnectionStore;
 
 /// The configuration this function reads at init: the connections table (to remove gone
@@ -49,13 +52,19 @@ pub struct WorkerDeps {
 }
 
 /// Runs a batch of jobs, one after another: a worker has a fraction of a vCPU, and each job
-/// already keeps [`hubbub_core::fanout::FANOUT_CONCURRENCY`] posts in flight.
+/// already keeps [`hubbub_core::fanout::FANOUT_CONCURRENCY`] posts in flight. The batch's
+/// presence changes are announced together, one frame per room.
 pub async fn handle(deps: &WorkerDeps, ev: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
+    let mut presence = Vec::new();
     for record in ev.records {
         let message_id = record.message_id.unwrap_or_default();
-        let job = match record.body.as_deref().map(FanoutJob::from_json) {
-            Some(Ok(job)) => job,
+        let job = match record.body.as_deref().map(WorkerMessage::from_json) {
+            Some(Ok(WorkerMessage::Fanout(job))) => job,
+            Some(Ok(WorkerMessage::Presence(change))) => {
+                presence.push(change);
+                continue;
+            }
             Some(Err(e)) => {
                 tracing::error!(message_id, error = %chain(&e), "malformed fan-out job");
                 response.add_failure(message_id);
@@ -84,6 +93,17 @@ pub async fn handle(deps: &WorkerDeps, ev: SqsEvent) -> SqsBatchResponse {
                 tracing::error!(message_id, %room, error = %chain(&e), "could not re-enqueue failed recipients");
             }
         }
+    }
+    if !presence.is_empty() {
+        // Announced at most once: a failure is logged, not reported, as presence is
+        // advisory and a redelivered window would announce its changes twice.
+        presence::flush_all(
+            deps.connections.as_ref(),
+            deps.gateway.as_ref(),
+            Some(deps.queue.as_ref()),
+            presence,
+        )
+        .await;
     }
     response
 }

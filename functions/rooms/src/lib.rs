@@ -4,12 +4,15 @@
 //!   refuses private rooms the user is not a member of, and tells the room who joined;
 //! - `leaveRoom` is idempotent and tells the room who left;
 //! - `history` reads a page by keyset on `seq` (the user may read any room they may use);
-//! - `typing` is relayed to the room's other connections and answers nothing.
+//! - `typing` is relayed to the room's other connections (not in rooms larger than one
+//!   member page) and answers nothing;
+//! - joins and leaves are announced through [`hubbub_core::presence`], coalesced per room.
 
 use hubbub_core::aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
 };
 use hubbub_core::error::RouteError;
+use hubbub_core::fanout;
 use hubbub_core::protocol::{ClientFrame, PresenceState, ProtocolError, RoomId, ServerFrame};
 use hubbub_core::store::RoomAccess;
 use hubbub_core::ws::{RouteContext, RouteDeps, parse_frame, run_route};
@@ -51,16 +54,24 @@ async fn route(
             {
                 return Err(RouteError::Forbidden("join the room before typing in it"));
             }
-            deps.live
-                .broadcast(
-                    &ctx,
-                    &room,
-                    &ServerFrame::Typing {
-                        room: room.clone(),
-                        user: ctx.user.clone(),
-                    },
-                )
-                .await;
+            // Typing is relayed in conversations, dropped in large rooms (more than one
+            // member page): there it is noise to the audience and a drain on the quota.
+            let frame = ServerFrame::Typing {
+                room: room.clone(),
+                user: ctx.user.clone(),
+            };
+            let relayed = fanout::broadcast_if_small(
+                deps.live.connections.as_ref(),
+                deps.live.gateway.as_ref(),
+                &ctx.endpoint,
+                &room,
+                &frame,
+                Some(&ctx.connection_id),
+            )
+            .await?;
+            if relayed.is_none() {
+                tracing::debug!(%room, "typing not relayed in a large room");
+            }
             Ok(None)
         }
         ClientFrame::SendMessage { .. } | ClientFrame::Ping => Err(ProtocolError::bad_request(
@@ -93,12 +104,7 @@ async fn join(
         ))?;
     let fresh = deps.live.connections.join_room(&conn, &room).await?;
     if fresh {
-        let frame = ServerFrame::Presence {
-            room: room.clone(),
-            user: ctx.user.clone(),
-            state: PresenceState::Joined,
-        };
-        deps.live.broadcast(ctx, &room, &frame).await;
+        deps.live.announce(ctx, &room, PresenceState::Joined).await;
     }
     Ok(ServerFrame::Joined { room })
 }
@@ -114,12 +120,7 @@ async fn leave(
         .leave_room(&ctx.connection_id, &room)
         .await?
     {
-        let frame = ServerFrame::Presence {
-            room: room.clone(),
-            user: ctx.user.clone(),
-            state: PresenceState::Left,
-        };
-        deps.live.broadcast(ctx, &room, &frame).await;
+        deps.live.announce(ctx, &room, PresenceState::Left).await;
     }
     Ok(ServerFrame::Left { room })
 }

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::fanout::{self, FanoutReport, MEMBER_PAGE_SIZE};
 use crate::gateway::{ConnectionGateway, Endpoint};
+use crate::presence::PresenceChange;
 use crate::protocol::RoomId;
 use crate::store::ConnectionStore;
 
@@ -71,13 +72,43 @@ pub struct FanoutJob {
 impl FanoutJob {
     /// The job as a queue message body.
     pub fn to_json(&self) -> Result<String, QueueError> {
-        serde_json::to_string(self).map_err(QueueError::Malformed)
+        serde_json::to_string(&WorkerMessageRef::Fanout(self)).map_err(QueueError::Malformed)
     }
 
     /// A job from a queue message body.
     pub fn from_json(body: &str) -> Result<Self, QueueError> {
+        match WorkerMessage::from_json(body)? {
+            WorkerMessage::Fanout(job) => Ok(job),
+            WorkerMessage::Presence(_) => Err(QueueError::Malformed(serde::de::Error::custom(
+                "a presence change, not a fan-out job",
+            ))),
+        }
+    }
+}
+
+/// What the worker's queues carry, tagged with `kind`: one function serves both queues.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum WorkerMessage {
+    /// A chunk of a large room's fan-out.
+    Fanout(FanoutJob),
+    /// A join or leave to announce with its window (see [`crate::presence`]).
+    Presence(PresenceChange),
+}
+
+impl WorkerMessage {
+    /// A message from a queue message body.
+    pub fn from_json(body: &str) -> Result<Self, QueueError> {
         serde_json::from_str(body).map_err(QueueError::Malformed)
     }
+}
+
+/// [`WorkerMessage`] by reference, for serialising without a copy.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub(crate) enum WorkerMessageRef<'a> {
+    Fanout(&'a FanoutJob),
+    Presence(&'a PresenceChange),
 }
 
 /// Where large-room fan-out jobs go.

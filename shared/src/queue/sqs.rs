@@ -7,7 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
-use super::{FanoutJob, FanoutQueue, QueueError};
+use super::{FanoutJob, FanoutQueue, QueueError, WorkerMessageRef};
+use crate::presence::{PresenceChange, PresenceSink};
 
 /// SQS takes at most 10 messages per `SendMessageBatch`.
 const SQS_BATCH: usize = 10;
@@ -78,6 +79,39 @@ impl FanoutQueue for SqsFanoutQueue {
             .queue_url(&self.queue_url)
             .message_body(job.to_json()?)
             .delay_seconds(secs)
+            .send()
+            .await
+            .map_err(send_error)?;
+        Ok(())
+    }
+}
+
+/// [`PresenceSink`] on Amazon SQS: the worker's event source mapping gathers a window of
+/// changes (its batching window) into one invocation, which announces them per room.
+pub struct SqsPresenceSink {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl SqsPresenceSink {
+    /// A sink publishing to `queue_url`.
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl PresenceSink for SqsPresenceSink {
+    async fn publish(&self, change: PresenceChange) -> Result<(), QueueError> {
+        let body = serde_json::to_string(&WorkerMessageRef::Presence(&change))
+            .map_err(QueueError::Malformed)?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
             .send()
             .await
             .map_err(send_error)?;

@@ -38,6 +38,7 @@ fn deps_over(
             gateway: rec.gateway(),
             endpoint_override: Some(rec.endpoint()),
             queue: None,
+            presence: None,
         },
         history,
     }
@@ -336,9 +337,15 @@ async fn chat_flow(rec: &Recorder, deps: &RouteDeps) {
     join(deps, b, "bob", "general").await;
     join(deps, c, "carol", "general").await;
     // Presence: alice saw bob and carol join, bob saw carol; nobody is told of their own join.
-    assert_eq!(of_type(&rec.frames_to(a), "presence").len(), 2);
-    assert_eq!(of_type(&rec.frames_to(b), "presence").len(), 1);
-    assert!(of_type(&rec.frames_to(c), "presence").is_empty());
+    // Without a presence sink each join is announced at once, to the whole room: alice saw
+    // three frames (her own join, bob's, carol's), bob two, carol one, with the occupancy.
+    assert_eq!(of_type(&rec.frames_to(a), "presence").len(), 3);
+    assert_eq!(of_type(&rec.frames_to(b), "presence").len(), 2);
+    assert_eq!(
+        of_type(&rec.frames_to(c), "presence"),
+        vec![json!({"type":"presence","room":"general",
+            "joined":[{"id":"u-carol","name":"carol"}],"left":[],"count":3})]
+    );
 
     let posts_before = rec.posts().len();
     let ack = send_via(rec, deps, a, "alice", "general", "hello, room", "m-1").await;
@@ -477,7 +484,10 @@ async fn chat_flow(rec: &Recorder, deps: &RouteDeps) {
     .await;
     assert_eq!(body_json(&resp), json!({"type":"left","room":"general"}));
     let left = of_type(&rec.frames_to(a), "presence");
-    assert_eq!(left.last().expect("presence")["state"], "left");
+    assert_eq!(
+        left.last().expect("presence")["left"],
+        json!([{"id":"u-bob","name":"bob"}])
+    );
     send_via(rec, deps, a, "alice", "general", "bye bob", "m-3").await;
     assert_eq!(of_type(&rec.frames_to(b), "message").len(), 2);
 
@@ -502,7 +512,8 @@ async fn chat_flow(rec: &Recorder, deps: &RouteDeps) {
         .expect("presence");
     assert_eq!(
         last,
-        json!({"type":"presence","room":"general","user":{"id":"u-alice","name":"alice"},"state":"left"})
+        json!({"type":"presence","room":"general","joined":[],
+            "left":[{"id":"u-alice","name":"alice"}],"count":1})
     );
 }
 

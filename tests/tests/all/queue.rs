@@ -7,8 +7,10 @@ use bytes::Bytes;
 use hubbub_core::aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use hubbub_core::gateway::management::{GatewayOptions, ManagementGateway};
 use hubbub_core::gateway::{ConnectionGateway, Endpoint};
+use hubbub_core::presence::{LocalPresence, PRESENCE_DETAIL_LIMIT, PresenceChange, PresenceSink};
+use hubbub_core::protocol::{PresenceState, UserRef};
 use hubbub_core::queue::local::LocalFanoutQueue;
-use hubbub_core::queue::sqs::SqsFanoutQueue;
+use hubbub_core::queue::sqs::{SqsFanoutQueue, SqsPresenceSink};
 use hubbub_core::queue::{CHUNK_SIZE, FanoutJob, FanoutQueue, LARGE_ROOM_THRESHOLD, deliver};
 use hubbub_core::store::ConnectionStore;
 use hubbub_core::store::memory::MemoryConnectionStore;
@@ -243,4 +245,124 @@ async fn worker_posts_chunks_and_retries_only_failed_recipients() {
         (per.get("a="), per.get("b="), per.get("c=")),
         (Some(&1), Some(&1), Some(&1))
     );
+}
+
+fn presence_change(endpoint: &str, name: &str, state: PresenceState) -> PresenceChange {
+    PresenceChange {
+        endpoint: endpoint.to_owned(),
+        room: room("big"),
+        user: UserRef {
+            id: format!("u-{name}"),
+            name: name.to_owned(),
+        },
+        state,
+    }
+}
+
+/// A window of joins becomes one presence frame per member, naming the joiners, with the
+/// occupancy count: N joins cost N posts per window, not N²/2.
+#[tokio::test]
+async fn presence_is_coalesced_per_room_and_window() {
+    let rec = Recorder::start().await;
+    let store = Arc::new(MemoryConnectionStore::new());
+    let ids = big_room(&store, 50).await;
+    let presence = LocalPresence::start(
+        store.clone(),
+        rec.gateway(),
+        None,
+        std::time::Duration::from_millis(200),
+    );
+    for i in 0..50 {
+        presence
+            .publish(presence_change(
+                &rec.endpoint(),
+                &format!("u{i}"),
+                PresenceState::Joined,
+            ))
+            .await
+            .expect("publish");
+    }
+    // One who came and went within the window is not announced at all.
+    for state in [PresenceState::Joined, PresenceState::Left] {
+        presence
+            .publish(presence_change(&rec.endpoint(), "fleeting", state))
+            .await
+            .expect("publish");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert_eq!(rec.posts().len(), 50, "one frame per member");
+    let frame = &rec.frames_to(&ids[7])[0];
+    assert_eq!(
+        (frame["type"].as_str(), frame["count"].as_u64()),
+        (Some("presence"), Some(50))
+    );
+    assert_eq!(frame["joined"].as_array().map(Vec::len), Some(50));
+    assert!(!frame.to_string().contains("fleeting"));
+}
+
+/// Above the detail limit a presence frame carries the occupancy only.
+#[tokio::test]
+async fn large_rooms_get_occupancy_counts_not_names() {
+    let rec = Recorder::start().await;
+    let store = Arc::new(MemoryConnectionStore::new());
+    let ids = big_room(&store, PRESENCE_DETAIL_LIMIT + 1).await;
+    hubbub_core::presence::flush_all(
+        store.as_ref(),
+        rec.gateway().as_ref(),
+        None,
+        vec![presence_change(
+            &rec.endpoint(),
+            "u1",
+            PresenceState::Joined,
+        )],
+    )
+    .await;
+    let frame = &rec.frames_to(&ids[0])[0];
+    assert_eq!(
+        frame,
+        &serde_json::json!({"type":"presence","room":"big","joined":[],"left":[],
+            "count": PRESENCE_DETAIL_LIMIT + 1})
+    );
+}
+
+/// Presence changes published to SQS reach the worker, which announces the batch once per
+/// room.
+#[tokio::test]
+async fn worker_announces_a_batch_of_presence_changes_once_per_room() {
+    let rec = Recorder::start().await;
+    let url = hubbub_tests::fresh_queue().await;
+    let store = Arc::new(MemoryConnectionStore::new());
+    let ids = big_room(&store, 3).await;
+    let sink = SqsPresenceSink::new(hubbub_tests::sqs_client(), &url);
+    for name in ["ann", "bob"] {
+        sink.publish(presence_change(
+            &rec.endpoint(),
+            name,
+            PresenceState::Joined,
+        ))
+        .await
+        .expect("publish");
+    }
+    let deps = fanout_worker::WorkerDeps {
+        connections: store.clone(),
+        gateway: rec.gateway(),
+        queue: Arc::new(SqsFanoutQueue::new(hubbub_tests::sqs_client(), &url)),
+    };
+    let mut ev = SqsEvent::default();
+    ev.records = receive_all(&url, 2).await;
+    assert_eq!(ev.records.len(), 2);
+    assert!(
+        fanout_worker::handle(&deps, ev)
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
+    for id in &ids {
+        let frames = rec.frames_to(id);
+        assert_eq!(frames.len(), 1, "one frame for the batch");
+        assert_eq!(
+            frames[0]["joined"],
+            serde_json::json!([{"id":"u-ann","name":"ann"},{"id":"u-bob","name":"bob"}])
+        );
+    }
 }
