@@ -5,7 +5,7 @@
 //!    authorizer context (non-2xx → the handshake fails with that status); then the 101
 //!    answer carries the `Sec-WebSocket-Protocol` that `$connect` returned.
 //! 2. **Frames.** Each data frame becomes a MESSAGE event routed on `$request.body.action`
-//!    (`sendMessage`; `joinRoom`, `leaveRoom`, `history`, `typing`; else `$default`); the
+//!    (hubbub-core's [`RouteKey`]: an action route, else `$default`); the
 //!    route response's body, if any, goes back to the sender as one frame. Routes of one
 //!    connection run concurrently, as Lambda invocations do.
 //! 3. **Close.** Whoever closes (client, idle or duration limit, `DELETE @connections`,
@@ -29,11 +29,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures::{SinkExt, StreamExt};
 use hubbub_core::aws_lambda_events::apigw::{
-    ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse,
+    ApiGatewayCustomAuthorizerResponse, ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
 };
 use hubbub_core::aws_lambda_events::encodings::Body;
 use hubbub_core::aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use hubbub_core::error::chain;
+use hubbub_core::routes::{Function, RouteKey};
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncReadExt;
@@ -348,15 +349,14 @@ async fn handshake(state: Arc<AppState>, peer: SocketAddr, mut req: Request) -> 
         Ok(e) => e,
         Err(e) => return internal_error("could not build the $connect event", &e),
     };
-    let started = Instant::now();
-    let answer = connect::handle(&state.connect, &event).await;
-    log_route(
-        "$connect",
+    let answer = invoke(
+        &state,
+        RouteKey::Connect,
+        &event,
         &connection_id,
         &request_id,
-        answer.status_code,
-        started,
-    );
+    )
+    .await;
     if !(200..300).contains(&answer.status_code) {
         let status = u16::try_from(answer.status_code)
             .ok()
@@ -566,22 +566,6 @@ async fn drain(io: &mut Io) {
     .await;
 }
 
-/// Where API Gateway routes a frame: the route key of `$request.body.action`.
-pub(crate) fn select_route(body: &str) -> &'static str {
-    let action = match serde_json::from_str::<Value>(body) {
-        Ok(Value::Object(o)) => o.get("action").and_then(Value::as_str).map(str::to_owned),
-        _ => None,
-    };
-    match action.as_deref() {
-        Some("sendMessage") => "sendMessage",
-        Some("joinRoom") => "joinRoom",
-        Some("leaveRoom") => "leaveRoom",
-        Some("history") => "history",
-        Some("typing") => "typing",
-        _ => "$default",
-    }
-}
-
 /// Invokes the route of one frame in its own task (bounded per connection).
 async fn dispatch(
     state: &Arc<AppState>,
@@ -622,14 +606,14 @@ async fn invoke_message(
 ) -> Option<Outbound> {
     // A binary frame has no `action` API Gateway could read.
     let route = if is_base64_encoded {
-        "$default"
+        RouteKey::Default
     } else {
-        select_route(body)
+        RouteKey::for_body(body)
     };
     let request_id = new_id();
     let event = match events::message(
         meta,
-        route,
+        route.as_str(),
         body,
         is_base64_encoded,
         &request_id,
@@ -642,19 +626,7 @@ async fn invoke_message(
             return None;
         }
     };
-    let started = Instant::now();
-    let answer: ApiGatewayProxyResponse = match route {
-        "sendMessage" => send_message::handle(&state.routes, &event).await,
-        "$default" => default_route::handle(&event).await,
-        _ => rooms::handle(&state.routes, &event).await,
-    };
-    log_route(
-        route,
-        &meta.connection_id,
-        &request_id,
-        answer.status_code,
-        started,
-    );
+    let answer = invoke(state, route, &event, &meta.connection_id, &request_id).await;
     match answer.body {
         Some(Body::Text(t)) if !t.is_empty() => Some(Outbound::Text(t)),
         Some(Body::Binary(b)) if !b.is_empty() => Some(Outbound::Binary(b)),
@@ -672,13 +644,44 @@ async fn disconnect(state: &AppState, meta: &ConnMeta, code: u16, reason: &str) 
             return;
         }
     };
-    let started = Instant::now();
-    let answer = disconnect::handle(&state.routes.live, &event).await;
-    log_route(
-        "$disconnect",
+    invoke(
+        state,
+        RouteKey::Disconnect,
+        &event,
         &meta.connection_id,
         &request_id,
+    )
+    .await;
+}
+
+/// Runs the function that serves `route`, as API Gateway invokes the route's integration,
+/// and logs the invocation.
+///
+/// The `match` is exhaustive over hubbub-core's [`Function`]s, and each [`RouteKey`] names
+/// its function there: a new route does not compile until it names one, and then it is
+/// dispatched here with no further change; a new function does not compile until it is
+/// dispatched here.
+async fn invoke(
+    state: &AppState,
+    route: RouteKey,
+    event: &ApiGatewayWebsocketProxyRequest,
+    connection_id: &str,
+    request_id: &str,
+) -> ApiGatewayProxyResponse {
+    let started = Instant::now();
+    let answer = match route.function() {
+        Function::Connect => connect::handle(&state.connect, event).await,
+        Function::Disconnect => disconnect::handle(&state.routes.live, event).await,
+        Function::SendMessage => send_message::handle(&state.routes, event).await,
+        Function::Rooms => rooms::handle(&state.routes, event).await,
+        Function::Default => default_route::handle(event).await,
+    };
+    log_route(
+        route.as_str(),
+        connection_id,
+        request_id,
         answer.status_code,
         started,
     );
+    answer
 }

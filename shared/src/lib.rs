@@ -1,6 +1,7 @@
 //! hubbub-core: everything the hubbub Lambdas and hubbub-local share.
 //!
 //! - [`protocol`]: the frames of docs/protocol.md, with parse-don't-validate newtypes;
+//! - [`routes`]: the WebSocket API's route table (route keys, the function serving each);
 //! - [`error`]: one error type per boundary and the stable client error codes;
 //! - [`config`] and [`telemetry`]: environment config (fail fast) and tracing setup;
 //! - [`auth`]: JWT verification (and issuing);
@@ -22,6 +23,7 @@ pub mod gateway;
 pub mod presence;
 pub mod protocol;
 pub mod queue;
+pub mod routes;
 pub mod runtime;
 pub mod store;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::ErrorCode;
+use crate::routes::{RouteKey, is_known_action};
 
 /// Longest room id (docs/protocol.md): short enough to sit in a DynamoDB key and a URL path.
 pub const ROOM_ID_MAX: usize = 64;
@@ -261,7 +262,7 @@ enum WireFrame {
 /// The `action` of a frame, if the frame is a JSON object with a string `action`.
 ///
 /// API Gateway selects the route on `$request.body.action`; this is the same reading, used for
-/// error frames (`action` field) and by route dispatch in hubbub-local.
+/// route selection ([`RouteKey::for_body`]) and for error frames (their `action` field).
 pub fn action_of(raw: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Probe {
@@ -271,6 +272,18 @@ pub fn action_of(raw: &str) -> Option<String> {
 }
 
 impl ClientFrame {
+    /// The route API Gateway sends this frame to (the one its `action` selects).
+    pub const fn route_key(&self) -> RouteKey {
+        match self {
+            Self::JoinRoom { .. } => RouteKey::JoinRoom,
+            Self::LeaveRoom { .. } => RouteKey::LeaveRoom,
+            Self::SendMessage { .. } => RouteKey::SendMessage,
+            Self::History { .. } => RouteKey::History,
+            Self::Typing { .. } => RouteKey::Typing,
+            Self::Ping => RouteKey::Default,
+        }
+    }
+
     /// Parses a frame body. Every failure names the problem and never echoes the input.
     pub fn parse(raw: &str) -> Result<Self, ProtocolError> {
         let value: serde_json::Value = serde_json::from_str(raw)
@@ -281,7 +294,7 @@ impl ClientFrame {
             ));
         };
         match obj.get("action") {
-            Some(serde_json::Value::String(a)) if !KNOWN_ACTIONS.contains(&a.as_str()) => {
+            Some(serde_json::Value::String(a)) if !is_known_action(a) => {
                 return Err(ProtocolError::bad_request("unknown action"));
             }
             Some(serde_json::Value::String(_)) => {}
@@ -327,16 +340,6 @@ impl ClientFrame {
         })
     }
 }
-
-/// Every `action` the server routes (the WebSocket API's route keys, `ping` on `$default`).
-pub const KNOWN_ACTIONS: [&str; 6] = [
-    "joinRoom",
-    "leaveRoom",
-    "sendMessage",
-    "history",
-    "typing",
-    "ping",
-];
 
 /// A user as other clients see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::presence::{self, PresenceChange, PresenceSink};
 use crate::protocol::PresenceState;
 use crate::protocol::{
-    ClientFrame, ClientMsgId, KNOWN_ACTIONS, ProtocolError, RoomId, ServerFrame, UserRef, action_of,
+    ClientFrame, ClientMsgId, ProtocolError, RoomId, ServerFrame, UserRef, action_of,
 };
 use crate::queue::{self, FanoutQueue};
 use crate::store::{ConnectionStore, HistoryStore, RoomAccess};
@@ -164,7 +164,7 @@ pub fn error_reply(
     err: &RouteError,
 ) -> ApiGatewayProxyResponse {
     let raw = body_text(ev).unwrap_or_default();
-    let action = action_of(raw).filter(|a| KNOWN_ACTIONS.contains(&a.as_str()));
+    let action = action_of(raw).filter(|a| crate::routes::is_known_action(a));
     let client_msg_id = serde_json::from_str::<Value>(raw)
         .ok()
         .and_then(|v| v.get("clientMsgId")?.as_str().map(str::to_owned))

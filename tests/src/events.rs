@@ -42,10 +42,8 @@ impl Ws {
 
     /// Sets the frame text (and the route key API Gateway would pick from its `action`).
     pub fn body(mut self, body: &str) -> Self {
-        let route = hubbub_core::protocol::action_of(body)
-            .filter(|a| hubbub_core::protocol::KNOWN_ACTIONS.contains(&a.as_str()) && a != "ping")
-            .unwrap_or_else(|| "$default".to_owned());
-        self.0["requestContext"]["routeKey"] = json!(route);
+        let route = hubbub_core::routes::RouteKey::for_body(body);
+        self.0["requestContext"]["routeKey"] = json!(route.as_str());
         self.0["body"] = json!(body);
         self
     }

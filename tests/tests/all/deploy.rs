@@ -1,13 +1,15 @@
 //! Deployment checks that need no AWS account:
 //! - `template.yaml` agrees with the workspace (every function crate has a resource, every
-//!   resource a crate, every WebSocket route an integration to the right function and a sample
-//!   event, every function the environment its configuration requires);
+//!   resource a crate, exactly the routes of hubbub-core's `RouteKey`, each with an integration
+//!   to its function, a sample event and a place in the deployment, every function the
+//!   environment its configuration requires);
 //! - the migrations custom resource migrates a real database and answers CloudFormation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use hubbub_core::config::{ConfigError, FromLookup, Lookup, PostgresConfig};
+use hubbub_core::routes::RouteKey;
 use hubbub_core::store::migrate::MIGRATIONS;
 use hubbub_core::store::postgres::PostgresHistoryStore;
 use serde_json::{Value as Json, json};
@@ -105,22 +107,6 @@ fn config_checks() -> BTreeMap<&'static str, ConfigCheck> {
         ("http-api", check::<http_api::Config>),
         ("fanout-worker", check::<fanout_worker::Config>),
     ])
-}
-
-/// Which function serves each WebSocket route (docs/protocol.md actions; `ping` rides `$default`).
-fn route_functions() -> BTreeMap<String, &'static str> {
-    let mut m = BTreeMap::from([
-        ("$connect".to_owned(), "connect"),
-        ("$disconnect".to_owned(), "disconnect"),
-        ("$default".to_owned(), "default-route"),
-        ("sendMessage".to_owned(), "send-message"),
-    ]);
-    for action in hubbub_core::protocol::KNOWN_ACTIONS {
-        if !matches!(action, "ping" | "sendMessage") {
-            m.insert(action.to_owned(), "rooms");
-        }
-    }
-    m
 }
 
 /// A value for an environment variable whose template value is resolved at deploy time.
@@ -292,46 +278,55 @@ fn template_matches_the_workspace() {
             Value::String(k) => k.clone(),
             other => panic!("{name}: RouteKey must be a string, got {other:?}"),
         };
-        let expected = route_functions()
-            .get(&key)
-            .copied()
-            .unwrap_or_else(|| panic!("{name}: route `{key}` is not in docs/protocol.md"));
+        let route = RouteKey::parse(&key)
+            .unwrap_or_else(|| panic!("{name}: route `{key}` is no RouteKey of hubbub-core"));
         let integration = sub_refs(&r["Properties"]["Target"])
             .pop()
             .unwrap_or_default();
         let function = integration_fn
             .get(&integration)
             .unwrap_or_else(|| panic!("{name}: Target names no integration"));
-        assert_eq!(function_of_resource[function], expected, "route `{key}`");
+        assert_eq!(
+            (function.as_str(), function_of_resource[function].as_str()),
+            (route.function().logical_id(), route.function().binary()),
+            "route `{key}` must reach {:?}'s integration",
+            route.function()
+        );
         assert!(
             sample_routes.contains(&key),
             "route `{key}` has no sample event in events/"
         );
-        if key == "$connect" {
+        if route == RouteKey::Connect {
             assert_eq!(
                 s(&r["Properties"]["AuthorizationType"]),
                 Some("CUSTOM"),
                 "$connect is authorised"
             );
         }
-        seen.insert(key);
+        assert!(seen.insert(route), "route `{key}` is declared twice");
     }
-    let wanted: BTreeSet<String> = route_functions().into_keys().collect();
-    assert_eq!(seen, wanted, "every route of docs/protocol.md, once");
+    assert_eq!(
+        seen,
+        RouteKey::ALL.into_iter().collect::<BTreeSet<_>>(),
+        "every RouteKey has a route in template.yaml"
+    );
 
-    // The deployment snapshots every route.
+    // The deployment snapshots every route and route response, and depends on nothing else.
     let deployments = of_type("AWS::ApiGatewayV2::Deployment");
     assert_eq!(deployments.len(), 1);
     let depends: BTreeSet<&str> = deployments[0].1["DependsOn"]
         .as_sequence()
         .map(|d| d.iter().filter_map(s).collect())
         .unwrap_or_default();
-    for (name, _) in &routes {
-        assert!(
-            depends.contains(name.as_str()),
-            "the deployment must depend on {name}"
-        );
-    }
+    let snapshotted: BTreeSet<&str> = routes
+        .iter()
+        .chain(&of_type("AWS::ApiGatewayV2::RouteResponse"))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        depends, snapshotted,
+        "the deployment must depend on exactly the routes and route responses"
+    );
 
     // Every integration's function and the authorizer may be invoked by API Gateway, scoped.
     let permitted: BTreeSet<String> = of_type("AWS::Lambda::Permission")
