@@ -1,8 +1,9 @@
 //! The HTTP API of docs/protocol.md, served as API Gateway's HTTP API (`AWS::Serverless::HttpApi`
 //! in `template.yaml`) serves it, on the WebSocket endpoint's port:
 //!
-//! - **Routes.** The template's routes ([`ROUTES`]) at `/...` (the `$default` stage) and at
-//!   `/{stage}/...` (the named stage: `rawPath` keeps the prefix, which the handler strips).
+//! - **Routes.** The function's routes ([`HttpRoute`], which the template declares) at `/...`
+//!   (the `$default` stage) and at `/{stage}/...` (the named stage: `rawPath` keeps the
+//!   prefix, which the handler strips).
 //!   A path or method no route matches answers API Gateway's own 404 `{"message":"Not Found"}`
 //!   without invoking the function.
 //! - **Invocation.** The request becomes the payload 2.0 event API Gateway would send
@@ -22,39 +23,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body as AxumBody;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, OriginalUri, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use http_api::HttpRoute;
 use hubbub_core::error::chain;
 use serde_json::json;
 
 use crate::events::{self, HttpRequestMeta, now_ms};
 use crate::ids::new_id;
 use crate::server::AppState;
-
-/// The HTTP API's routes as `template.yaml` declares them: method and path template.
-pub const ROUTES: [(&str, &str); 9] = [
-    ("POST", "/auth/register"),
-    ("POST", "/auth/login"),
-    ("POST", "/auth/refresh"),
-    ("POST", "/auth/logout"),
-    ("GET", "/rooms"),
-    ("POST", "/rooms"),
-    ("POST", "/rooms/{room}/members"),
-    ("GET", "/rooms/{room}/messages"),
-    ("GET", "/health"),
-];
-
-/// The path templates the server routes here (each also under `/{stage}`): every path of
-/// [`ROUTES`], with `/auth/{op}` standing for the four account routes.
-pub const PATHS: [&str; 5] = [
-    "/auth/{op}",
-    "/rooms",
-    "/rooms/{room}/members",
-    "/rooms/{room}/messages",
-    "/health",
-];
 
 /// API Gateway's maximum integration timeout for an HTTP API (30 s): a handler slower than
 /// that fails with 503 on AWS, so it does here too rather than hiding the problem.
@@ -87,54 +66,28 @@ pub struct Matched {
     pub path_parameters: Vec<(String, String)>,
 }
 
-/// Matches `segments` against a path template, collecting its `{name}` parameters.
-fn match_template(template: &str, segments: &[&str]) -> Option<Vec<(String, String)>> {
-    let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-    if parts.len() != segments.len() {
-        return None;
-    }
-    let mut params = Vec::new();
-    for (part, seg) in parts.iter().zip(segments) {
-        match part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-            Some(name) if !seg.is_empty() => params.push((name.to_owned(), (*seg).to_owned())),
-            Some(_) => return None,
-            None if part == seg => {}
-            None => return None,
-        }
-    }
-    Some(params)
-}
-
-/// Whether `segments` is a path of some route (whatever the method).
-fn is_route_path(segments: &[&str]) -> bool {
-    ROUTES
-        .iter()
-        .any(|(_, t)| match_template(t, segments).is_some())
-}
-
 /// The stage and the path below it: `/{stage}/...` is the named stage when the rest is a
 /// route path; any other path is the `$default` stage's. `None` when neither is a route path
 /// (a stage that does not exist).
-pub fn split_stage<'p>(path: &'p str, stage: &str) -> Option<(String, Vec<&'p str>)> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if segments.first() == Some(&stage) && is_route_path(&segments[1..]) {
-        return Some((stage.to_owned(), segments[1..].to_vec()));
+pub fn split_stage<'p>(path: &'p str, stage: &str) -> Option<(String, &'p str)> {
+    let below_stage = path
+        .strip_prefix('/')
+        .and_then(|p| p.strip_prefix(stage))
+        .filter(|rest| HttpRoute::is_route_path(rest));
+    match below_stage {
+        Some(rest) => Some((stage.to_owned(), rest)),
+        None => HttpRoute::is_route_path(path).then(|| ("$default".to_owned(), path)),
     }
-    is_route_path(&segments).then(|| ("$default".to_owned(), segments))
 }
 
 /// The route `method path` reaches, as API Gateway selects it; `None` is API Gateway's 404.
 pub fn match_route(method: &str, path: &str, stage: &str) -> Option<Matched> {
-    let (stage, segments) = split_stage(path, stage)?;
-    ROUTES.iter().find_map(|(m, template)| {
-        if *m != method {
-            return None;
-        }
-        match_template(template, &segments).map(|path_parameters| Matched {
-            route_key: format!("{m} {template}"),
-            stage: stage.clone(),
-            path_parameters,
-        })
+    let (stage, below) = split_stage(path, stage)?;
+    let found = HttpRoute::find(method, below)?;
+    Some(Matched {
+        route_key: found.route.route_key(),
+        stage,
+        path_parameters: found.params,
     })
 }
 
@@ -265,8 +218,12 @@ fn into_response(resp: lambda_http::Response<lambda_http::Body>) -> Result<Respo
 pub(crate) async fn serve(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
+    OriginalUri(uri): OriginalUri,
+    mut req: Request,
 ) -> Response {
+    // Under `/{stage}` the router hands on the path below the prefix; API Gateway's event
+    // (`rawPath`, stage selection) wants the path as the client sent it.
+    *req.uri_mut() = uri;
     let started = Instant::now();
     let request_id = new_id();
     let method = req.method().clone();

@@ -17,6 +17,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::{Router, routing};
+use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::mpsc::error::TrySendError;
@@ -28,6 +30,23 @@ use crate::server::AppState;
 
 /// API Gateway's limit on a `PostToConnection` body (its WebSocket message limit).
 pub const MAX_POST_BYTES: usize = 128 * 1024;
+
+/// The @connections routes. The server mounts them at `/` and under `/{stage}`, so one
+/// handler per verb serves both; `stage` is present only under the prefix.
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new().route(
+        "/@connections/{id}",
+        routing::get(get).post(post).delete(delete),
+    )
+}
+
+/// The path parameters of a management call.
+#[derive(Debug, Deserialize)]
+struct ConnectionPath {
+    /// The stage prefix, when the call came through `/{stage}/@connections/{id}`.
+    stage: Option<String>,
+    id: String,
+}
 
 /// An answer in the management API's shape, with its request id.
 fn answer(status: StatusCode, error_type: Option<&'static str>, body: String) -> Response {
@@ -116,10 +135,10 @@ fn target(
     })
 }
 
+/// `POST @connections/{id}`.
 async fn post(
-    state: Arc<AppState>,
-    stage: Option<String>,
-    id: String,
+    State(state): State<Arc<AppState>>,
+    Path(ConnectionPath { stage, id }): Path<ConnectionPath>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -155,10 +174,10 @@ async fn post(
     }
 }
 
+/// `GET @connections/{id}`.
 async fn get(
-    state: Arc<AppState>,
-    stage: Option<String>,
-    id: String,
+    State(state): State<Arc<AppState>>,
+    Path(ConnectionPath { stage, id }): Path<ConnectionPath>,
     headers: HeaderMap,
 ) -> Response {
     let conn = match target(&state, stage.as_deref(), &id, &headers, "get") {
@@ -178,10 +197,10 @@ async fn get(
     answer(StatusCode::OK, None, body.to_string())
 }
 
+/// `DELETE @connections/{id}`.
 async fn delete(
-    state: Arc<AppState>,
-    stage: Option<String>,
-    id: String,
+    State(state): State<Arc<AppState>>,
+    Path(ConnectionPath { stage, id }): Path<ConnectionPath>,
     headers: HeaderMap,
 ) -> Response {
     let conn = match target(&state, stage.as_deref(), &id, &headers, "delete") {
@@ -195,60 +214,4 @@ async fn delete(
     let mut resp = answer(StatusCode::NO_CONTENT, None, String::new());
     resp.headers_mut().remove(header::CONTENT_TYPE);
     resp
-}
-
-/// `POST /@connections/{id}`.
-pub(crate) async fn post_root(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    post(state, None, id, headers, body).await
-}
-
-/// `POST /{stage}/@connections/{id}`.
-pub(crate) async fn post_stage(
-    State(state): State<Arc<AppState>>,
-    Path((stage, id)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    post(state, Some(stage), id, headers, body).await
-}
-
-/// `GET /@connections/{id}`.
-pub(crate) async fn get_root(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    get(state, None, id, headers).await
-}
-
-/// `GET /{stage}/@connections/{id}`.
-pub(crate) async fn get_stage(
-    State(state): State<Arc<AppState>>,
-    Path((stage, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    get(state, Some(stage), id, headers).await
-}
-
-/// `DELETE /@connections/{id}`.
-pub(crate) async fn delete_root(
-    State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    delete(state, None, id, headers).await
-}
-
-/// `DELETE /{stage}/@connections/{id}`.
-pub(crate) async fn delete_stage(
-    State(state): State<Arc<AppState>>,
-    Path((stage, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    delete(state, Some(stage), id, headers).await
 }

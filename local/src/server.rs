@@ -24,7 +24,7 @@ use axum::Router;
 use axum::routing::{any, get};
 use connect::ConnectDeps;
 use http_api::passwords::PasswordError;
-use http_api::{HttpDeps, Passwords};
+use http_api::{HttpDeps, HttpRoute, Passwords};
 use hubbub_core::auth::{AuthError, JwtIssuer, JwtVerifier, TokenVerifier};
 use hubbub_core::config::PostgresConfig;
 use hubbub_core::error::{StoreError, chain};
@@ -234,6 +234,17 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// What API Gateway serves both at `/` and under `/{stage}`: the @connections management API
+/// and the HTTP API's paths (any method: [`http::serve`] answers preflights and 404s as API
+/// Gateway does).
+fn stage_routes() -> Router<Arc<AppState>> {
+    HttpRoute::paths()
+        .into_iter()
+        .fold(management::router(), |r, path| {
+            r.route(path, any(http::serve))
+        })
+}
+
 /// A running hubbub-local.
 pub struct Server {
     addr: SocketAddr,
@@ -313,28 +324,14 @@ impl Server {
             config,
         });
 
-        let mut app = Router::new()
+        let app = Router::new()
             .route("/", get(ws::upgrade_root))
             .route("/{stage}", get(ws::upgrade_stage))
             .route("/{stage}/", get(ws::upgrade_stage))
-            .route(
-                "/@connections/{id}",
-                get(management::get_root)
-                    .post(management::post_root)
-                    .delete(management::delete_root),
-            )
-            .route(
-                "/{stage}/@connections/{id}",
-                get(management::get_stage)
-                    .post(management::post_stage)
-                    .delete(management::delete_stage),
-            );
-        for path in http::PATHS {
-            app = app
-                .route(path, any(http::serve))
-                .route(&format!("/{{stage}}{path}"), any(http::serve));
-        }
-        let app = app.fallback(web::fallback).with_state(state.clone());
+            .merge(stage_routes())
+            .nest("/{stage}", stage_routes())
+            .fallback(web::fallback)
+            .with_state(state.clone());
         let (stop_http, stop_rx) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
             axum::serve(

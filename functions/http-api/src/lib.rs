@@ -8,6 +8,9 @@
 //!   `GET /rooms/{room}/messages`;
 //! - `GET /health`.
 //!
+//! [`HttpRoute`] lists the routes once: the handler dispatches on it, hubbub-local serves
+//! it, and the tests hold `template.yaml` to it.
+//!
 //! The handler sees only ports ([`HttpDeps`]), so the same code runs in Lambda, in
 //! hubbub-local and in tests. Every failure is `{"error":{"code","message","requestId"}}`
 //! with the matching status ([`error::ApiError`]).
@@ -17,6 +20,7 @@ pub mod body;
 pub mod error;
 pub mod passwords;
 pub mod rooms;
+pub mod routes;
 
 use std::sync::Arc;
 
@@ -29,6 +33,7 @@ use tracing::Instrument;
 
 pub use error::ApiError;
 pub use passwords::Passwords;
+pub use routes::HttpRoute;
 
 /// The configuration this function reads at init: the JWT settings (and the optional external
 /// issuer), the history database and the account settings.
@@ -179,18 +184,24 @@ async fn route(
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     body::check_size(&req, deps.config.max_body_bytes)?;
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    use http::Method;
-    match (method, segments.as_slice()) {
-        (&Method::GET, ["health"]) => Ok(json(200, serde_json::json!({"status": "ok"}))),
-        (&Method::POST, ["auth", "register"]) => accounts::register(deps, &req).await,
-        (&Method::POST, ["auth", "login"]) => accounts::login(deps, info, &req).await,
-        (&Method::POST, ["auth", "refresh"]) => accounts::refresh(deps, &req).await,
-        (&Method::POST, ["auth", "logout"]) => accounts::logout(deps, &req).await,
-        (&Method::GET, ["rooms"]) => rooms::list(deps, &req).await,
-        (&Method::POST, ["rooms"]) => rooms::create(deps, &req).await,
-        (&Method::POST, ["rooms", room, "members"]) => rooms::add_member(deps, &req, room).await,
-        (&Method::GET, ["rooms", room, "messages"]) => rooms::messages(deps, &req, room).await,
-        _ => Err(ApiError::NotFound("no such route")),
+    // Slashes around the path are not significant to the function.
+    let path = format!("/{}", path.trim_matches('/'));
+    let matched =
+        HttpRoute::find(method.as_str(), &path).ok_or(ApiError::NotFound("no such route"))?;
+    let room = || {
+        matched
+            .param("room")
+            .ok_or(ApiError::NotFound("no such route"))
+    };
+    match matched.route {
+        HttpRoute::Health => Ok(json(200, serde_json::json!({"status": "ok"}))),
+        HttpRoute::Register => accounts::register(deps, &req).await,
+        HttpRoute::Login => accounts::login(deps, info, &req).await,
+        HttpRoute::Refresh => accounts::refresh(deps, &req).await,
+        HttpRoute::Logout => accounts::logout(deps, &req).await,
+        HttpRoute::ListRooms => rooms::list(deps, &req).await,
+        HttpRoute::CreateRoom => rooms::create(deps, &req).await,
+        HttpRoute::AddMember => rooms::add_member(deps, &req, room()?).await,
+        HttpRoute::Messages => rooms::messages(deps, &req, room()?).await,
     }
 }

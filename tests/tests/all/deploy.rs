@@ -2,7 +2,8 @@
 //! - `template.yaml` agrees with the workspace (every function crate has a resource, every
 //!   resource a crate, exactly the routes of hubbub-core's `RouteKey`, each with an integration
 //!   to its function, a sample event and a place in the deployment, every function the
-//!   environment its configuration requires);
+//!   environment its configuration requires, and exactly the HTTP API routes of
+//!   `http_api::HttpRoute` on the http-api function);
 //! - the migrations custom resource migrates a real database and answers CloudFormation.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -226,6 +227,44 @@ fn template_matches_the_workspace() {
             "crate `{c}` has no AWS::Serverless::Function"
         );
     }
+
+    // The HTTP API: exactly the routes of http_api::HttpRoute, all on the http-api function.
+    let mut http_routes = BTreeSet::new();
+    for (name, r) in of_type("AWS::Serverless::Function") {
+        let Some(events) = untag(&r["Properties"]["Events"]).as_mapping() else {
+            continue;
+        };
+        for (event, e) in events {
+            if s(&e["Type"]) != Some("HttpApi") {
+                continue;
+            }
+            let event = s(event).unwrap_or_default();
+            assert_eq!(
+                function_of_resource[name], "http-api",
+                "{name}.{event}: HTTP API routes belong to the http-api function"
+            );
+            let props = &e["Properties"];
+            let method = s(&props["Method"]).unwrap_or_else(|| panic!("{event}: Method"));
+            let path = s(&props["Path"]).unwrap_or_else(|| panic!("{event}: Path"));
+            let route = http_api::HttpRoute::ALL
+                .into_iter()
+                .find(|r| r.method() == method && r.path() == path)
+                .unwrap_or_else(|| {
+                    panic!("{event}: `{method} {path}` is no route of http_api::HttpRoute")
+                });
+            assert!(
+                http_routes.insert(route),
+                "{event}: `{method} {path}` is declared twice"
+            );
+        }
+    }
+    assert_eq!(
+        http_routes,
+        http_api::HttpRoute::ALL
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        "every http_api::HttpRoute has an HttpApi event in template.yaml"
+    );
 
     // The WebSocket API.
     let apis = of_type("AWS::ApiGatewayV2::Api");

@@ -808,6 +808,26 @@ async fn local_connections_api_with_the_sdk() {
         .await
         .expect("read");
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(
+        answer.contains("MissingAuthenticationTokenException"),
+        "{answer}"
+    );
+    // Signed, but on a stage that does not exist: API Gateway's 403 for an unknown stage.
+    let mut raw = TcpStream::connect(server.local_addr())
+        .await
+        .expect("connect");
+    let request = format!(
+        "DELETE /prod/@connections/{id} HTTP/1.1\r\nHost: x\r\nAuthorization: AWS4-HMAC-SHA256 x\r\nConnection: close\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut raw, request.as_bytes())
+        .await
+        .expect("write");
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut raw, &mut answer)
+        .await
+        .expect("read");
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("ForbiddenException"), "{answer}");
     let del = api
         .delete_connection()
         .connection_id("AAAAAAAAAAAAAAA=")
