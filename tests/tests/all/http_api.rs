@@ -1310,3 +1310,51 @@ async fn register_login_connect_refresh_on_memory_stores() {
 async fn register_login_connect_refresh_on_postgres() {
     full_flow(&postgres_deps_with(accounts_config()).await).await;
 }
+
+#[test]
+fn http_routes_match_their_path_templates() {
+    use http_api::HttpRoute;
+    for route in HttpRoute::ALL {
+        let path = route.path().replace("{room}", "general");
+        let found = HttpRoute::find(route.method(), &path).expect("each route finds itself");
+        assert_eq!(found.route, route, "{path}");
+        assert_eq!(
+            found.param("room").is_some(),
+            route.path().contains("{room}")
+        );
+        assert!(HttpRoute::is_route_path(&path));
+        assert_eq!(route.route_key(), route.to_string());
+    }
+    let found = HttpRoute::find("POST", "/rooms/general/members").expect("route");
+    assert_eq!(found.route, HttpRoute::AddMember);
+    assert_eq!(found.param("room"), Some("general"));
+    assert_eq!(found.param("user"), None);
+    // One path, two methods.
+    assert_eq!(
+        HttpRoute::find("GET", "/rooms").map(|m| m.route),
+        Some(HttpRoute::ListRooms)
+    );
+    assert_eq!(
+        HttpRoute::find("POST", "/rooms").map(|m| m.route),
+        Some(HttpRoute::CreateRoom)
+    );
+    for (method, path) in [
+        ("GET", "/auth/login"),
+        ("DELETE", "/rooms"),
+        ("POST", "/rooms//members"),
+        ("POST", "/rooms/general/members/extra"),
+        ("GET", "/rooms/"),
+        ("GET", "health"),
+        ("GET", ""),
+        ("get", "/health"),
+    ] {
+        assert!(
+            HttpRoute::find(method, path).is_none(),
+            "{method} {path} is no route"
+        );
+    }
+    assert!(!HttpRoute::is_route_path("/auth"));
+    let paths = HttpRoute::paths();
+    assert_eq!(paths.len(), HttpRoute::ALL.len() - 1, "`/rooms` once");
+    assert!(paths.contains(&"/rooms/{room}/messages"));
+}
