@@ -10,26 +10,46 @@ use std::fmt;
 
 use crate::protocol::action_of;
 
-/// A route of the WebSocket API (`$request.body.action` selects among the action routes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RouteKey {
+/// Declares [`RouteKey`] from one list of `Variant = "route key"` pairs, so the enum,
+/// [`RouteKey::ALL`] and [`RouteKey::as_str`] cannot disagree.
+macro_rules! route_keys {
+    ($($(#[$doc:meta])* $variant:ident = $key:literal,)+) => {
+        /// A route of the WebSocket API (`$request.body.action` selects among the action
+        /// routes).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum RouteKey {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl RouteKey {
+            /// Every route, `$connect`, `$disconnect` and `$default` first.
+            pub const ALL: [Self; [$(stringify!($variant)),+].len()] = [$(Self::$variant),+];
+
+            /// The route key as API Gateway spells it (`RouteKey` in `template.yaml`,
+            /// `requestContext.routeKey` in events); for an action route, the `action` that
+            /// selects it.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $key,)+
+                }
+            }
+        }
+    };
+}
+
+route_keys! {
     /// The handshake, after the authorizer allowed it.
-    Connect,
+    Connect = "$connect",
     /// The connection closed, whoever closed it.
-    Disconnect,
+    Disconnect = "$disconnect",
     /// Any frame whose `action` selects no other route (and `ping`, see
     /// [`DEFAULT_ROUTE_ACTIONS`]).
-    Default,
-    /// `sendMessage`.
-    SendMessage,
-    /// `joinRoom`.
-    JoinRoom,
-    /// `leaveRoom`.
-    LeaveRoom,
-    /// `history`.
-    History,
-    /// `typing`.
-    Typing,
+    Default = "$default",
+    SendMessage = "sendMessage",
+    JoinRoom = "joinRoom",
+    LeaveRoom = "leaveRoom",
+    History = "history",
+    Typing = "typing",
 }
 
 /// Actions of docs/protocol.md that have no route of their own: API Gateway sends them to
@@ -37,33 +57,6 @@ pub enum RouteKey {
 pub const DEFAULT_ROUTE_ACTIONS: [&str; 1] = ["ping"];
 
 impl RouteKey {
-    /// Every route, `$connect`, `$disconnect` and `$default` first.
-    pub const ALL: [Self; 8] = [
-        Self::Connect,
-        Self::Disconnect,
-        Self::Default,
-        Self::SendMessage,
-        Self::JoinRoom,
-        Self::LeaveRoom,
-        Self::History,
-        Self::Typing,
-    ];
-
-    /// The route key as API Gateway spells it (`RouteKey` in `template.yaml`,
-    /// `requestContext.routeKey` in events); for an action route, the `action` that selects it.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Connect => "$connect",
-            Self::Disconnect => "$disconnect",
-            Self::Default => "$default",
-            Self::SendMessage => "sendMessage",
-            Self::JoinRoom => "joinRoom",
-            Self::LeaveRoom => "leaveRoom",
-            Self::History => "history",
-            Self::Typing => "typing",
-        }
-    }
-
     /// The function whose integration serves the route.
     pub const fn function(self) -> Function {
         match self {

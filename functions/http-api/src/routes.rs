@@ -7,70 +7,51 @@
 
 use std::fmt;
 
-/// A route of the HTTP API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum HttpRoute {
-    /// `POST /auth/register`.
-    Register,
-    /// `POST /auth/login`.
-    Login,
-    /// `POST /auth/refresh`.
-    Refresh,
-    /// `POST /auth/logout`.
-    Logout,
-    /// `GET /rooms`.
-    ListRooms,
-    /// `POST /rooms`.
-    CreateRoom,
-    /// `POST /rooms/{room}/members`.
-    AddMember,
-    /// `GET /rooms/{room}/messages`.
-    Messages,
-    /// `GET /health`.
-    Health,
+/// Declares [`HttpRoute`] from one list of `Variant = METHOD "path"` entries, so the enum,
+/// [`HttpRoute::ALL`], [`HttpRoute::method`] and [`HttpRoute::path`] cannot disagree.
+macro_rules! http_routes {
+    ($($variant:ident = $method:ident $path:literal,)+) => {
+        /// A route of the HTTP API.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum HttpRoute {
+            $(#[doc = concat!("`", stringify!($method), " ", $path, "`.")] $variant,)+
+        }
+
+        impl HttpRoute {
+            /// Every route.
+            pub const ALL: [Self; [$(stringify!($variant)),+].len()] = [$(Self::$variant),+];
+
+            /// The HTTP method (`Method` of the template's event).
+            pub const fn method(self) -> &'static str {
+                match self {
+                    $(Self::$variant => stringify!($method),)+
+                }
+            }
+
+            /// The path template (`Path` of the template's event): `{name}` is one path
+            /// segment.
+            pub const fn path(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $path,)+
+                }
+            }
+        }
+    };
+}
+
+http_routes! {
+    Register = POST "/auth/register",
+    Login = POST "/auth/login",
+    Refresh = POST "/auth/refresh",
+    Logout = POST "/auth/logout",
+    ListRooms = GET "/rooms",
+    CreateRoom = POST "/rooms",
+    AddMember = POST "/rooms/{room}/members",
+    Messages = GET "/rooms/{room}/messages",
+    Health = GET "/health",
 }
 
 impl HttpRoute {
-    /// Every route.
-    pub const ALL: [Self; 9] = [
-        Self::Register,
-        Self::Login,
-        Self::Refresh,
-        Self::Logout,
-        Self::ListRooms,
-        Self::CreateRoom,
-        Self::AddMember,
-        Self::Messages,
-        Self::Health,
-    ];
-
-    /// The HTTP method (`Method` of the template's event).
-    pub const fn method(self) -> &'static str {
-        match self {
-            Self::Register
-            | Self::Login
-            | Self::Refresh
-            | Self::Logout
-            | Self::CreateRoom
-            | Self::AddMember => "POST",
-            Self::ListRooms | Self::Messages | Self::Health => "GET",
-        }
-    }
-
-    /// The path template (`Path` of the template's event): `{name}` is one path segment.
-    pub const fn path(self) -> &'static str {
-        match self {
-            Self::Register => "/auth/register",
-            Self::Login => "/auth/login",
-            Self::Refresh => "/auth/refresh",
-            Self::Logout => "/auth/logout",
-            Self::ListRooms | Self::CreateRoom => "/rooms",
-            Self::AddMember => "/rooms/{room}/members",
-            Self::Messages => "/rooms/{room}/messages",
-            Self::Health => "/health",
-        }
-    }
-
     /// API Gateway's route key: `POST /rooms/{room}/members`.
     pub fn route_key(self) -> String {
         format!("{} {}", self.method(), self.path())
