@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+pub mod cli;
 pub mod config;
 pub mod events;
 pub mod http;

@@ -1,26 +1,21 @@
 //! The `hubbub-local` binary: `hubbub-local [serve] [OPTIONS]` runs the emulator until Ctrl-C
-//! (every open connection then gets its `$disconnect`); `hubbub-local token --user NAME`
-//! prints a development token signed with the configured secret.
+//! (every open connection then gets its `$disconnect`); `hubbub-local token --user NAME
+//! [--count N]` prints development tokens signed with the configured secret.
 
 use std::process::ExitCode;
 
-use hubbub_core::auth::JwtIssuer;
 use hubbub_core::config::env_lookup;
 use hubbub_core::error::chain;
 use hubbub_local::Server;
-use hubbub_local::config::{Command, TokenRequest, USAGE, parse_args};
+use hubbub_local::cli::{CliError, Command, TokenRequest, parse_args};
 
 fn token(req: &TokenRequest) -> ExitCode {
-    let ttl = time::Duration::seconds(i64::try_from(req.ttl.as_secs()).unwrap_or(i64::MAX));
-    let issued =
-        JwtIssuer::hs256(&req.jwt).and_then(|i| i.issue(&req.user_id, &req.user_name, ttl));
-    match issued {
-        Ok(t) => {
-            println!("{t}");
-            ExitCode::SUCCESS
-        }
+    // Buffered: `--count` may print many thousands of lines.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match req.write_tokens(&mut out) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hubbub-local: could not sign a token: {e}");
+            eprintln!("hubbub-local: {}", chain(&e));
             ExitCode::FAILURE
         }
     }
@@ -31,12 +26,17 @@ async fn main() -> ExitCode {
     let config = match parse_args(std::env::args().skip(1), &env_lookup) {
         Ok(Command::Serve(c)) => *c,
         Ok(Command::Token(req)) => return token(&req),
-        Ok(Command::Help) => {
-            print!("{USAGE}");
+        Ok(Command::Help(text)) => {
+            print!("{text}");
             return ExitCode::SUCCESS;
         }
+        // clap's own message names the problem and shows the usage.
+        Err(CliError::Usage(e)) => {
+            eprint!("{e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            eprintln!("hubbub-local: {e}\n\n{USAGE}");
+            eprintln!("hubbub-local: {e}\n\nSee `hubbub-local --help`.");
             return ExitCode::from(2);
         }
     };

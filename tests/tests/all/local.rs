@@ -606,7 +606,8 @@ async fn local_max_duration_closes_busy_connections() {
 
 #[test]
 fn local_command_line() {
-    use hubbub_local::config::{Command, DEV_JWT_SECRET, parse_args};
+    use hubbub_local::cli::{Command, parse_args};
+    use hubbub_local::config::DEV_JWT_SECRET;
     let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let no_env = |_: &str| None;
     let Ok(Command::Serve(c)) = parse_args(args(&[]), &no_env) else {
@@ -680,7 +681,7 @@ fn local_command_line() {
     );
     assert!(matches!(
         parse_args(args(&["--help"]), &no_env),
-        Ok(Command::Help)
+        Ok(Command::Help(text)) if text.contains("--jwt-secret")
     ));
     for bad in [
         &["--port"][..],
