@@ -54,6 +54,12 @@ const PG_POOL_SIZE: usize = 8;
 /// bounds the emulator's own @connections sockets; 8 keeps both cores busy on a large room
 /// without starving the connections' own routes.
 const FANOUT_WORKERS: usize = 8;
+/// Invocations of one function running at once, as a Lambda function's concurrency limit
+/// bounds them: a burst of frames queues here instead of opening unbounded work. Each
+/// invocation can hold a fan-out's 32 posts (sockets to the @connections API), so 32
+/// invocations per function bound the emulator's own sockets to about a thousand per
+/// function, within the open-file limit raised at start.
+const FUNCTION_CONCURRENCY: usize = 32;
 /// How long shutdown waits for the connections to close and their `$disconnect` routes to
 /// finish: long enough for a disconnect fan-out over real stores (each management call is
 /// bounded at 5 s by the gateway adapter), short enough that Ctrl-C still feels immediate.
@@ -96,6 +102,9 @@ pub(crate) struct AppState {
     pub connect: ConnectDeps,
     /// What the message routes need; `routes.live` is what `$disconnect` needs.
     pub routes: RouteDeps,
+    /// Invocations in flight per function, bounded as Lambda bounds a function's
+    /// concurrency ([`FUNCTION_CONCURRENCY`]).
+    pub invocations: crate::ws::FunctionSlots,
     /// The open WebSocket connections.
     pub registry: Registry,
     /// Set to `true` once shutdown starts: every connection closes with 1001.
@@ -258,6 +267,7 @@ pub struct Server {
 impl Server {
     /// Sets up the stores, binds the port and starts serving.
     pub async fn start(config: Config) -> Result<Self, StartError> {
+        raise_open_file_limit();
         // hubbub's own HS256 tokens; external issuers are an AWS deployment concern for now.
         let verifier = Arc::new(TokenVerifier::new(
             JwtVerifier::hs256(&config.jwt).map_err(StartError::Jwt)?,
@@ -314,6 +324,7 @@ impl Server {
             verifier,
             connect: ConnectDeps { connections },
             routes: RouteDeps { live, history },
+            invocations: crate::ws::FunctionSlots::new(FUNCTION_CONCURRENCY),
             registry: Registry::default(),
             shutdown: watch::Sender::new(false),
             drain: Mutex::new(Some(drain_tx)),
@@ -473,5 +484,15 @@ Open {http}/ in a browser, or register, log in and connect from a shell:
                 self.serve.abort();
             }
         }
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit: every WebSocket and every pooled
+/// @connections socket is a file, and the usual soft limit (1,024) is reached by a few
+/// hundred chatting clients. Failing to raise it is logged, not fatal: small runs fit.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!(limit, "open-file limit raised"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
     }
 }

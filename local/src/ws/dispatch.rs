@@ -122,8 +122,12 @@ pub(super) async fn invoke(
     connection_id: &str,
     request_id: &str,
 ) -> ApiGatewayProxyResponse {
+    let function = route.function();
+    // Waits for a free slot of this function, as a throttled Lambda's invocations would
+    // retry; the slot is held for the whole invocation.
+    let _slot = state.invocations.acquire(function).await;
     let started = Instant::now();
-    let answer = match route.function() {
+    let answer = match function {
         Function::Connect => connect::handle(&state.connect, event).await,
         Function::Disconnect => disconnect::handle(&state.routes.live, event).await,
         Function::SendMessage => send_message::handle(&state.routes, event).await,
@@ -138,4 +142,33 @@ pub(super) async fn invoke(
         started,
     );
     answer
+}
+
+/// Concurrency slots per function ([`Function`]): one semaphore each, made on first use.
+pub struct FunctionSlots {
+    per_function: usize,
+    slots: std::sync::Mutex<std::collections::HashMap<Function, Arc<Semaphore>>>,
+}
+
+impl FunctionSlots {
+    /// `per_function` invocations of each function at once.
+    pub fn new(per_function: usize) -> Self {
+        Self {
+            per_function,
+            slots: std::sync::Mutex::default(),
+        }
+    }
+
+    /// A slot of `function`, held until dropped (`None` only if the semaphore was closed,
+    /// which never happens: the invocation then runs unbounded rather than not at all).
+    pub async fn acquire(&self, function: Function) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let semaphore = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(function)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_function)))
+            .clone();
+        semaphore.acquire_owned().await.ok()
+    }
 }

@@ -22,6 +22,7 @@
 
 mod connection;
 mod dispatch;
+pub(crate) use dispatch::FunctionSlots;
 mod handshake;
 mod policy;
 
