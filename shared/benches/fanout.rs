@@ -11,7 +11,9 @@
 //! - **raw**: unsigned POSTs from a bare pooled hyper client at the same concurrency, the
 //!   most this sink can take from one core of this machine (the baseline);
 //! - **engine**: `fanout::broadcast` over an in-memory room, through the real
-//!   `ManagementGateway` (SigV4 signing, retry rules, pooled connections).
+//!   `ManagementGateway` (SigV4 signing, retry rules, pooled connections);
+//! - **sdk**: the same posts through aws-sdk-apigatewaymanagement's `PostToConnection`
+//!   (one cached client, 32 in flight), which is how hubbub posted before.
 //!
 //! and prints the median of the runs and the engine's rate as a ratio of the raw rate.
 
@@ -66,18 +68,20 @@ fn main() {
         "fan-out engine vs raw loopback sink (concurrency {FANOUT_CONCURRENCY}, {runs} runs, medians)"
     );
     println!(
-        "| recipients | raw posts/s | engine posts/s | ratio | engine CPU µs/post | raw CPU µs/post | elapsed ms |"
+        "| recipients | raw posts/s | engine posts/s | engine/raw | engine CPU µs/post | raw CPU µs/post | SDK posts/s | SDK CPU µs/post | engine ms |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for n in sizes {
         let results = rt.block_on(measure(&endpoint, n, runs));
         println!(
-            "| {n} | {:.0} | {:.0} | {:.0} % | {:.1} | {:.1} | {:.1} |",
+            "| {n} | {:.0} | {:.0} | {:.0} % | {:.1} | {:.1} | {:.0} | {:.1} | {:.1} |",
             results.raw_rate,
             results.engine_rate,
             100.0 * results.engine_rate / results.raw_rate,
             results.engine_cpu_us,
             results.raw_cpu_us,
+            results.sdk_rate,
+            results.sdk_cpu_us,
             results.engine_ms,
         );
     }
@@ -92,6 +96,8 @@ struct Results {
     engine_cpu_us: f64,
     raw_cpu_us: f64,
     engine_ms: f64,
+    sdk_rate: f64,
+    sdk_cpu_us: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -156,8 +162,15 @@ async fn measure(endpoint: &str, n: usize, runs: usize) -> Results {
         .await
         .expect("warm-up");
 
+    let sdk = aws_sdk_apigatewaymanagement::Client::from_conf(
+        aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    );
+    sdk_posts(&sdk, n.min(200), &data).await;
     let (mut raw_rate, mut raw_cpu, mut eng_rate, mut eng_cpu, mut eng_ms) =
         (vec![], vec![], vec![], vec![], vec![]);
+    let (mut sdk_rate, mut sdk_cpu) = (vec![], vec![]);
     for _ in 0..runs {
         let (cpu0, t0) = (cpu_seconds(), Instant::now());
         raw_posts(&raw, endpoint, n, &data).await;
@@ -174,6 +187,12 @@ async fn measure(endpoint: &str, n: usize, runs: usize) -> Results {
         eng_rate.push(n as f64 / dt);
         eng_cpu.push(dcpu * 1e6 / n as f64);
         eng_ms.push(dt * 1e3);
+
+        let (cpu0, t0) = (cpu_seconds(), Instant::now());
+        sdk_posts(&sdk, n, &data).await;
+        let (dt, dcpu) = (t0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+        sdk_rate.push(n as f64 / dt);
+        sdk_cpu.push(dcpu * 1e6 / n as f64);
     }
     Results {
         raw_rate: median(raw_rate),
@@ -181,7 +200,28 @@ async fn measure(endpoint: &str, n: usize, runs: usize) -> Results {
         engine_cpu_us: median(eng_cpu),
         raw_cpu_us: median(raw_cpu),
         engine_ms: median(eng_ms),
+        sdk_rate: median(sdk_rate),
+        sdk_cpu_us: median(sdk_cpu),
     }
+}
+
+/// `n` posts through the SDK client at the engine's concurrency.
+async fn sdk_posts(client: &aws_sdk_apigatewaymanagement::Client, n: usize, data: &Bytes) {
+    let ok = futures::stream::iter(0..n)
+        .map(|i| {
+            client
+                .post_to_connection()
+                .connection_id(format!("c{i:07}AbCdEf="))
+                .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(
+                    data.to_vec(),
+                ))
+                .send()
+        })
+        .buffer_unordered(FANOUT_CONCURRENCY)
+        .filter(|r| futures::future::ready(r.is_ok()))
+        .count()
+        .await;
+    assert_eq!(ok, n, "SDK posts succeed");
 }
 
 /// `n` unsigned posts at the engine's concurrency.

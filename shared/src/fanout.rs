@@ -14,7 +14,7 @@ use futures::{Stream, StreamExt};
 use crate::error::{GatewayError, StoreError, chain};
 use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::protocol::{RoomId, ServerFrame};
-use crate::store::ConnectionStore;
+use crate::store::{ConnectionStore, MemberPage};
 
 /// Posts in flight at once per fan-out. Each post is one HTTPS request to the management
 /// API; 32 keeps a room of a thousand members to a few dozen round-trip times, while a small
@@ -153,6 +153,15 @@ pub async fn remove_gone(connections: &dyn ConnectionStore, gone: Vec<String>) {
     }
 }
 
+/// The connection ids of a member page, without the sender's connection `except`.
+pub fn recipients(page: MemberPage, except: Option<&str>) -> Vec<String> {
+    page.members
+        .into_iter()
+        .map(|m| m.connection_id)
+        .filter(|id| Some(id.as_str()) != except)
+        .collect()
+}
+
 /// The room's members except `except`, read page by page as the consumer asks for more.
 /// A failed page read ends the stream and is left in `error`.
 fn members<'a>(
@@ -169,13 +178,11 @@ fn members<'a>(
             .await
         {
             Ok(page) => {
-                let ids: Vec<String> = page
-                    .members
-                    .into_iter()
-                    .map(|m| m.connection_id)
-                    .filter(|id| Some(id.as_str()) != except)
-                    .collect();
-                Some((futures::stream::iter(ids), page.next.map(Some)))
+                let next = page.next.clone();
+                Some((
+                    futures::stream::iter(recipients(page, except)),
+                    next.map(Some),
+                ))
             }
             Err(e) => {
                 *error
@@ -244,12 +251,7 @@ pub async fn broadcast_if_small(
     if page.next.is_some() {
         return Ok(None);
     }
-    let ids: Vec<String> = page
-        .members
-        .into_iter()
-        .map(|m| m.connection_id)
-        .filter(|id| Some(id.as_str()) != except)
-        .collect();
+    let ids = recipients(page, except);
     let outcome = post_chunk(gateway, endpoint, ids, &Bytes::from(frame.to_json())).await;
     remove_gone(connections, outcome.gone).await;
     Ok(Some(outcome.report))

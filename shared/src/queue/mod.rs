@@ -181,18 +181,12 @@ pub async fn deliver(
     data: &Bytes,
     except: Option<&str>,
 ) -> Result<FanoutReport, DeliverError> {
-    let recipients = |page: crate::store::MemberPage| -> Vec<String> {
-        page.members
-            .into_iter()
-            .map(|m| m.connection_id)
-            .filter(|id| Some(id.as_str()) != except)
-            .collect()
-    };
     let first = connections
         .room_members(room, None, MEMBER_PAGE_SIZE)
         .await?;
     if first.next.is_none() {
-        let outcome = fanout::post_chunk(gateway, endpoint, recipients(first), data).await;
+        let outcome =
+            fanout::post_chunk(gateway, endpoint, fanout::recipients(first, except), data).await;
         fanout::remove_gone(connections, outcome.gone).await;
         return Ok(outcome.report);
     }
@@ -206,13 +200,13 @@ pub async fn deliver(
     };
     let mut report = FanoutReport::default();
     let mut cursor = first.next.clone();
-    let ids = recipients(first);
+    let ids = fanout::recipients(first, except);
     report.queued += ids.len();
     queue.enqueue(vec![job(ids)]).await?;
     while let Some(c) = cursor {
         let page = connections.room_members(room, Some(&c), CHUNK_SIZE).await?;
         cursor = page.next.clone();
-        let ids = recipients(page);
+        let ids = fanout::recipients(page, except);
         if ids.is_empty() {
             continue;
         }
