@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use crate::error::GatewayError;
 
 pub mod management;
+mod sigv4;
 
 /// The base URL of a stage's management API: `https://{domainName}/{stage}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
