@@ -7,5 +7,6 @@ mod deploy;
 mod gateway;
 mod handlers;
 mod http_api;
+mod load;
 mod local;
 mod queue;
