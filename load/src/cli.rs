@@ -44,6 +44,9 @@ pub struct Args {
     /// Handshakes in flight at once.
     #[arg(long, default_value_t = 64)]
     pub connect_concurrency: usize,
+    /// Seconds to wait for `joined` before a connection counts as failed.
+    #[arg(long, default_value_t = 30.0)]
+    pub join_timeout_secs: f64,
     /// Present the token as `?token=` (the default).
     #[arg(long, conflicts_with = "subprotocol")]
     pub query_token: bool,
@@ -144,6 +147,7 @@ impl Args {
             body_bytes: self.body_bytes,
             connect_rate: self.connect_rate,
             connect_concurrency: self.connect_concurrency,
+            join_timeout: secs("join-timeout-secs", self.join_timeout_secs, false)?,
             auth: if self.subprotocol {
                 AuthMode::Subprotocol
             } else {

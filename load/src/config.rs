@@ -52,6 +52,8 @@ pub struct Config {
     pub connect_rate: f64,
     /// Handshakes in flight at once.
     pub connect_concurrency: usize,
+    /// Longest wait for `joined` before the connection counts as failed.
+    pub join_timeout: Duration,
     pub auth: AuthMode,
     /// Tokens, used round-robin by connection index.
     pub tokens: Vec<String>,
@@ -81,6 +83,9 @@ impl Config {
             body_bytes: 64,
             connect_rate: 500.0,
             connect_concurrency: 64,
+            // A join is a store write plus the presence fan-out; 30 s marks a connection failed
+            // under a badly overloaded server instead of holding the whole run's start.
+            join_timeout: Duration::from_secs(30),
             auth: AuthMode::QueryToken,
             tokens,
             room_prefix: None,
@@ -121,6 +126,9 @@ impl Config {
         }
         if self.connect_concurrency == 0 {
             return bad("connect-concurrency", "must be at least 1".into());
+        }
+        if self.join_timeout.is_zero() {
+            return bad("join-timeout-secs", "must be positive".into());
         }
         if self.tokens.is_empty() {
             return bad("tokens", "at least one token is needed".into());

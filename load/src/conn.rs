@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -21,10 +21,6 @@ use crate::config::Config;
 use crate::frames::{self, HISTORY_LIMIT_MAX, MsgIds, ServerFrame, WireMessage};
 use crate::judge::{ConnRecord, Delivery, Micros, NO_LATENCY, SendOutcome, SendRecord};
 use crate::net::{Target, Ws};
-
-/// Longest wait for `joined`. A join is one store write; 30 s marks a connection failed under a
-/// badly overloaded server instead of holding the whole run's start.
-pub const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every connection task shares.
 pub struct Shared {
@@ -69,19 +65,14 @@ impl Counters {
     }
 }
 
-/// Where the run is; the coordinator moves it forward.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Connecting and joining.
-    Preparing,
-    /// Senders send on their schedule from `start`.
-    Sending { start: Instant },
-    /// Hand over the records.
-    Collect,
-}
-
-/// What the coordinator asks of a connection after collecting.
+/// What the coordinator tells a connection, in this order: `Start`, `Collect`, at most one
+/// `CatchUp`, `Close`. One channel per task, so that waiting for the next command costs a
+/// receive on an uncontended channel rather than a wait on shared state.
 pub enum Command {
+    /// Senders send on their schedule from this instant.
+    Start(Instant),
+    /// Hand over the record.
+    Collect,
     /// Read `history` pages after `after` until `until` (or the last page) and reply.
     CatchUp {
         after: i64,
@@ -182,7 +173,6 @@ pub struct ConnTask {
     pub shared: Arc<Shared>,
     pub events: mpsc::UnboundedSender<Event>,
     pub commands: mpsc::Receiver<Command>,
-    pub phase: watch::Receiver<Phase>,
 }
 
 /// A catch-up in progress.
@@ -221,7 +211,8 @@ impl ConnTask {
             }
         };
         rep.connect_us = Some(started.elapsed().as_micros() as Micros);
-        match tokio::time::timeout(JOIN_TIMEOUT, self.join(&mut ws, &mut rep)).await {
+        match tokio::time::timeout(self.shared.cfg.join_timeout, self.join(&mut ws, &mut rep)).await
+        {
             Ok(Ok(())) => {}
             Ok(Err(why)) => {
                 rep.join_error = Some(why);
@@ -343,30 +334,24 @@ impl ConnTask {
                         }
                     }
                 }
-                changed = self.phase.changed(), if !collected => {
-                    let phase = if changed.is_ok() { *self.phase.borrow_and_update() } else { Phase::Collect };
-                    match phase {
-                        Phase::Preparing => {}
-                        Phase::Sending { start: s } => {
-                            start = Some(s);
-                            if let Some(j) = sender {
-                                timer.as_mut().reset(s + cfg.send_offset(room, j, 0));
-                            }
-                        }
-                        Phase::Collect => {
-                            collected = true;
-                            let mut out = TaskReport {
-                                conn: self.conn,
-                                record: ConnRecord { room: rep.record.room, ..ConnRecord::default() },
-                                ..TaskReport::default()
-                            };
-                            std::mem::swap(&mut out, &mut rep);
-                            out.closed_early = rep.closed_early.clone();
-                            let _ = self.events.send(Event::Report(Box::new(out)));
+                cmd = self.commands.recv(), if pending.is_none() => match cmd {
+                    Some(Command::Start(s)) => {
+                        start = Some(s);
+                        if let Some(j) = sender {
+                            timer.as_mut().reset(s + cfg.send_offset(room, j, 0));
                         }
                     }
-                }
-                cmd = self.commands.recv(), if collected && pending.is_none() => match cmd {
+                    Some(Command::Collect) => {
+                        collected = true;
+                        let mut out = TaskReport {
+                            conn: self.conn,
+                            record: ConnRecord { room: rep.record.room, ..ConnRecord::default() },
+                            ..TaskReport::default()
+                        };
+                        std::mem::swap(&mut out, &mut rep);
+                        out.closed_early = rep.closed_early.clone();
+                        let _ = self.events.send(Event::Report(Box::new(out)));
+                    }
                     Some(Command::CatchUp { after, until, reply }) => {
                         if !open {
                             let _ = reply.send(CatchUp { error: Some("connection closed".into()), ..CatchUp::default() });
@@ -399,6 +384,7 @@ impl ConnTask {
                             });
                         }
                         Command::Close => break,
+                        Command::Start(_) | Command::Collect => {}
                     }
                 }
                 return;

@@ -104,8 +104,8 @@ pub struct ClientCost {
     pub cpu_secs_total: f64,
     /// Process CPU during the send and drain phases.
     pub cpu_secs_traffic: f64,
-    /// Traffic-phase CPU per 100,000 live deliveries, in ms.
-    pub cpu_ms_per_100k_deliveries: f64,
+    /// Traffic-phase CPU per 100,000 live deliveries, in ms (none below 1,000 deliveries).
+    pub cpu_ms_per_100k_deliveries: Option<f64>,
     pub peak_rss_mib: f64,
     /// The open-file soft limit the run had (after raising it to the hard limit).
     pub nofile_limit: u64,
@@ -296,7 +296,7 @@ impl Report {
             ("ended early", &c.closed_early),
         ] {
             if !m.is_empty() {
-                writeln!(s, "{label:<14}{}", listing(m))?;
+                writeln!(s, "{label:<16}{}", listing(m))?;
             }
         }
         let o = &self.outcomes;
@@ -373,10 +373,11 @@ impl Report {
         let k = &self.client;
         writeln!(
             s,
-            "client        CPU {:.2} s total, {:.2} s in traffic = {:.0} ms per 100k deliveries; peak RSS {:.0} MiB; nofile {}",
+            "client        CPU {:.2} s total, {:.2} s in traffic = {} per 100k deliveries; peak RSS {:.0} MiB; nofile {}",
             k.cpu_secs_total,
             k.cpu_secs_traffic,
-            k.cpu_ms_per_100k_deliveries,
+            k.cpu_ms_per_100k_deliveries
+                .map_or_else(|| "n/a".to_owned(), |ms| format!("{ms:.0} ms")),
             k.peak_rss_mib,
             k.nofile_limit
         )?;

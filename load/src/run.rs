@@ -8,14 +8,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{Config, ConfigError};
-use crate::conn::{
-    CatchUp, Command, ConnTask, Counters, Event, FrameCounts, Phase, Shared, TaskReport,
-};
+use crate::conn::{CatchUp, Command, ConnTask, Counters, Event, FrameCounts, Shared, TaskReport};
 use crate::frames::MsgIds;
 use crate::judge::{self, ConnRecord, SendOutcome};
 use crate::net::{HANDSHAKE_TIMEOUT, NetError, Target};
@@ -37,6 +35,8 @@ const CATCH_UP_CONCURRENCY: usize = 64;
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest wait for the tasks to end after `Close`.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Fewest live deliveries for which CPU per 100k deliveries is reported.
+const MIN_DELIVERIES_FOR_CPU: u64 = 1_000;
 /// How often progress is logged while a phase runs.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
@@ -96,7 +96,6 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
         epoch: Instant::now(),
         counters: Counters::new(cfg.rooms),
     });
-    let (phase_tx, phase_rx) = watch::channel(Phase::Preparing);
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let mut commands: Vec<Option<mpsc::Sender<Command>>> = Vec::with_capacity(cfg.connections);
     let mut tasks = JoinSet::new();
@@ -114,8 +113,9 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
         let Ok(permit) = handshakes.clone().acquire_owned().await else {
             break;
         };
-        // Two slots: the coordinator sends at most one CatchUp and then Close.
-        let (cmd_tx, cmd_rx) = mpsc::channel(2);
+        // Room for every command a task gets (Start, Collect, CatchUp, Close), so that the
+        // coordinator never waits on a slow task.
+        let (cmd_tx, cmd_rx) = mpsc::channel(4);
         commands.push(Some(cmd_tx));
         let task = ConnTask {
             conn: i,
@@ -123,7 +123,6 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
             shared: shared.clone(),
             events: ev_tx.clone(),
             commands: cmd_rx,
-            phase: phase_rx.clone(),
         };
         tasks.spawn(task.run(permit));
         while let Ok(ev) = ev_rx.try_recv() {
@@ -141,7 +140,7 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
     drop(ev_tx);
     // Every task settles on its own: connect and join each have a timeout.
     let settle_deadline =
-        Instant::now() + HANDSHAKE_TIMEOUT + crate::conn::JOIN_TIMEOUT + Duration::from_secs(5);
+        Instant::now() + HANDSHAKE_TIMEOUT + cfg.join_timeout + Duration::from_secs(5);
     while settled < cfg.connections {
         match tokio::time::timeout_at(settle_deadline, ev_rx.recv()).await {
             Ok(Some(ev)) => settle(ev, &mut ready, &mut reports, &mut settled),
@@ -167,7 +166,7 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
     // Send.
     let usage_traffic = sys::usage();
     let start = Instant::now() + START_LEAD;
-    let _ = phase_tx.send(Phase::Sending { start });
+    tell(&commands, || Command::Start(start));
     let send_end = start
         + (0..cfg.rooms)
             .flat_map(|r| (0..cfg.senders_per_room).map(move |j| (r, j)))
@@ -228,7 +227,7 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
     let usage_after_traffic = sys::usage();
 
     // Collect.
-    let _ = phase_tx.send(Phase::Collect);
+    tell(&commands, || Command::Collect);
     let collect_deadline = Instant::now() + COLLECT_TIMEOUT;
     let mut to_collect = ready.iter().filter(|r| **r).count();
     while to_collect > 0 {
@@ -318,11 +317,8 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
     let judgement = judge::judge(&records, cfg.rooms)?;
 
     // Close.
-    for tx in commands.iter().flatten() {
-        let _ = tx.try_send(Command::Close);
-    }
+    tell(&commands, || Command::Close);
     drop(commands);
-    drop(phase_tx);
     let closing = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(CLOSE_TIMEOUT, closing).await.is_err() {
         tasks.abort_all();
@@ -395,11 +391,9 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
     let client = ClientCost {
         cpu_secs_total: usage_end.cpu.saturating_sub(usage_start.cpu).as_secs_f64(),
         cpu_secs_traffic: cpu_traffic.as_secs_f64(),
-        cpu_ms_per_100k_deliveries: if live > 0 {
-            cpu_traffic.as_secs_f64() * 1000.0 * 100_000.0 / live as f64
-        } else {
-            0.0
-        },
+        // Fixed costs (timers, the drain's polling) swamp the figure on a handful of deliveries.
+        cpu_ms_per_100k_deliveries: (live >= MIN_DELIVERIES_FOR_CPU)
+            .then(|| cpu_traffic.as_secs_f64() * 1000.0 * 100_000.0 / live as f64),
         peak_rss_mib: usage_end.max_rss_bytes as f64 / (1024.0 * 1024.0),
         nofile_limit: nofile,
     };
@@ -430,6 +424,13 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
     };
     report.decide();
     Ok(report)
+}
+
+/// Sends a command to every task still listening (ended tasks have dropped their receiver).
+fn tell(commands: &[Option<mpsc::Sender<Command>>], cmd: impl Fn() -> Command) {
+    for tx in commands.iter().flatten() {
+        let _ = tx.try_send(cmd());
+    }
 }
 
 /// Files one event of the connect phase.
