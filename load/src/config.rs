@@ -81,7 +81,11 @@ impl Config {
             rate: 10.0,
             duration: Duration::from_secs(5),
             body_bytes: 64,
+            // 500 handshakes/s: 20,000 connections in 40 s, well under API Gateway's default
+            // of 500 new connections per second per account.
             connect_rate: 500.0,
+            // Bounds half-open handshakes when the server slows down, so a struggling server
+            // sees at most 64 at once rather than the whole ramp's backlog.
             connect_concurrency: 64,
             // A join is a store write plus the presence fan-out; 30 s marks a connection failed
             // under a badly overloaded server instead of holding the whole run's start.

@@ -31,9 +31,11 @@ const COLLECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Catch-ups in flight at once: each is a history query on the server (a PostgreSQL read on
 /// AWS); 64 keeps the catch-up from becoming a load test of its own.
 const CATCH_UP_CONCURRENCY: usize = 64;
-/// Longest catch-up of one connection (all its pages).
+/// Longest catch-up of one connection (all its pages): a history page is one indexed read, so
+/// 30 s covers dozens of pages on a loaded server; a catch-up past it counts as failed.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest wait for the tasks to end after `Close`.
+/// Longest wait for the tasks to end after `Close` (a close handshake each); the report is
+/// already made, so stragglers are aborted rather than waited for.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Fewest live deliveries for which CPU per 100k deliveries is reported.
 const MIN_DELIVERIES_FOR_CPU: u64 = 1_000;
