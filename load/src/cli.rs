@@ -56,8 +56,8 @@ pub struct Args {
     /// File of access tokens, one per line, reused round-robin.
     #[arg(long, env = "HUBBUB_LOAD_TOKENS")]
     pub tokens: Option<PathBuf>,
-    /// Command printing a token, run per user with `{i}` replaced (e.g.
-    /// "hubbub-local token --user load-{i}"); without `{i}`, run once, one token per line.
+    /// Command printing tokens: without `{i}`, run once, one token a line (e.g. "hubbub-local
+    /// token --user load --count 100"); with `{i}`, run per user, `{i}` = 0, 1, ...
     #[arg(long)]
     pub token_cmd: Option<String>,
     /// HTTP API base URL: register (or log into) users `{user-prefix}{i}` and use their tokens.

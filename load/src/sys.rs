@@ -1,5 +1,5 @@
 //! The process limits and accounting the load client needs from the OS: raising the open-file
-//! limit (one descriptor per connection, so the default soft limit of 1024 stops a large run),
+//! limit (one descriptor per connection, so the usual soft limit of 1,024 stops a large run),
 //! and its own CPU time and peak memory (`getrusage`), so a report can show that the client was
 //! not the bottleneck.
 
@@ -15,30 +15,12 @@ pub struct NofileLimit {
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit. Returns the limits, or the OS error.
 pub fn raise_nofile_limit() -> std::io::Result<NofileLimit> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit struct through a valid, exclusive pointer.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let soft_before = lim.rlim_cur;
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads one rlimit struct through a valid pointer.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        lim = raised;
-    }
+    let (soft_before, hard) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    let soft = rlimit::increase_nofile_limit(u64::MAX)?;
     Ok(NofileLimit {
         soft_before,
-        soft: lim.rlim_cur,
-        hard: lim.rlim_max,
+        soft,
+        hard,
     })
 }
 
