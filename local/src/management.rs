@@ -130,7 +130,8 @@ fn target(
         return Err(Refusal::WrongStage);
     }
     state.registry.get(id).ok_or_else(|| {
-        tracing::info!(op, connection_id = id, status = 410, "@connections: gone");
+        // Per call at debug: the fan-out that made the call logs one line for all of them.
+        tracing::debug!(op, connection_id = id, status = 410, "@connections: gone");
         Refusal::Gone
     })
 }
@@ -163,7 +164,7 @@ async fn post(
             answer(StatusCode::OK, None, String::new())
         }
         Err(TrySendError::Full(_)) => {
-            tracing::warn!(connection_id = %id, "@connections: client is not reading; post refused");
+            tracing::debug!(connection_id = %id, "@connections: client is not reading; post refused");
             aws_error(
                 StatusCode::TOO_MANY_REQUESTS,
                 "LimitExceededException",
