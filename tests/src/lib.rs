@@ -7,12 +7,17 @@
 //! - @connections: [`Recorder`] is a real HTTP server on 127.0.0.1 speaking the management
 //!   API's wire format; hubbub's real management client posts to it (SigV4-signed), and it can
 //!   inject faults (status answers, slow answers) per connection.
+//! - hubbub-local: [`local::TestLocal`] starts it on port 0 over memory or real stores, with
+//!   HTTP and WebSocket clients; [`settings`] holds the JWT and password-hashing settings
+//!   every test shares.
 //!
 //! `scripts/test` starts both services and sets the variables; running `cargo test` without
 //! them fails with a message saying so, rather than skipping.
 
 pub mod contract;
 pub mod events;
+pub mod local;
+pub mod settings;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -31,7 +36,7 @@ use hubbub_core::store::postgres::PostgresHistoryStore;
 /// The fixed test region (nothing reaches AWS).
 pub const REGION: &str = "eu-west-1";
 
-fn service_var(var: &str) -> String {
+pub(crate) fn service_var(var: &str) -> String {
     std::env::var(var).unwrap_or_else(|_| {
         panic!("{var} is not set: run the test suite with scripts/test, which starts PostgreSQL and the DynamoDB-compatible server")
     })

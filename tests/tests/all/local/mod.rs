@@ -1,0 +1,11 @@
+//! hubbub-local end to end: the emulator on port 0 ([`hubbub_tests::local::TestLocal`]), real
+//! WebSocket clients (tokio-tungstenite), hyper's HTTP client, and the real
+//! aws-sdk-apigatewaymanagement client on @connections.
+
+mod chat;
+mod cli;
+mod connection;
+mod events;
+mod http;
+mod management;
+mod web;
