@@ -126,6 +126,8 @@ async fn refusals_are_final_and_unknown_outcomes_are_not_retried() {
         .await
         .expect_err("timed out");
     assert!(matches!(err, GatewayError::Unknown { .. }), "{err:?}");
+    // Real time, not paused: a repeat would arrive over a real socket at the recorder, and
+    // paused time would skip past it. 500 ms outlasts the 400 ms slow answer and any retry.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(rec.attempts_to("slow="), 1, "never repeated");
 }

@@ -289,6 +289,9 @@ async fn presence_is_coalesced_per_room_and_window() {
             .await
             .expect("publish");
     }
+    // Real time, not paused: the window's frames are posted over real sockets to the
+    // recorder, which paused time would outrun (the SDK's timeouts would fire first). 700 ms
+    // is the 200 ms window plus room for 50 posts on a loaded machine.
     tokio::time::sleep(std::time::Duration::from_millis(700)).await;
     assert_eq!(rec.posts().len(), 50, "one frame per member");
     let frame = &rec.frames_to(&ids[7])[0];

@@ -1,0 +1,141 @@
+//! The `ConnectionStore` contract.
+
+use super::*;
+
+async fn members_of(store: &dyn ConnectionStore, r: &RoomId, page: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = store
+            .room_members(r, cursor.as_deref(), page)
+            .await
+            .expect("room members");
+        assert!(p.members.len() <= page as usize, "page larger than asked");
+        out.extend(p.members.into_iter().map(|m| m.connection_id));
+        match p.next {
+            Some(n) => cursor = Some(n),
+            None => return out,
+        }
+    }
+}
+
+/// The `ConnectionStore` contract.
+pub async fn connection_store(store: &dyn ConnectionStore) {
+    let general = room("general");
+
+    // put / get
+    let alice = connection("alice");
+    store.put_connection(&alice).await.expect("put");
+    let got = store
+        .get_connection(&alice.id)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(got.id, alice.id);
+    assert_eq!(got.user, alice.user);
+    assert_eq!(got.connected_at, alice.connected_at);
+    assert_eq!(
+        got.expires_at.unix_timestamp(),
+        alice.expires_at.unix_timestamp()
+    );
+    assert!(store.get_connection("nope=").await.expect("get").is_none());
+
+    // join is idempotent and reports whether it was new
+    assert!(store.join_room(&alice, &general).await.expect("join"));
+    assert!(!store.join_room(&alice, &general).await.expect("join again"));
+    assert!(store.is_member(&alice.id, &general).await.expect("member"));
+    assert!(
+        !store
+            .is_member(&alice.id, &room("other"))
+            .await
+            .expect("member")
+    );
+
+    // an unknown or expired connection cannot join
+    let ghost = connection("ghost");
+    assert!(matches!(
+        store.join_room(&ghost, &general).await,
+        Err(StoreError::NotFound("connection"))
+    ));
+    let mut expired = connection("late");
+    expired.expires_at = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    store.put_connection(&expired).await.expect("put expired");
+    assert!(
+        store
+            .get_connection(&expired.id)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(matches!(
+        store.join_room(&expired, &general).await,
+        Err(StoreError::NotFound("connection"))
+    ));
+
+    // paginated members: every member exactly once, pages bounded
+    let big = room("big");
+    let mut want = BTreeSet::new();
+    for i in 0..7 {
+        let c = connection(&format!("m{i}"));
+        store.put_connection(&c).await.expect("put");
+        store.join_room(&c, &big).await.expect("join");
+        want.insert(c.id);
+    }
+    let got = members_of(store, &big, 3).await;
+    assert_eq!(got.len(), 7, "no member twice: {got:?}");
+    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
+    assert!(members_of(store, &room("empty"), 3).await.is_empty());
+    let page = store
+        .room_members(&general, None, 10)
+        .await
+        .expect("members");
+    assert_eq!(page.members.len(), 1);
+    assert_eq!(page.members[0].user, alice.user, "members carry the user");
+
+    // leave
+    assert!(store.leave_room(&alice.id, &general).await.expect("leave"));
+    assert!(
+        !store
+            .leave_room(&alice.id, &general)
+            .await
+            .expect("leave again")
+    );
+    assert!(!store.is_member(&alice.id, &general).await.expect("member"));
+    assert!(members_of(store, &general, 10).await.is_empty());
+
+    // remove: the connection and every membership, more than one batch's worth
+    let bob = connection("bob");
+    store.put_connection(&bob).await.expect("put");
+    let mut rooms = BTreeSet::new();
+    for i in 0..30 {
+        let r = room(&format!("r{i:02}"));
+        store.join_room(&bob, &r).await.expect("join");
+        rooms.insert(r);
+    }
+    let removed: BTreeSet<RoomId> = store
+        .remove_connection(&bob.id)
+        .await
+        .expect("remove")
+        .into_iter()
+        .collect();
+    assert_eq!(removed, rooms);
+    assert!(store.get_connection(&bob.id).await.expect("get").is_none());
+    for r in &rooms {
+        assert!(!store.is_member(&bob.id, r).await.expect("member"));
+        assert!(members_of(store, r, 10).await.is_empty());
+    }
+    assert!(
+        store
+            .remove_connection(&bob.id)
+            .await
+            .expect("remove twice")
+            .is_empty()
+    );
+    assert!(
+        store
+            .remove_connection("never=")
+            .await
+            .expect("remove unknown")
+            .is_empty()
+    );
+}
