@@ -137,6 +137,18 @@ fn pg_url(cfg: &tokio_postgres::Config) -> String {
     )
 }
 
+/// Serves `app` on an ephemeral loopback port for the rest of the test; returns its address.
+pub async fn serve(app: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind a loopback port");
+    let addr = listener.local_addr().expect("bound address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
 /// What the recorder saw and how it should answer.
 #[derive(Default)]
 pub struct RecorderState {
@@ -263,13 +275,7 @@ impl Recorder {
                 post(on_post).get(on_get).delete(on_delete),
             )
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind recorder");
-        let addr = listener.local_addr().expect("recorder addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = serve(app).await;
         Self { addr, state }
     }
 

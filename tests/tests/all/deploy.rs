@@ -416,13 +416,7 @@ async fn response_sink() -> (String, Answers) {
             ),
         )
         .with_state(seen.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let addr = hubbub_tests::serve(app).await;
     (format!("http://{addr}/response"), seen)
 }
 

@@ -84,13 +84,7 @@ impl JwksServer {
         let app = Router::new()
             .route("/.well-known/jwks.json", get_route(serve_jwks))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind jwks");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let addr = hubbub_tests::serve(app).await;
         Self {
             url: format!("http://{addr}/.well-known/jwks.json"),
             state,
