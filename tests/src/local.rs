@@ -89,7 +89,7 @@ impl TestLocal {
         Self::over(Stores::Memory, config).await
     }
 
-    /// `config` (its port and store settings are overridden) over `stores`.
+    /// `config` over `stores`: port 0 always, and for real stores a fresh database and table.
     pub async fn over(stores: Stores, mut config: Config) -> Self {
         let connections = match stores {
             Stores::Memory => None,
