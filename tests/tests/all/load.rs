@@ -4,36 +4,12 @@
 use std::time::Duration;
 
 use hubbub_core::auth::JwtIssuer;
-use hubbub_core::config::{Argon2Config, JwtConfig};
 use hubbub_load::{AuthMode, TokenSource};
-use hubbub_local::{Config, Server};
-
-const SECRET: &str = "load-client-tests-secret-at-least-32-bytes";
-
-fn jwt() -> JwtConfig {
-    JwtConfig {
-        secret: SECRET.as_bytes().to_vec(),
-        issuer: "hubbub".into(),
-        audience: "hubbub".into(),
-        leeway: Duration::from_secs(30),
-    }
-}
-
-/// hubbub-local on a free port, with cheap argon2 costs (accounts are hashed in unoptimised
-/// builds on a shared CPU).
-async fn start() -> Server {
-    let mut c = Config::new(jwt());
-    c.port = 0;
-    c.accounts.argon2 = Argon2Config {
-        memory_kib: 256,
-        iterations: 1,
-        parallelism: 1,
-    };
-    Server::start(c).await.expect("hubbub-local starts")
-}
+use hubbub_tests::local::TestLocal;
+use hubbub_tests::settings::jwt_config;
 
 fn tokens(n: usize) -> Vec<String> {
-    let issuer = JwtIssuer::hs256(&jwt()).expect("issuer");
+    let issuer = JwtIssuer::hs256(&jwt_config("hubbub")).expect("issuer");
     (0..n)
         .map(|i| {
             issuer
@@ -53,7 +29,7 @@ fn tokens(n: usize) -> Vec<String> {
 /// the room); the point is the judge's bookkeeping end to end, on real sockets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_client_judges_a_clean_run_on_hubbub_local() {
-    let server = start().await;
+    let server = TestLocal::start().await;
     let mut cfg = hubbub_load::Config::new(format!("{}/", server.ws_url()), tokens(10));
     cfg.connections = 40;
     cfg.rooms = 2;
@@ -85,7 +61,7 @@ async fn load_client_judges_a_clean_run_on_hubbub_local() {
 /// in the `bearer.` subprotocol.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_client_registers_users_and_connects_by_subprotocol() {
-    let server = start().await;
+    let server = TestLocal::start().await;
     let source = TokenSource::Register {
         base: server.http_url(),
         users: 2,
