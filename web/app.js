@@ -102,7 +102,7 @@ function onStateEvent(event, detail) {
       break;
     case "presence":
       view.renderPresence();
-      view.announce(`${detail.user.name} ${detail.state === "joined" ? "joined" : "left"} ${detail.room.name}`);
+      announcePresence(detail);
       break;
     case "typing":
       view.renderTyping();
@@ -238,4 +238,15 @@ if (session.load()) {
   startChat();
 } else {
   view.showAuth();
+}
+
+// Reads a presence window out loud: who joined and left (not us), or nothing when the frame
+// carries only the room's count (large rooms).
+function announcePresence({ room, joined, left }) {
+  const me = session.user?.id;
+  const names = (list) => list.filter((u) => u.id !== me).map((u) => u.name);
+  const parts = [];
+  if (names(joined).length) parts.push(`${names(joined).join(", ")} joined`);
+  if (names(left).length) parts.push(`${names(left).join(", ")} left`);
+  if (parts.length) view.announce(`${parts.join("; ")} ${room.name}`);
 }
