@@ -2,8 +2,13 @@
 //!
 //! - [`StoreError`]: what a store adapter (DynamoDB, PostgreSQL, memory) can report.
 //! - [`GatewayError`]: what posting to / reading / closing a connection can report.
+//! - [`AccessError`]: why a user may not use a room ([`crate::store::RoomAccess::require`]).
 //! - [`RouteError`]: what a WebSocket route handler answers; it maps to an [`ErrorCode`] and a
 //!   client-safe message, while the full cause chain goes to the log only.
+//!
+//! What a client is told about a store failure or a refused room is decided here, once
+//! ([`StoreError::code`], [`StoreError::client_message`], [`AccessError`]): the WebSocket
+//! routes and the HTTP API delegate to it, so both say the same thing.
 //!
 //! Config and JWT errors live beside their modules ([`crate::config::ConfigError`],
 //! [`crate::auth::AuthError`]).
@@ -94,6 +99,50 @@ impl StoreError {
             source: source.into(),
         }
     }
+
+    /// The stable code the client sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::Unavailable { .. } => ErrorCode::Unavailable,
+            Self::Corrupt(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// A message safe for the client: the kind of entity at most, never a backend detail.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::NotFound(what) => format!("{what} not found"),
+            Self::Conflict(what) => format!("{what} already exists"),
+            Self::Unavailable { .. } => {
+                "the service is unavailable; nothing was changed, retry later".to_owned()
+            }
+            Self::Corrupt(_) => "internal error".to_owned(),
+        }
+    }
+}
+
+/// Why a user may not use a room; the one wording both the WebSocket routes and the HTTP API
+/// show (docs/protocol.md quotes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// No such room.
+    #[error("room not found")]
+    Missing,
+    /// A private room the user is not a member of.
+    #[error("you may not use this room")]
+    Denied,
+}
+
+impl AccessError {
+    /// `not_found` for a missing room, `forbidden` for a private one.
+    pub fn code(self) -> ErrorCode {
+        match self {
+            Self::Missing => ErrorCode::NotFound,
+            Self::Denied => ErrorCode::Forbidden,
+        }
+    }
 }
 
 /// Failures of the connection gateway (the API Gateway Management API).
@@ -130,6 +179,8 @@ pub enum RouteError {
     Forbidden(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error("store failed")]
     Store(#[from] StoreError),
 }
@@ -142,10 +193,8 @@ impl RouteError {
             Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
-            Self::Store(StoreError::NotFound(_)) => ErrorCode::NotFound,
-            Self::Store(StoreError::Conflict(_)) => ErrorCode::Conflict,
-            Self::Store(StoreError::Unavailable { .. }) => ErrorCode::Unavailable,
-            Self::Store(StoreError::Corrupt(_)) => ErrorCode::Internal,
+            Self::Access(a) => a.code(),
+            Self::Store(s) => s.code(),
         }
     }
 
@@ -154,12 +203,8 @@ impl RouteError {
         match self {
             Self::Protocol(p) => p.message.clone(),
             Self::Unauthorized(m) | Self::Forbidden(m) | Self::NotFound(m) => (*m).to_owned(),
-            Self::Store(StoreError::NotFound(what)) => format!("{what} not found"),
-            Self::Store(StoreError::Conflict(what)) => format!("{what} already exists"),
-            Self::Store(StoreError::Unavailable { .. }) => {
-                "the service is unavailable; nothing was stored, retry later".to_owned()
-            }
-            Self::Store(StoreError::Corrupt(_)) => "internal error".to_owned(),
+            Self::Access(a) => a.to_string(),
+            Self::Store(s) => s.client_message(),
         }
     }
 }
@@ -225,5 +270,15 @@ mod tests {
             RouteError::Forbidden("join the room first").client_message(),
             "join the room first"
         );
+    }
+
+    #[test]
+    fn refused_rooms_have_one_code_and_wording() {
+        let missing = RouteError::from(AccessError::Missing);
+        assert_eq!(missing.code(), ErrorCode::NotFound);
+        assert_eq!(missing.client_message(), "room not found");
+        let denied = RouteError::from(AccessError::Denied);
+        assert_eq!(denied.code(), ErrorCode::Forbidden);
+        assert_eq!(denied.client_message(), "you may not use this room");
     }
 }

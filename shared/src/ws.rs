@@ -16,7 +16,7 @@ use crate::protocol::{
     ClientFrame, ClientMsgId, ProtocolError, RoomId, ServerFrame, UserRef, action_of,
 };
 use crate::queue::{self, FanoutQueue};
-use crate::store::{ConnectionStore, HistoryStore, RoomAccess};
+use crate::store::{ConnectionStore, HistoryStore};
 
 /// Authorizer context keys, set by the authorizer and read on every later route.
 pub mod context_keys {
@@ -207,11 +207,11 @@ impl RouteDeps {
         ctx: &RouteContext,
         room: &RoomId,
     ) -> Result<(), RouteError> {
-        match self.history.room_access(room, &ctx.user.id).await? {
-            RoomAccess::Missing => Err(RouteError::NotFound("room not found")),
-            RoomAccess::Denied => Err(RouteError::Forbidden("you may not use this room")),
-            RoomAccess::Allowed => Ok(()),
-        }
+        Ok(self
+            .history
+            .room_access(room, &ctx.user.id)
+            .await?
+            .require()?)
     }
 }
 

@@ -2,9 +2,11 @@
 //!
 //! Every variant maps to one stable [`ErrorCode`] and its status; the client message never
 //! carries a backend detail or echoes input, while the full cause chain goes to the log.
+//! Store failures and refused rooms say what hubbub-core's policy says
+//! ([`StoreError::client_message`], [`AccessError`]), as the WebSocket routes do.
 
 use hubbub_core::auth::AuthError;
-use hubbub_core::error::{ErrorCode, StoreError, chain};
+use hubbub_core::error::{AccessError, ErrorCode, StoreError, chain};
 use hubbub_core::protocol::ProtocolError;
 use lambda_http::{Body, Response};
 use serde_json::json;
@@ -35,6 +37,9 @@ pub enum ApiError {
     /// Too many failed logins; retry after this many seconds.
     #[error("too many failed logins; retry later")]
     RateLimited { retry_after_secs: u64 },
+    /// The room is missing or the caller may not use it (the wording is hubbub-core's).
+    #[error(transparent)]
+    Access(#[from] AccessError),
     #[error("store failed")]
     Store(#[from] StoreError),
     /// Hashing or issuing failed: a bug or a resource problem, never the client's fault.
@@ -68,12 +73,13 @@ impl ApiError {
             Self::Token(AuthError::KeysUnavailable) => ErrorCode::Unavailable,
             Self::Token(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
-            Self::NotFound(_) | Self::Store(StoreError::NotFound(_)) => ErrorCode::NotFound,
-            Self::Conflict(_) | Self::Store(StoreError::Conflict(_)) => ErrorCode::Conflict,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
-            Self::Store(StoreError::Unavailable { .. }) => ErrorCode::Unavailable,
-            Self::Store(StoreError::Corrupt(_)) | Self::Internal { .. } => ErrorCode::Internal,
+            Self::Access(a) => a.code(),
+            Self::Store(s) => s.code(),
+            Self::Internal { .. } => ErrorCode::Internal,
         }
     }
 
@@ -90,14 +96,9 @@ impl ApiError {
             }
             Self::Token(_) => "the access token is missing, invalid or expired".to_owned(),
             Self::PayloadTooLarge { .. } | Self::RateLimited { .. } => self.to_string(),
-            Self::Store(StoreError::NotFound(what)) => format!("{what} not found"),
-            Self::Store(StoreError::Conflict(what)) => format!("{what} already exists"),
-            Self::Store(StoreError::Unavailable { .. }) => {
-                "the service is unavailable; nothing was changed, retry later".to_owned()
-            }
-            Self::Store(StoreError::Corrupt(_)) | Self::Internal { .. } => {
-                "internal error".to_owned()
-            }
+            Self::Access(a) => a.to_string(),
+            Self::Store(s) => s.client_message(),
+            Self::Internal { .. } => "internal error".to_owned(),
         }
     }
 

@@ -6,7 +6,7 @@
 //! does not exist at all).
 
 use hubbub_core::protocol::{HistoryQuery, RoomId, UserRef};
-use hubbub_core::store::{Room, RoomAccess};
+use hubbub_core::store::Room;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -36,11 +36,7 @@ fn room_id(raw: &str) -> Result<RoomId, ApiError> {
 
 /// 404 when the room is missing, 403 when the caller may not use it.
 async fn require_access(deps: &HttpDeps, room: &RoomId, user_id: &str) -> Result<(), ApiError> {
-    match deps.history.room_access(room, user_id).await? {
-        RoomAccess::Allowed => Ok(()),
-        RoomAccess::Denied => Err(ApiError::Forbidden("you may not use this room")),
-        RoomAccess::Missing => Err(ApiError::NotFound("no such room")),
-    }
+    Ok(deps.history.room_access(room, user_id).await?.require()?)
 }
 
 /// `GET /rooms`: the rooms the caller may see.

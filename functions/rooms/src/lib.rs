@@ -11,10 +11,9 @@
 use hubbub_core::aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
 };
-use hubbub_core::error::RouteError;
+use hubbub_core::error::{AccessError, RouteError};
 use hubbub_core::fanout;
 use hubbub_core::protocol::{ClientFrame, PresenceState, ProtocolError, RoomId, ServerFrame};
-use hubbub_core::store::RoomAccess;
 use hubbub_core::ws::{RouteContext, RouteDeps, parse_frame, run_route};
 
 /// The configuration this function reads at init: the connections table, the management API and the history database.
@@ -86,13 +85,18 @@ async fn join(
     ctx: &RouteContext,
     room: RoomId,
 ) -> Result<ServerFrame, RouteError> {
-    match deps.history.room_access(&room, &ctx.user.id).await? {
-        RoomAccess::Missing => {
+    match deps
+        .history
+        .room_access(&room, &ctx.user.id)
+        .await?
+        .require()
+    {
+        Ok(()) => {}
+        Err(AccessError::Missing) => {
             deps.history.ensure_public_room(&room).await?;
             tracing::info!(%room, "created public room on first join");
         }
-        RoomAccess::Denied => return Err(RouteError::Forbidden("you may not use this room")),
-        RoomAccess::Allowed => {}
+        Err(denied @ AccessError::Denied) => return Err(denied.into()),
     }
     let conn = deps
         .live

@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::error::StoreError;
+use crate::error::{AccessError, StoreError};
 use crate::protocol::{ChatMessage, ClientMsgId, HistoryQuery, MessageBody, RoomId, UserRef};
 
 pub mod dynamodb;
@@ -111,6 +111,17 @@ pub enum RoomAccess {
     Denied,
     /// A public room, or a private one the user belongs to.
     Allowed,
+}
+
+impl RoomAccess {
+    /// `Ok` when the user may use the room; otherwise why not, as every boundary reports it.
+    pub fn require(self) -> Result<(), AccessError> {
+        match self {
+            Self::Allowed => Ok(()),
+            Self::Missing => Err(AccessError::Missing),
+            Self::Denied => Err(AccessError::Denied),
+        }
+    }
 }
 
 /// A message to commit.
