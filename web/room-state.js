@@ -91,7 +91,8 @@ export class RoomStore {
     this.rooms = new Map(); // id -> room
     this.current = null; // the id of the open room
     this.knownUsers = new Map(); // user id -> name, for the add-member suggestions
-    // Rooms awaiting an answer, per action, in the order asked: error frames do not name the room.
+    // Rooms awaiting an answer, per action, in the order asked: for error frames that do not
+    // name the room.
     this.awaiting = new Map(ANSWERED.map((a) => [a, []]));
     this.sendCounter = 0;
     this.lastTypingSent = 0;
@@ -458,9 +459,17 @@ export class RoomStore {
         }
       }
     }
-    // Error frames do not name the room: the oldest request of that action is the one answered.
+    // An error frame names the room when the failed frame named a well-formed one; otherwise
+    // the oldest request of that action is the one answered.
     const q = this.awaiting.get(f.action);
-    const room = q && q.length ? this.rooms.get(q.shift()) : null;
+    let id = null;
+    if (q && typeof f.room === "string" && q.includes(f.room)) {
+      id = f.room;
+      this.#answered(f.action, f.room);
+    } else if (q && q.length) {
+      id = q.shift();
+    }
+    const room = id === null ? null : this.rooms.get(id);
     if (f.action === "joinRoom" && room) {
       room.joining = false;
       room.joined = false;

@@ -3,6 +3,7 @@
 //! - [`protocol`]: the frames of docs/protocol.md, with parse-don't-validate newtypes;
 //! - [`routes`]: the WebSocket API's route table (route keys, the function serving each);
 //! - [`error`]: one error type per boundary and the stable client error codes;
+//! - [`fields`]: JSON objects read field by field, with errors that never echo input;
 //! - [`config`] and [`telemetry`]: environment config (fail fast) and tracing setup;
 //! - [`auth`]: JWT verification (and issuing);
 //! - [`store`] and [`gateway`]: the ports and their adapters (DynamoDB, PostgreSQL, in-memory,
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod fanout;
+pub mod fields;
 pub mod gateway;
 pub mod presence;
 pub mod protocol;

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::ErrorCode;
-use crate::routes::{RouteKey, is_known_action};
+use crate::fields::Fields;
+use crate::routes::RouteKey;
 
 /// Longest room id (docs/protocol.md): short enough to sit in a DynamoDB key and a URL path.
 pub const ROOM_ID_MAX: usize = 64;
@@ -231,34 +232,6 @@ pub enum ClientFrame {
     Ping,
 }
 
-/// The wire shapes, before the newtypes check them. Private: only [`ClientFrame`] leaves.
-#[derive(Deserialize)]
-#[serde(tag = "action", rename_all = "camelCase", deny_unknown_fields)]
-enum WireFrame {
-    JoinRoom {
-        room: String,
-    },
-    LeaveRoom {
-        room: String,
-    },
-    #[serde(rename_all = "camelCase")]
-    SendMessage {
-        room: String,
-        body: String,
-        client_msg_id: String,
-    },
-    History {
-        room: String,
-        before: Option<i64>,
-        after: Option<i64>,
-        limit: Option<i64>,
-    },
-    Typing {
-        room: String,
-    },
-    Ping {},
-}
-
 /// The `action` of a frame, if the frame is a JSON object with a string `action`.
 ///
 /// API Gateway selects the route on `$request.body.action`; this is the same reading, used for
@@ -284,7 +257,8 @@ impl ClientFrame {
         }
     }
 
-    /// Parses a frame body. Every failure names the problem and never echoes the input.
+    /// Parses a frame body. Every failure names the field and the problem and never echoes
+    /// the input ([`crate::fields`]).
     pub fn parse(raw: &str) -> Result<Self, ProtocolError> {
         let value: serde_json::Value = serde_json::from_str(raw)
             .map_err(|_| ProtocolError::bad_request("the frame is not valid JSON"))?;
@@ -293,50 +267,44 @@ impl ClientFrame {
                 "the frame must be a JSON object",
             ));
         };
-        match obj.get("action") {
-            Some(serde_json::Value::String(a)) if !is_known_action(a) => {
-                return Err(ProtocolError::bad_request("unknown action"));
-            }
-            Some(serde_json::Value::String(_)) => {}
+        let action = match obj.get("action") {
+            Some(serde_json::Value::String(a)) => a.clone(),
             Some(_) => return Err(ProtocolError::bad_request("`action` must be a string")),
             None => return Err(ProtocolError::bad_request("missing field `action`")),
-        }
-        let wire: WireFrame = serde_json::from_value(value).map_err(|e| {
-            // serde_json's messages name the field ("missing field `room`", "invalid type:
-            // integer, expected a string") and carry no input; the position suffix is noise here.
-            let text = e.to_string();
-            let text = text.split(" at line ").next().unwrap_or(&text).to_owned();
-            ProtocolError::bad_request(text)
-        })?;
-        Ok(match wire {
-            WireFrame::JoinRoom { room } => Self::JoinRoom {
-                room: RoomId::parse(room)?,
+        };
+        let allowed: &[&str] = match action.as_str() {
+            "joinRoom" | "leaveRoom" | "typing" => &["action", "room"],
+            "sendMessage" => &["action", "room", "body", "clientMsgId"],
+            "history" => &["action", "room", "before", "after", "limit"],
+            "ping" => &["action"],
+            _ => return Err(ProtocolError::bad_request("unknown action")),
+        };
+        let f = Fields::from_value(value, "the frame", allowed)?;
+        Ok(match action.as_str() {
+            "joinRoom" => Self::JoinRoom {
+                room: RoomId::parse(f.string("room")?)?,
             },
-            WireFrame::LeaveRoom { room } => Self::LeaveRoom {
-                room: RoomId::parse(room)?,
+            "leaveRoom" => Self::LeaveRoom {
+                room: RoomId::parse(f.string("room")?)?,
             },
-            WireFrame::SendMessage {
-                room,
-                body,
-                client_msg_id,
-            } => Self::SendMessage {
-                room: RoomId::parse(room)?,
-                client_msg_id: ClientMsgId::parse(client_msg_id)?,
-                body: MessageBody::parse(body)?,
+            "typing" => Self::Typing {
+                room: RoomId::parse(f.string("room")?)?,
             },
-            WireFrame::History {
-                room,
-                before,
-                after,
-                limit,
-            } => Self::History {
-                room: RoomId::parse(room)?,
-                query: HistoryQuery::new(before, after, limit)?,
+            "sendMessage" => Self::SendMessage {
+                room: RoomId::parse(f.string("room")?)?,
+                client_msg_id: ClientMsgId::parse(f.string("clientMsgId")?)?,
+                body: MessageBody::parse(f.string("body")?)?,
             },
-            WireFrame::Typing { room } => Self::Typing {
-                room: RoomId::parse(room)?,
+            "history" => Self::History {
+                room: RoomId::parse(f.string("room")?)?,
+                query: HistoryQuery::new(
+                    f.opt_i64("before")?,
+                    f.opt_i64("after")?,
+                    f.opt_i64("limit")?,
+                )?,
             },
-            WireFrame::Ping {} => Self::Ping,
+            "ping" => Self::Ping,
+            _ => return Err(ProtocolError::bad_request("unknown action")),
         })
     }
 }
@@ -422,6 +390,9 @@ pub enum ServerFrame {
         action: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
+        /// The room the failed frame named, when it was a well-formed room id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        room: Option<RoomId>,
     },
 }
 
@@ -543,7 +514,10 @@ mod tests {
             (r#"{"action":7}"#, "`action` must be a string"),
             (r#"{"action":"dance"}"#, "unknown action"),
             (r#"{"action":"joinRoom"}"#, "missing field `room`"),
-            (r#"{"action":"joinRoom","room":5}"#, "invalid type"),
+            (
+                r#"{"action":"joinRoom","room":5}"#,
+                "`room` must be a string",
+            ),
             (r#"{"action":"joinRoom","room":"Bad Room"}"#, "`room`"),
             (
                 r#"{"action":"sendMessage","room":"r","body":"x"}"#,
@@ -568,6 +542,36 @@ mod tests {
     }
 
     #[test]
+    fn refusals_never_echo_long_values_or_unknown_names() {
+        let long = "q".repeat(10_000);
+        let cases = [
+            (
+                format!(r#"{{"action":"history","room":"r","limit":"{long}"}}"#),
+                "`limit` must be an integer",
+            ),
+            (
+                format!(r#"{{"action":"joinRoom","room":["{long}"]}}"#),
+                "`room` must be a string",
+            ),
+            (
+                format!(r#"{{"action":"joinRoom","room":"r","{long}":1}}"#),
+                "unknown field in the frame; allowed: `action`, `room`",
+            ),
+            (
+                format!(r#"{{"action":"joinRoom","room":"{long}"}}"#),
+                "`room` must be 1..=64 chars",
+            ),
+        ];
+        for (raw, needle) in cases {
+            let e = bad(&raw);
+            assert_eq!(e.code, ErrorCode::BadRequest, "{needle}");
+            assert!(e.message.contains(needle), "{}", e.message);
+            assert!(!e.message.contains("qqq"), "{}", e.message);
+            assert!(e.message.len() < 120, "{}", e.message);
+        }
+    }
+
+    #[test]
     fn oversized_body_is_payload_too_large() {
         let raw = format!(
             r#"{{"action":"sendMessage","room":"r","body":"{}","clientMsgId":"m"}}"#,
@@ -586,11 +590,25 @@ mod tests {
             request_id: "r1".into(),
             action: Some("sendMessage".into()),
             client_msg_id: None,
+            room: None,
         };
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"type":"error","code":"forbidden","message":"no","requestId":"r1","action":"sendMessage"})
+        );
+        let e = ServerFrame::Error {
+            code: ErrorCode::NotFound,
+            message: "room not found".into(),
+            request_id: "r2".into(),
+            action: Some("history".into()),
+            client_msg_id: None,
+            room: Some(RoomId::parse("lobby").unwrap()),
+        };
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"error","code":"not_found","message":"room not found","requestId":"r2","action":"history","room":"lobby"})
         );
         let m = ChatMessage {
             room: RoomId::parse("r").unwrap(),

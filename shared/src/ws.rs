@@ -116,6 +116,7 @@ pub fn error_frame(
     err: &RouteError,
     action: Option<&str>,
     client_msg_id: Option<&str>,
+    room: Option<&RoomId>,
 ) -> ServerFrame {
     let code = err.code();
     if matches!(code, ErrorCode::Unavailable | ErrorCode::Internal) {
@@ -129,6 +130,7 @@ pub fn error_frame(
         request_id: request_id.to_owned(),
         action: action.map(str::to_owned),
         client_msg_id: client_msg_id.map(str::to_owned),
+        room: room.cloned(),
     }
 }
 
@@ -158,22 +160,27 @@ pub fn parse_frame(ev: &ApiGatewayWebsocketProxyRequest) -> Result<ClientFrame, 
 }
 
 /// The route response for a failed route: an error frame naming the request, and the
-/// `action` and `clientMsgId` of the frame when they are well-formed (never raw input).
+/// `action`, `clientMsgId` and `room` of the frame when they are well-formed (never raw input).
 pub fn error_reply(
     ev: &ApiGatewayWebsocketProxyRequest,
     err: &RouteError,
 ) -> ApiGatewayProxyResponse {
     let raw = body_text(ev).unwrap_or_default();
     let action = action_of(raw).filter(|a| crate::routes::is_known_action(a));
-    let client_msg_id = serde_json::from_str::<Value>(raw)
-        .ok()
-        .and_then(|v| v.get("clientMsgId")?.as_str().map(str::to_owned))
-        .and_then(|c| ClientMsgId::parse(c).ok());
+    let frame = serde_json::from_str::<Value>(raw).ok();
+    let field = |name: &str| {
+        frame
+            .as_ref()
+            .and_then(|v| v.get(name)?.as_str().map(str::to_owned))
+    };
+    let client_msg_id = field("clientMsgId").and_then(|c| ClientMsgId::parse(c).ok());
+    let room = field("room").and_then(|r| RoomId::parse(r).ok());
     reply(&error_frame(
         request_id(ev),
         err,
         action.as_deref(),
         client_msg_id.as_ref().map(ClientMsgId::as_str),
+        room.as_ref(),
     ))
 }
 

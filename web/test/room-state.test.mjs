@@ -378,6 +378,12 @@ test("error frames for joins and history are matched to the oldest such request"
   assert.deepEqual(h.eventsOf("notice").map((d) => d.text), [`Could not join one: ${ERROR_TEXT.forbidden}`]);
   h.store.apply({ type: "joined", room: "two" });
   assert.equal(h.store.rooms.get("two").joined, true);
+  // An error frame naming its room is attributed to that room, whatever the order asked.
+  h.store.join("three");
+  h.store.join("four");
+  h.store.apply({ type: "error", code: "not_found", action: "joinRoom", requestId: "r", room: "four" });
+  assert.equal(h.store.rooms.get("four").joining, false);
+  assert.equal(h.store.rooms.get("three").joining, true);
   // An unauthorized error frame about nothing pending asks for a new token.
   h.store.apply({ type: "error", code: "unauthorized", action: "typing", requestId: "r" });
   assert.equal(h.eventsOf("unauthorized").length, 1);

@@ -12,7 +12,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::body::Fields;
+use crate::body;
 use crate::{ApiError, HttpDeps, RequestInfo, json, no_content};
 
 /// Usernames: 3..=32 chars from `[A-Za-z0-9_.-]` (docs/protocol.md).
@@ -66,7 +66,7 @@ fn new_refresh_token() -> String {
 }
 
 fn presented_refresh_token(req: &Request) -> Result<String, ApiError> {
-    let fields = Fields::parse(req, &["refreshToken"])?;
+    let fields = body::fields(req, &["refreshToken"])?;
     let token = fields.string("refreshToken")?;
     if token.is_empty() || token.chars().count() > REFRESH_TOKEN_MAX_CHARS {
         return Err(ApiError::Unauthorized(
@@ -119,7 +119,7 @@ async fn new_session(
 
 /// `POST /auth/register`: 201 with a session; 409 when the username is taken.
 pub async fn register(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::parse(req, &["username", "password"])?;
+    let fields = body::fields(req, &["username", "password"])?;
     let username = fields.string("username")?;
     let password = fields.string("password")?;
     check_username(&username)?;
@@ -159,7 +159,7 @@ pub async fn login(
     info: &RequestInfo,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::parse(req, &["username", "password"])?;
+    let fields = body::fields(req, &["username", "password"])?;
     let username = fields.string("username")?;
     let password = fields.string("password")?;
     let now = OffsetDateTime::now_utc();
@@ -247,7 +247,7 @@ pub async fn refresh(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, A
 /// `POST /auth/logout`: revokes the token's family; 204 whether or not it was live (logging
 /// out twice is not an error, and the answer tells nothing about the token).
 pub async fn logout(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiError> {
-    let fields = Fields::parse(req, &["refreshToken"])?;
+    let fields = body::fields(req, &["refreshToken"])?;
     let token = fields.string("refreshToken")?;
     if !token.is_empty() && token.chars().count() <= REFRESH_TOKEN_MAX_CHARS {
         let revoked = deps

@@ -11,7 +11,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::body::Fields;
+use crate::body;
 use crate::{ApiError, HttpDeps, authenticate, json, no_content};
 
 /// Most rooms one `GET /rooms` lists. The route has no pagination (docs/protocol.md); the cap
@@ -54,7 +54,7 @@ pub async fn list(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiE
 /// room is its first member.
 pub async fn create(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiError> {
     let me = authenticate(deps, req).await?;
-    let fields = Fields::parse(req, &["id", "name", "private"])?;
+    let fields = body::fields(req, &["id", "name", "private"])?;
     let id = RoomId::parse(fields.string("id")?).map_err(|_| {
         ApiError::BadRequest(
             "`id` must be 1..=64 chars from [a-z0-9_-], starting with a letter or digit".into(),
@@ -102,7 +102,7 @@ pub async fn add_member(
 ) -> Result<Response<Body>, ApiError> {
     let me = authenticate(deps, req).await?;
     let room = room_id(raw_room)?;
-    let fields = Fields::parse(req, &["userId"])?;
+    let fields = body::fields(req, &["userId"])?;
     let user_id = fields.string("userId")?;
     if user_id.is_empty() || user_id.len() > USER_ID_MAX || user_id.chars().any(char::is_control) {
         return Err(ApiError::BadRequest(format!(

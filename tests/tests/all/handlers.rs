@@ -673,27 +673,70 @@ async fn room_routes_refuse_what_the_user_may_not_do() {
         .await
         .expect("private room");
 
+    // The error frame names the room when the failed frame named a well-formed one, so a
+    // client can attribute the error; a malformed room id is never echoed.
     let cases = [
-        (json!({"action":"joinRoom","room":"secret"}), "forbidden"),
-        (json!({"action":"history","room":"secret"}), "forbidden"),
-        (json!({"action":"history","room":"nowhere"}), "not_found"),
+        (
+            json!({"action":"joinRoom","room":"secret"}),
+            "forbidden",
+            Some("secret"),
+        ),
+        (
+            json!({"action":"history","room":"secret"}),
+            "forbidden",
+            Some("secret"),
+        ),
+        (
+            json!({"action":"history","room":"nowhere"}),
+            "not_found",
+            Some("nowhere"),
+        ),
         (
             json!({"action":"history","room":"general","limit":0}),
             "bad_request",
+            Some("general"),
         ),
         (
             json!({"action":"history","room":"general","before":5,"after":1}),
             "bad_request",
+            Some("general"),
         ),
-        (json!({"action":"typing","room":"secret"}), "forbidden"),
-        (json!({"action":"joinRoom","room":"-bad"}), "bad_request"),
-        (json!({"action":"joinRoom"}), "bad_request"),
-        (json!({"action":"ping"}), "bad_request"),
+        (
+            json!({"action":"typing","room":"secret"}),
+            "forbidden",
+            Some("secret"),
+        ),
+        (
+            json!({"action":"joinRoom","room":"-bad"}),
+            "bad_request",
+            None,
+        ),
+        (
+            json!({"action":"joinRoom","room":"a".repeat(65)}),
+            "bad_request",
+            None,
+        ),
+        (json!({"action":"joinRoom"}), "bad_request", None),
+        (json!({"action":"ping"}), "bad_request", None),
     ];
-    for (frame, code) in cases {
+    for (frame, code, named) in cases {
         let v = body_json(&rooms_route(&deps, a, "alice", frame.clone()).await);
         assert_error(&v, code);
+        assert_eq!(v["room"].as_str(), named, "{frame}: {v}");
     }
+    let v = body_json(
+        &rooms_route(
+            &deps,
+            a,
+            "alice",
+            json!({"action":"history","room":"nowhere"}),
+        )
+        .await,
+    );
+    assert_eq!(
+        v["message"], "room not found",
+        "the wording the HTTP API uses too"
+    );
     assert!(
         !deps
             .live

@@ -25,7 +25,7 @@ async fn accounts_suite(deps: &HttpDeps) {
         ),
         (
             json!({"username": "bob", "password": PASSWORD, "admin": true}),
-            "unknown field `admin`",
+            "unknown field in the body; allowed: `username`, `password`",
         ),
         (json!(["bob", PASSWORD]), "JSON object"),
     ] {
@@ -33,6 +33,25 @@ async fn accounts_suite(deps: &HttpDeps) {
         a.assert_error(400, "bad_request");
         assert!(a.message().contains(needle), "{body}: {a:?}");
         assert!(!a.message().contains("12345678"), "no input echo: {a:?}");
+    }
+    // A long value in a wrong-typed field, and an unknown field with a long name: the answer
+    // names the field and the problem, quotes neither, and stays short.
+    let long = "q".repeat(10_000);
+    for (body, needle) in [
+        (
+            json!({"username": "bob", "password": [long.clone()]}),
+            "`password` must be a string",
+        ),
+        (
+            json!({"username": "bob", "password": PASSWORD, long.clone(): true}),
+            "unknown field in the body",
+        ),
+    ] {
+        let a = call(deps, Http::sample("http-register").json(body)).await;
+        a.assert_error(400, "bad_request");
+        assert!(a.message().contains(needle), "{a:?}");
+        assert!(!a.message().contains("qqq"), "no input echo");
+        assert!(a.message().len() < 120, "{}", a.message());
     }
     for raw in ["{\"username\":", "", "null"] {
         call(deps, Http::sample("http-register").body(raw))
@@ -99,7 +118,11 @@ async fn accounts_suite(deps: &HttpDeps) {
     )
     .await;
     a.assert_error(400, "bad_request");
-    assert!(a.message().contains("`token`"), "{a:?}");
+    // The unknown name is not echoed; the fields the route takes are named.
+    assert!(
+        a.message().contains("unknown field") && a.message().contains("`refreshToken`"),
+        "{a:?}"
+    );
     refresh(deps, &s3.refresh)
         .await
         .assert_error(401, "unauthorized");
