@@ -225,6 +225,10 @@ impl Target {
 /// Lets the kernel choose the source port at `connect` rather than at `bind`, so one source
 /// address can reuse a port towards different destinations. Best effort: without it the run
 /// still works, with fewer ports per source address.
+#[allow(
+    unsafe_code,
+    reason = "setsockopt has no safe wrapper in tokio or std; the one call is checked below"
+)]
 fn bind_address_no_port(socket: &TcpSocket) {
     let one: libc::c_int = 1;
     // SAFETY: setsockopt reads `one` (a c_int of the given size) on a socket this process owns.

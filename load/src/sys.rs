@@ -34,6 +34,10 @@ pub struct Usage {
 }
 
 /// `getrusage(RUSAGE_SELF)`; zeros if the call fails (it cannot with these arguments).
+#[allow(
+    unsafe_code,
+    reason = "getrusage has no safe wrapper in std or rlimit; both unsafe calls are checked below"
+)]
 pub fn usage() -> Usage {
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
