@@ -48,7 +48,7 @@ async fn attempt_store_contract_postgres() {
 }
 
 #[tokio::test]
-async fn migrations_are_recorded_and_safe_to_rerun_concurrently() {
+async fn migrations_are_recorded_and_safe_to_rerun_concurrently_on_postgres() {
     let (store, url) = fresh_history().await;
     // Five runners at once against an already-migrated database: all succeed, none reapplies.
     let runs = futures::future::join_all((0..5).map(|_| store.migrate())).await;

@@ -437,7 +437,7 @@ fn cfn_event(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn migrations_custom_resource_migrates_and_answers_cloudformation() {
+async fn migrations_custom_resource_migrates_on_postgres_and_answers_cloudformation() {
     let url = hubbub_tests::fresh_database().await;
     let (sink, seen) = response_sink().await;
     let deps = migrate::MigrateDeps {

@@ -767,7 +767,7 @@ async fn room_routes_refuse_what_the_user_may_not_do() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_commit_delivers_nothing_and_takes_no_seq() {
+async fn a_failed_commit_on_postgres_delivers_nothing_and_takes_no_seq() {
     let (rec, deps, url) = real_deps().await;
     let (a, b) = ("ConnAlice00=", "ConnBob0000=");
     connect(&deps, a, "alice").await;

@@ -188,7 +188,7 @@ async fn sqs_queue_round_trips_jobs() {
 /// The worker posts each job's chunk, re-enqueues only certainly-failed recipients as a new
 /// job (never the whole chunk), and reports only a malformed job as a batch item failure.
 #[tokio::test]
-async fn worker_posts_chunks_and_retries_only_failed_recipients() {
+async fn worker_posts_chunks_from_sqs_and_retries_only_failed_recipients() {
     let rec = Recorder::start().await;
     let url = hubbub_tests::fresh_queue().await;
     let store = Arc::new(MemoryConnectionStore::new());
@@ -331,7 +331,7 @@ async fn large_rooms_get_occupancy_counts_not_names() {
 /// Presence changes published to SQS reach the worker, which announces the batch once per
 /// room.
 #[tokio::test]
-async fn worker_announces_a_batch_of_presence_changes_once_per_room() {
+async fn worker_announces_a_batch_of_presence_changes_from_sqs_once_per_room() {
     let rec = Recorder::start().await;
     let url = hubbub_tests::fresh_queue().await;
     let store = Arc::new(MemoryConnectionStore::new());

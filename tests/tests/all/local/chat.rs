@@ -198,7 +198,7 @@ async fn local_concurrent_senders_each_message_once() {
 /// room hears it left), and a connection whose `$disconnect` never ran (left behind in the
 /// table) is removed by fan-out as soon as a post to it answers 410.
 #[tokio::test]
-async fn local_vanished_clients_are_cleaned_up() {
+async fn local_vanished_clients_are_cleaned_up_on_postgres_and_dynamodb() {
     let server = TestLocal::over(Stores::PostgresAndDynamo, TestLocal::config()).await;
     let store = server.connection_store().clone();
     let general = hubbub_tests::contract::room("general");
