@@ -62,7 +62,8 @@ impl FanoutReport {
 #[derive(Debug, Default)]
 pub struct ChunkOutcome {
     pub report: FanoutReport,
-    /// Connections that answered 410, to remove from the store.
+    /// Connections that answered 410, to remove from the store ([`post_chunk`] removes
+    /// them itself and leaves this empty).
     pub gone: Vec<String>,
     /// Connections whose post certainly did not arrive (throttled or refused after the
     /// gateway's retries, unreachable): safe to try again later.
@@ -123,20 +124,24 @@ where
         .await
 }
 
-/// Posts `data` to an explicit chunk of connections (a fan-out worker's job).
+/// Posts `data` to an explicit chunk of connections (an inline fan-out, or a fan-out
+/// worker's job), then removes the ones that answered 410 Gone.
 pub async fn post_chunk(
+    connections: &dyn ConnectionStore,
     gateway: &dyn ConnectionGateway,
     endpoint: &Endpoint,
     connection_ids: Vec<String>,
     data: &Bytes,
 ) -> ChunkOutcome {
-    post_all(
+    let mut outcome = post_all(
         gateway,
         endpoint,
         futures::stream::iter(connection_ids),
         data,
     )
-    .await
+    .await;
+    remove_gone(connections, std::mem::take(&mut outcome.gone)).await;
+    outcome
 }
 
 /// Removes connections that answered 410 (their TTL would, later). A failure is logged: the
@@ -252,7 +257,7 @@ pub async fn broadcast_if_small(
         return Ok(None);
     }
     let ids = recipients(page, except);
-    let outcome = post_chunk(gateway, endpoint, ids, &Bytes::from(frame.to_json())).await;
-    remove_gone(connections, outcome.gone).await;
+    let data = Bytes::from(frame.to_json());
+    let outcome = post_chunk(connections, gateway, endpoint, ids, &data).await;
     Ok(Some(outcome.report))
 }

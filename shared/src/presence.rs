@@ -128,19 +128,12 @@ pub async fn flush(
         left: if detail { changes.left } else { Vec::new() },
         count,
     };
-    let data = Bytes::from(frame.to_json());
+    let frame = frame.to_json();
     match queue {
         Some(q) if count > LARGE_ROOM_THRESHOLD => {
-            let frame = frame.to_json();
             let jobs: Vec<FanoutJob> = members
                 .chunks(CHUNK_SIZE as usize)
-                .map(|ids| FanoutJob {
-                    endpoint: endpoint.as_str().to_owned(),
-                    room: room.clone(),
-                    frame: frame.clone(),
-                    connections: ids.to_vec(),
-                    attempt: 1,
-                })
+                .map(|ids| FanoutJob::first(endpoint, room, &frame, ids.to_vec()))
                 .collect();
             q.enqueue(jobs).await?;
             Ok(FanoutReport {
@@ -149,8 +142,8 @@ pub async fn flush(
             })
         }
         _ => {
-            let outcome = fanout::post_chunk(gateway, endpoint, members, &data).await;
-            fanout::remove_gone(connections, outcome.gone).await;
+            let data = Bytes::from(frame);
+            let outcome = fanout::post_chunk(connections, gateway, endpoint, members, &data).await;
             Ok(outcome.report)
         }
     }

@@ -70,6 +70,22 @@ pub struct FanoutJob {
 }
 
 impl FanoutJob {
+    /// A chunk's first attempt.
+    pub fn first(
+        endpoint: &Endpoint,
+        room: &RoomId,
+        frame: &str,
+        connections: Vec<String>,
+    ) -> Self {
+        Self {
+            endpoint: endpoint.as_str().to_owned(),
+            room: room.clone(),
+            frame: frame.to_owned(),
+            connections,
+            attempt: 1,
+        }
+    }
+
     /// The job as a queue message body.
     pub fn to_json(&self) -> Result<String, QueueError> {
         serde_json::to_string(&WorkerMessageRef::Fanout(self)).map_err(QueueError::Malformed)
@@ -138,8 +154,7 @@ pub async fn run_job(
 ) -> JobOutcome {
     let endpoint = Endpoint::for_request("", "", Some(&job.endpoint));
     let data = Bytes::from(job.frame.clone());
-    let outcome = fanout::post_chunk(gateway, &endpoint, job.connections, &data).await;
-    fanout::remove_gone(connections, outcome.gone).await;
+    let outcome = fanout::post_chunk(connections, gateway, &endpoint, job.connections, &data).await;
     let mut report = outcome.report;
     let retry = if outcome.retryable.is_empty() {
         None
@@ -185,19 +200,12 @@ pub async fn deliver(
         .room_members(room, None, MEMBER_PAGE_SIZE)
         .await?;
     if first.next.is_none() {
-        let outcome =
-            fanout::post_chunk(gateway, endpoint, fanout::recipients(first, except), data).await;
-        fanout::remove_gone(connections, outcome.gone).await;
+        let ids = fanout::recipients(first, except);
+        let outcome = fanout::post_chunk(connections, gateway, endpoint, ids, data).await;
         return Ok(outcome.report);
     }
     let frame = String::from_utf8_lossy(data).into_owned();
-    let job = |ids: Vec<String>| FanoutJob {
-        endpoint: endpoint.as_str().to_owned(),
-        room: room.clone(),
-        frame: frame.clone(),
-        connections: ids,
-        attempt: 1,
-    };
+    let job = |ids: Vec<String>| FanoutJob::first(endpoint, room, &frame, ids);
     let mut report = FanoutReport::default();
     let mut cursor = first.next.clone();
     let ids = fanout::recipients(first, except);
