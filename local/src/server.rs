@@ -34,7 +34,7 @@ use hubbub_core::queue::FanoutQueue;
 use hubbub_core::queue::local::LocalFanoutQueue;
 use hubbub_core::store::dynamodb::DynamoConnectionStore;
 use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore, MemoryUserStore};
-use hubbub_core::store::postgres::{MigrateOnPoolError, PostgresHistoryStore, PostgresUserStore};
+use hubbub_core::store::postgres::{Database, MigrateOnPoolError};
 use hubbub_core::store::{AttemptStore, ConnectionStore, HistoryStore, UserStore};
 use hubbub_core::ws::{Live, RouteDeps};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -174,14 +174,13 @@ async fn stores(config: &Config, sdk: &aws_config::SdkConfig) -> Result<Stores, 
     );
     let (history, users, attempts, history_info): Pg = match &config.database_url {
         Some(url) => {
-            let store =
-                PostgresHistoryStore::connect(&PostgresConfig { url: url.clone() }, PG_POOL_SIZE)
-                    .map_err(StartError::Postgres)?;
-            let applied = store.migrate().await.map_err(StartError::Migrate)?;
-            tracing::info!(?applied, "PostgreSQL history store migrated");
-            let users = Arc::new(PostgresUserStore::new(store.pool()));
+            let db = Database::connect(&PostgresConfig { url: url.clone() }, PG_POOL_SIZE)
+                .map_err(StartError::Postgres)?;
+            let applied = db.migrate().await.map_err(StartError::Migrate)?;
+            tracing::info!(?applied, "PostgreSQL database migrated");
+            let users = Arc::new(db.users());
             (
-                Arc::new(store),
+                Arc::new(db.history()),
                 users.clone(),
                 users,
                 "PostgreSQL".to_owned(),

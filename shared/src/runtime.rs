@@ -10,7 +10,7 @@ use crate::presence::PresenceSink;
 use crate::queue::FanoutQueue;
 use crate::queue::sqs::{SqsFanoutQueue, SqsPresenceSink};
 use crate::store::dynamodb::DynamoConnectionStore;
-use crate::store::postgres::{PostgresHistoryStore, PostgresUserStore};
+use crate::store::postgres::Database;
 use crate::store::{ConnectionStore, HistoryStore};
 use crate::ws::{Live, RouteDeps};
 
@@ -37,7 +37,7 @@ pub fn connection_store(
 /// The PostgreSQL history store, with one pooled connection: an execution environment
 /// serves one invocation at a time.
 pub fn history_store(cfg: &PostgresConfig) -> Result<Arc<dyn HistoryStore>, InitError> {
-    Ok(Arc::new(PostgresHistoryStore::connect(cfg, 1)?))
+    Ok(Arc::new(Database::connect(cfg, 1)?.history()))
 }
 
 /// The live side ([`Live`]): DynamoDB and the management API.
@@ -85,12 +85,8 @@ pub fn token_verifier(cfg: &AuthConfig) -> Result<TokenVerifier, InitError> {
     Ok(TokenVerifier::new(own, external))
 }
 
-/// The PostgreSQL history and user stores, sharing one pooled connection (an execution
-/// environment serves one invocation at a time).
-pub fn postgres_stores(
-    cfg: &PostgresConfig,
-) -> Result<(PostgresHistoryStore, PostgresUserStore), InitError> {
-    let history = PostgresHistoryStore::connect(cfg, 1)?;
-    let users = PostgresUserStore::new(history.pool());
-    Ok((history, users))
+/// The PostgreSQL database with one pooled connection, which its history and user stores
+/// share (an execution environment serves one invocation at a time).
+pub fn database(cfg: &PostgresConfig) -> Result<Database, InitError> {
+    Ok(Database::connect(cfg, 1)?)
 }

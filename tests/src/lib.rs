@@ -1,7 +1,7 @@
 //! The test harness of hubbub: real services, fixtures and the port contract suites.
 //!
 //! - PostgreSQL: `HUBBUB_TEST_DATABASE_URL` points at a throwaway cluster's admin database;
-//!   [`fresh_history`] creates a new database per test and migrates it.
+//!   [`migrated_database`] creates a new database per test and migrates it.
 //! - DynamoDB: `HUBBUB_TEST_DYNAMODB_ENDPOINT` points at a DynamoDB-compatible server on
 //!   loopback; [`fresh_connections`] creates a new table per test through the real SDK.
 //! - @connections: [`Recorder`] is a real HTTP server on 127.0.0.1 speaking the management
@@ -31,7 +31,7 @@ use axum::routing::post;
 use hubbub_core::config::PostgresConfig;
 use hubbub_core::gateway::management::ManagementGateway;
 use hubbub_core::store::dynamodb::DynamoConnectionStore;
-use hubbub_core::store::postgres::PostgresHistoryStore;
+use hubbub_core::store::postgres::Database;
 
 /// The fixed test region (nothing reaches AWS).
 pub const REGION: &str = "eu-west-1";
@@ -114,14 +114,13 @@ pub async fn fresh_database() -> String {
     pg_url(&cfg)
 }
 
-/// A history store over a brand-new, migrated database; also returns its URL.
-pub async fn fresh_history() -> (PostgresHistoryStore, String) {
+/// A brand-new, migrated database (its stores share one pool); also returns its URL.
+pub async fn migrated_database() -> (Database, String) {
     let url = fresh_database().await;
     // Four connections: the concurrency tests commit from several tasks at once.
-    let store =
-        PostgresHistoryStore::connect(&PostgresConfig { url: url.clone() }, 4).expect("pool");
-    store.migrate().await.expect("migrate");
-    (store, url)
+    let db = Database::connect(&PostgresConfig { url: url.clone() }, 4).expect("pool");
+    db.migrate().await.expect("migrate");
+    (db, url)
 }
 
 fn pg_url(cfg: &tokio_postgres::Config) -> String {

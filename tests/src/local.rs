@@ -94,8 +94,8 @@ impl TestLocal {
         let connections = match stores {
             Stores::Memory => None,
             Stores::PostgresAndDynamo => {
-                let (history, url) = crate::fresh_history().await;
-                drop(history);
+                let (db, url) = crate::migrated_database().await;
+                drop(db);
                 // A fresh table; the server creates it (the helper's store is only a reader).
                 let table = format!("hubbub-local-{}", uuid::Uuid::new_v4().simple());
                 config.database_url = Some(url);

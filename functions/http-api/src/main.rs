@@ -12,12 +12,12 @@ use lambda_http::{Request, service_fn};
 async fn main() -> Result<(), lambda_http::Error> {
     hubbub_core::telemetry::init();
     let cfg = http_api::Config::from_env()?;
-    let (history, users) = runtime::postgres_stores(&cfg.postgres)?;
-    let users = Arc::new(users);
+    let db = runtime::database(&cfg.postgres)?;
+    let users = Arc::new(db.users());
     let deps = HttpDeps {
         users: users.clone(),
         attempts: users,
-        history: Arc::new(history),
+        history: Arc::new(db.history()),
         verifier: Arc::new(runtime::token_verifier(&cfg.auth)?),
         issuer: Arc::new(JwtIssuer::hs256(&cfg.auth.jwt)?),
         passwords: Passwords::new(&cfg.accounts.argon2)?,

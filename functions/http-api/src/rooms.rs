@@ -6,10 +6,9 @@
 //! does not exist at all).
 
 use hubbub_core::protocol::{HistoryQuery, RoomId, UserRef};
-use hubbub_core::store::Room;
+use hubbub_core::store::{NewRoom, Room};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 use crate::body;
 use crate::{ApiError, HttpDeps, authenticate, json, no_content};
@@ -68,28 +67,18 @@ pub async fn create(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, Ap
         )));
     }
     let private = fields.opt_bool("private")?.unwrap_or(false);
-    let now = OffsetDateTime::now_utc();
-    // Microseconds: what PostgreSQL keeps, so this answer matches later listings.
-    let now = now
-        .replace_nanosecond(now.nanosecond() / 1000 * 1000)
-        .unwrap_or(now);
-    let room = Room {
-        id,
-        name,
-        private,
-        created_at: now,
-    };
+    let room = NewRoom { id, name, private };
     let creator = UserRef {
         id: me.user_id,
         name: me.user_name,
     };
-    match deps.history.create_room(&room, &creator).await {
-        Ok(()) => {}
+    let room = match deps.history.create_room(&room, &creator).await {
+        Ok(room) => room,
         Err(hubbub_core::error::StoreError::Conflict(_)) => {
             return Err(ApiError::Conflict("a room with this id already exists"));
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     tracing::info!(room = %room.id, private, "created room");
     Ok(json(201, room_json(&room)))
 }

@@ -20,7 +20,7 @@ use hubbub_core::aws_lambda_events::cloudformation::{
 };
 use hubbub_core::config::PostgresConfig;
 use hubbub_core::error::chain;
-use hubbub_core::store::postgres::PostgresHistoryStore;
+use hubbub_core::store::postgres::Database;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -67,7 +67,7 @@ pub fn http_client() -> Result<HttpClient, std::io::Error> {
 
 /// What the function needs.
 pub struct MigrateDeps {
-    pub store: PostgresHistoryStore,
+    pub db: Database,
     pub http: HttpClient,
 }
 
@@ -109,7 +109,7 @@ pub async fn handle(
         );
         Ok(())
     } else {
-        match deps.store.migrate().await {
+        match deps.db.migrate().await {
             Ok(applied) => {
                 tracing::info!(request_id, ?applied, "migrations up to date");
                 let list: Vec<String> = applied.iter().map(i64::to_string).collect();

@@ -2,7 +2,7 @@
 
 use hubbub_core::aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
 use hubbub_core::config::FromLookup;
-use hubbub_core::store::postgres::PostgresHistoryStore;
+use hubbub_core::store::postgres::Database;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     hubbub_core::telemetry::init();
     let cfg = migrate::Config::from_env()?;
     let deps = migrate::MigrateDeps {
-        store: PostgresHistoryStore::connect(&cfg, 1)?,
+        db: Database::connect(&cfg, 1)?,
         http: migrate::http_client()?,
     };
     let deps = &deps;

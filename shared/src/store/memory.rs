@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 
 use super::{
     AttemptStore, Attempts, Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member,
-    MemberPage, NewMessage, NewRefreshToken, Room, RoomAccess, Rotation, UserRecord, UserStore,
+    MemberPage, NewMessage, NewRefreshToken, NewRoom, Room, RoomAccess, Rotation, UserRecord,
+    UserStore,
 };
 use crate::error::StoreError;
 use crate::protocol::{ChatMessage, HistoryCursor, HistoryQuery, RoomId, UserRef};
@@ -185,17 +186,23 @@ fn new_room_state(room: Room) -> RoomState {
 
 #[async_trait]
 impl HistoryStore for MemoryHistoryStore {
-    async fn create_room(&self, room: &Room, creator: &UserRef) -> Result<(), StoreError> {
+    async fn create_room(&self, room: &NewRoom, creator: &UserRef) -> Result<Room, StoreError> {
         let mut rooms = lock(&self.rooms);
         if rooms.contains_key(&room.id) {
             return Err(StoreError::Conflict("room"));
         }
-        let mut state = new_room_state(room.clone());
+        let stored = Room {
+            id: room.id.clone(),
+            name: room.name.clone(),
+            private: room.private,
+            created_at: OffsetDateTime::now_utc(),
+        };
+        let mut state = new_room_state(stored.clone());
         if room.private {
             state.members.insert(creator.id.clone());
         }
         rooms.insert(room.id.clone(), state);
-        Ok(())
+        Ok(stored)
     }
 
     async fn ensure_public_room(&self, id: &RoomId) -> Result<Room, StoreError> {

@@ -102,6 +102,14 @@ pub struct Room {
     pub created_at: OffsetDateTime,
 }
 
+/// A room to create: the store assigns its creation time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRoom {
+    pub id: RoomId,
+    pub name: String,
+    pub private: bool,
+}
+
 /// Whether a user may use a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomAccess {
@@ -162,9 +170,10 @@ pub struct HistoryPage {
 /// Rooms, private-room membership and message history.
 #[async_trait]
 pub trait HistoryStore: Send + Sync {
-    /// Creates a room. `Conflict("room")` when the id is taken. The creator of a private room
-    /// becomes its first member.
-    async fn create_room(&self, room: &Room, creator: &UserRef) -> Result<(), StoreError>;
+    /// Creates a room and returns it as stored (with the store's creation time).
+    /// `Conflict("room")` when the id is taken. The creator of a private room becomes its
+    /// first member.
+    async fn create_room(&self, room: &NewRoom, creator: &UserRef) -> Result<Room, StoreError>;
 
     /// Creates a public room named after its id unless it exists; returns the room either way.
     async fn ensure_public_room(&self, id: &RoomId) -> Result<Room, StoreError>;

@@ -11,18 +11,17 @@ fn new_message(r: &RoomId, sender: &UserRef, cmid: &str, body: &str) -> NewMessa
     }
 }
 
-fn public_room(id: &str) -> Room {
-    Room {
+fn public_room(id: &str) -> NewRoom {
+    NewRoom {
         id: room(id),
         name: format!("Room {id}"),
         private: false,
-        created_at: OffsetDateTime::now_utc(),
     }
 }
 
-/// A private room `id` named "Secret", created now.
-pub fn private_room(id: &str) -> Room {
-    Room {
+/// A private room `id` named "Secret".
+pub fn private_room(id: &str) -> NewRoom {
+    NewRoom {
         private: true,
         name: "Secret".into(),
         ..public_room(id)
@@ -45,12 +44,21 @@ pub async fn history_store(store: &dyn HistoryStore) {
 
     // rooms
     let lobby = public_room("lobby");
-    store.create_room(&lobby, &alice).await.expect("create");
+    let before = OffsetDateTime::now_utc() - time::Duration::seconds(5);
+    let created = store.create_room(&lobby, &alice).await.expect("create");
     let got = store
         .get_room(&lobby.id)
         .await
         .expect("get")
         .expect("exists");
+    assert_eq!(
+        created, got,
+        "create answers the room as stored, to the stored precision"
+    );
+    assert!(
+        created.created_at > before,
+        "the store stamps the creation time"
+    );
     assert_eq!((got.name.as_str(), got.private), ("Room lobby", false));
     assert!(matches!(
         store.create_room(&lobby, &bob).await,
@@ -78,7 +86,7 @@ pub async fn history_store(store: &dyn HistoryStore) {
     );
 
     // access
-    let secret = Room {
+    let secret = NewRoom {
         private: true,
         ..public_room("secret")
     };

@@ -20,7 +20,7 @@ use hubbub_core::protocol::{
 };
 use hubbub_core::store::{
     AttemptStore, Commit, Connection, ConnectionStore, HistoryStore, NewMessage, NewRefreshToken,
-    Room, RoomAccess, Rotation, UserRecord, UserStore,
+    NewRoom, Room, RoomAccess, Rotation, UserRecord, UserStore,
 };
 use time::OffsetDateTime;
 

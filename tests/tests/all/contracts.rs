@@ -1,8 +1,7 @@
 //! The port contract suites against every adapter.
 
 use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore, MemoryUserStore};
-use hubbub_core::store::postgres::PostgresUserStore;
-use hubbub_tests::{contract, fresh_connections, fresh_history};
+use hubbub_tests::{contract, fresh_connections, migrated_database};
 
 #[tokio::test]
 async fn connection_store_contract_memory() {
@@ -21,8 +20,8 @@ async fn history_store_contract_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_store_contract_postgres() {
-    let (store, _) = fresh_history().await;
-    contract::history_store(&store).await;
+    let (db, _) = migrated_database().await;
+    contract::history_store(&db.history()).await;
 }
 
 #[tokio::test]
@@ -32,8 +31,8 @@ async fn user_store_contract_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_store_contract_postgres() {
-    let (history, _) = fresh_history().await;
-    contract::user_store(&PostgresUserStore::new(history.pool())).await;
+    let (db, _) = migrated_database().await;
+    contract::user_store(&db.users()).await;
 }
 
 #[tokio::test]
@@ -43,15 +42,15 @@ async fn attempt_store_contract_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempt_store_contract_postgres() {
-    let (history, _) = fresh_history().await;
-    contract::attempt_store(&PostgresUserStore::new(history.pool())).await;
+    let (db, _) = migrated_database().await;
+    contract::attempt_store(&db.users()).await;
 }
 
 #[tokio::test]
 async fn migrations_are_recorded_and_safe_to_rerun_concurrently_on_postgres() {
-    let (store, url) = fresh_history().await;
+    let (db, url) = migrated_database().await;
     // Five runners at once against an already-migrated database: all succeed, none reapplies.
-    let runs = futures::future::join_all((0..5).map(|_| store.migrate())).await;
+    let runs = futures::future::join_all((0..5).map(|_| db.migrate())).await;
     for r in runs {
         assert_eq!(r.expect("migrate again"), Vec::<i64>::new());
     }
@@ -82,6 +81,6 @@ async fn migrations_are_recorded_and_safe_to_rerun_concurrently_on_postgres() {
         )
         .await
         .expect("tamper");
-    let err = store.migrate().await.expect_err("checksum mismatch");
+    let err = db.migrate().await.expect_err("checksum mismatch");
     assert!(err.to_string().contains("checksum"), "{err}");
 }

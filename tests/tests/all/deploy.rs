@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use hubbub_core::config::{ConfigError, FromLookup, Lookup, PostgresConfig};
 use hubbub_core::routes::RouteKey;
 use hubbub_core::store::migrate::MIGRATIONS;
-use hubbub_core::store::postgres::PostgresHistoryStore;
+use hubbub_core::store::postgres::Database;
 use serde_json::{Value as Json, json};
 use serde_norway::Value;
 
@@ -441,8 +441,7 @@ async fn migrations_custom_resource_migrates_on_postgres_and_answers_cloudformat
     let url = hubbub_tests::fresh_database().await;
     let (sink, seen) = response_sink().await;
     let deps = migrate::MigrateDeps {
-        store: PostgresHistoryStore::connect(&PostgresConfig { url: url.clone() }, 1)
-            .expect("pool"),
+        db: Database::connect(&PostgresConfig { url: url.clone() }, 1).expect("pool"),
         http: migrate::http_client().expect("client"),
     };
     let all: Vec<String> = MIGRATIONS.iter().map(|m| m.version.to_string()).collect();
@@ -502,7 +501,7 @@ async fn a_failed_migration_still_answers_cloudformation() {
     let port = closed.local_addr().expect("addr").port();
     drop(closed);
     let deps = migrate::MigrateDeps {
-        store: PostgresHistoryStore::connect(
+        db: Database::connect(
             &PostgresConfig {
                 url: format!("postgres://hubbub:secret-password@127.0.0.1:{port}/nowhere"),
             },

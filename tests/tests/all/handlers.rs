@@ -13,7 +13,7 @@ use hubbub_core::store::{ConnectionStore, HistoryStore};
 use hubbub_core::ws::{Live, RouteDeps};
 use hubbub_tests::contract::{private_room, room, user};
 use hubbub_tests::events::{self, Ws};
-use hubbub_tests::{Recorder, fresh_connections, fresh_history};
+use hubbub_tests::{Recorder, fresh_connections, migrated_database};
 use serde_json::{Value, json};
 
 const SECRET: &str = "handler-tests-secret-at-least-32-bytes-long";
@@ -56,8 +56,12 @@ async fn memory_deps() -> (Recorder, RouteDeps) {
 
 async fn real_deps() -> (Recorder, RouteDeps, String) {
     let rec = Recorder::start().await;
-    let (history, url) = fresh_history().await;
-    let deps = deps_over(&rec, Arc::new(fresh_connections().await), Arc::new(history));
+    let (db, url) = migrated_database().await;
+    let deps = deps_over(
+        &rec,
+        Arc::new(fresh_connections().await),
+        Arc::new(db.history()),
+    );
     (rec, deps, url)
 }
 

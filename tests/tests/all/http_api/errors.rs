@@ -52,7 +52,7 @@ async fn every_failure_has_the_error_shape_and_leaks_nothing() {
     assert_eq!(staged.status, 200, "{staged:?}");
 
     // a database that cannot be reached: 503, and not a word about it
-    let down = PostgresHistoryStore::connect(
+    let down = Database::connect(
         &hubbub_core::config::PostgresConfig {
             url: "postgres://hubbub@127.0.0.1:9/secretdb".into(),
         },
@@ -60,8 +60,8 @@ async fn every_failure_has_the_error_shape_and_leaks_nothing() {
     )
     .expect("pool");
     let broken = deps_over(
-        Arc::new(PostgresUserStore::new(down.pool())),
-        Arc::new(down),
+        Arc::new(down.users()),
+        Arc::new(down.history()),
         own_verifier(),
         accounts_config(),
     );

@@ -25,11 +25,11 @@ use hubbub_core::auth::{
 use hubbub_core::config::{AccountsConfig, Argon2Config, ExternalIssuerConfig, JwtConfig};
 use hubbub_core::protocol::{ClientMsgId, MessageBody};
 use hubbub_core::store::memory::{MemoryHistoryStore, MemoryUserStore};
-use hubbub_core::store::postgres::{PostgresHistoryStore, PostgresUserStore};
+use hubbub_core::store::postgres::{Database, PostgresUserStore};
 use hubbub_core::store::{HistoryStore, NewMessage};
 use hubbub_tests::contract::{room, user};
 use hubbub_tests::events::{self, Http};
-use hubbub_tests::fresh_history;
+use hubbub_tests::migrated_database;
 use hubbub_tests::settings::{self, PASSWORD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use lambda_http::Body;
@@ -201,9 +201,13 @@ fn memory_deps() -> HttpDeps {
 }
 
 async fn postgres_deps_with(config: AccountsConfig) -> HttpDeps {
-    let (history, _) = fresh_history().await;
-    let users = Arc::new(PostgresUserStore::new(history.pool()));
-    deps_over(users, Arc::new(history), own_verifier(), config)
+    let (db, _) = migrated_database().await;
+    deps_over(
+        Arc::new(db.users()),
+        Arc::new(db.history()),
+        own_verifier(),
+        config,
+    )
 }
 
 /// An answer, taken apart.

@@ -92,8 +92,8 @@ async fn local_http_register_login_then_chat() {
 
 #[tokio::test]
 async fn local_http_register_login_then_chat_on_postgres() {
-    let (history, url) = hubbub_tests::fresh_history().await;
-    drop(history);
+    let (db, url) = hubbub_tests::migrated_database().await;
+    drop(db);
     let mut c = TestLocal::config();
     c.database_url = Some(url);
     let server = TestLocal::with_config(c).await;

@@ -1,0 +1,269 @@
+//! The PostgreSQL [`HistoryStore`]: rooms, private-room members and messages.
+//!
+//! `seq` is assigned inside the commit transaction by bumping `rooms.last_seq`: the row lock
+//! serialises the senders of one room only, and a rollback gives the number back, so the
+//! sequence is gap-free.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
+
+use super::Database;
+use crate::error::StoreError;
+use crate::protocol::{
+    ChatMessage, ClientMsgId, HistoryCursor, HistoryQuery, MessageBody, RoomId, UserRef,
+};
+use crate::store::{Commit, HistoryPage, HistoryStore, NewMessage, NewRoom, Room, RoomAccess};
+
+/// PostgreSQL-backed history (see [`Database::history`]).
+#[derive(Clone)]
+pub struct PostgresHistoryStore {
+    db: Database,
+}
+
+impl PostgresHistoryStore {
+    pub(super) fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+const MESSAGE_COLUMNS: &str =
+    "room_id, seq, id, sender_id, sender_name, body, client_msg_id, sent_at";
+
+const ROOM_COLUMNS: &str = "id, name, private, created_at";
+
+fn message_from_row(r: &Row) -> Result<ChatMessage, StoreError> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("message {what}"));
+    Ok(ChatMessage {
+        room: RoomId::parse(r.get::<_, String>(0)).map_err(|_| corrupt("room id"))?,
+        seq: r.get(1),
+        id: r.get(2),
+        sender: UserRef {
+            id: r.get(3),
+            name: r.get(4),
+        },
+        body: MessageBody::parse(r.get::<_, String>(5)).map_err(|_| corrupt("body"))?,
+        client_msg_id: ClientMsgId::parse(r.get::<_, String>(6))
+            .map_err(|_| corrupt("client id"))?,
+        sent_at: r.get(7),
+    })
+}
+
+fn room_from_row(r: &Row) -> Result<Room, StoreError> {
+    Ok(Room {
+        id: RoomId::parse(r.get::<_, String>(0))
+            .map_err(|_| StoreError::Corrupt("room id".into()))?,
+        name: r.get(1),
+        private: r.get(2),
+        created_at: r.get(3),
+    })
+}
+
+#[async_trait]
+impl HistoryStore for PostgresHistoryStore {
+    async fn create_room(&self, room: &NewRoom, creator: &UserRef) -> Result<Room, StoreError> {
+        let mut conn = self.db.session("create room").await?;
+        let tx = conn.transaction().await?;
+        // `created_at` is the database's: the answer then matches every later read to the
+        // microsecond PostgreSQL keeps.
+        let Some(row) = tx
+            .query_opt(
+                &format!(
+                    "INSERT INTO rooms (id, name, private) VALUES ($1, $2, $3)
+                     ON CONFLICT (id) DO NOTHING RETURNING {ROOM_COLUMNS}"
+                ),
+                &[&room.id.as_str(), &room.name, &room.private],
+            )
+            .await?
+        else {
+            return Err(StoreError::Conflict("room"));
+        };
+        let stored = room_from_row(&row)?;
+        if room.private {
+            tx.execute(
+                "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2)",
+                &[&room.id.as_str(), &creator.id],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn ensure_public_room(&self, id: &RoomId) -> Result<Room, StoreError> {
+        let conn = self.db.session("ensure room").await?;
+        let row = conn
+            .query_one(
+                // The no-op DO UPDATE makes RETURNING yield the existing row too, in one round trip.
+                &format!(
+                    "INSERT INTO rooms (id, name, private) VALUES ($1, $1, false)
+                     ON CONFLICT (id) DO UPDATE SET id = rooms.id
+                     RETURNING {ROOM_COLUMNS}"
+                ),
+                &[&id.as_str()],
+            )
+            .await?;
+        room_from_row(&row)
+    }
+
+    async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError> {
+        let conn = self.db.session("get room").await?;
+        let row = conn
+            .query_opt(
+                &format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"),
+                &[&id.as_str()],
+            )
+            .await?;
+        row.as_ref().map(room_from_row).transpose()
+    }
+
+    async fn add_member(&self, room: &RoomId, user_id: &str) -> Result<(), StoreError> {
+        let conn = self.db.session("add member").await?;
+        let result = conn
+            .try_execute(
+                "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING",
+                &[&room.as_str(), &user_id],
+            )
+            .await?;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) => {
+                Err(StoreError::NotFound("room"))
+            }
+            Err(e) => Err(conn.fail(e)),
+        }
+    }
+
+    async fn room_access(&self, room: &RoomId, user_id: &str) -> Result<RoomAccess, StoreError> {
+        let conn = self.db.session("room access").await?;
+        let row = conn
+            .query_opt(
+                "SELECT r.private,
+                        EXISTS (SELECT 1 FROM room_members m
+                                WHERE m.room_id = r.id AND m.user_id = $2)
+                 FROM rooms r WHERE r.id = $1",
+                &[&room.as_str(), &user_id],
+            )
+            .await?;
+        Ok(match row {
+            None => RoomAccess::Missing,
+            Some(r) if r.get::<_, bool>(0) && !r.get::<_, bool>(1) => RoomAccess::Denied,
+            Some(_) => RoomAccess::Allowed,
+        })
+    }
+
+    async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError> {
+        let mut conn = self.db.session("commit message").await?;
+        let tx = conn.transaction().await?;
+        // Take the room's row lock first: from here on, no other sender of this room can
+        // commit, so the duplicate check below cannot race with a concurrent retry.
+        let seq: i64 = match tx
+            .query_opt(
+                "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+                &[&msg.room.as_str()],
+            )
+            .await?
+        {
+            Some(row) => row.get(0),
+            None => return Err(StoreError::NotFound("room")),
+        };
+        let existing = tx
+            .query_opt(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages
+                     WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3"
+                ),
+                &[
+                    &msg.room.as_str(),
+                    &msg.sender.id,
+                    &msg.client_msg_id.as_str(),
+                ],
+            )
+            .await?;
+        if let Some(row) = existing {
+            // Dropping `tx` rolls back the seq bump: the retry takes no number.
+            return Ok(Commit::Duplicate(message_from_row(&row)?));
+        }
+        let id = uuid::Uuid::now_v7();
+        let row = tx
+            .query_one(
+                &format!(
+                    "INSERT INTO messages (room_id, seq, id, sender_id, sender_name, body, client_msg_id, sent_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {MESSAGE_COLUMNS}"
+                ),
+                &[
+                    &msg.room.as_str(),
+                    &seq,
+                    &id,
+                    &msg.sender.id,
+                    &msg.sender.name,
+                    &msg.body.as_str(),
+                    &msg.client_msg_id.as_str(),
+                    &OffsetDateTime::now_utc(),
+                ],
+            )
+            .await?;
+        let stored = message_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Commit::New(stored))
+    }
+
+    async fn history(
+        &self,
+        room: &RoomId,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
+        let conn = self.db.session("history").await?;
+        let limit = i64::from(query.limit);
+        // Fetch one extra row to learn whether more exist, without a COUNT.
+        let fetch = limit + 1;
+        let (sql, bound, ascending) = match query.cursor {
+            HistoryCursor::Latest => ("seq < $2 ORDER BY seq DESC", i64::MAX, false),
+            HistoryCursor::Before(b) => ("seq < $2 ORDER BY seq DESC", b, false),
+            HistoryCursor::After(a) => ("seq > $2 ORDER BY seq ASC", a, true),
+        };
+        let rows = conn
+            .query(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND {sql} LIMIT $3"
+                ),
+                &[&room.as_str(), &bound, &fetch],
+            )
+            .await?;
+        if rows.is_empty()
+            && conn
+                .query_opt("SELECT 1 FROM rooms WHERE id = $1", &[&room.as_str()])
+                .await?
+                .is_none()
+        {
+            return Err(StoreError::NotFound("room"));
+        }
+        let has_more = rows.len() as i64 > limit;
+        let mut messages = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if !ascending {
+            messages.reverse();
+        }
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError> {
+        let conn = self.db.session("visible rooms").await?;
+        let rows = conn
+            .query(
+                "SELECT r.id, r.name, r.private, r.created_at FROM rooms r
+                 WHERE NOT r.private
+                    OR EXISTS (SELECT 1 FROM room_members m
+                               WHERE m.room_id = r.id AND m.user_id = $1)
+                 ORDER BY r.id LIMIT $2",
+                &[&user_id, &i64::from(limit)],
+            )
+            .await?;
+        rows.iter().map(room_from_row).collect()
+    }
+}
