@@ -16,7 +16,8 @@ use crate::protocol::{
     ClientFrame, ClientMsgId, ProtocolError, RoomId, ServerFrame, UserRef, action_of,
 };
 use crate::queue::{self, FanoutQueue};
-use crate::store::{ConnectionStore, HistoryStore};
+use crate::store::{CONNECTION_TTL, Connection, ConnectionStore, HistoryStore};
+use time::OffsetDateTime;
 
 /// Authorizer context keys, set by the authorizer and read on every later route.
 pub mod context_keys {
@@ -36,6 +37,9 @@ pub struct RouteContext {
     pub endpoint: Endpoint,
     /// The user the authorizer vouched for.
     pub user: UserRef,
+    /// When the connection was opened (`connectedAt`, on every event of the connection); now
+    /// when the event has none.
+    pub connected_at: OffsetDateTime,
 }
 
 fn context_string(fields: &std::collections::HashMap<String, Value>, key: &str) -> Option<String> {
@@ -68,6 +72,11 @@ impl RouteContext {
         )?;
         let user_name =
             context_string(fields, context_keys::USER_NAME).unwrap_or_else(|| user_id.clone());
+        let connected_at =
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(rc.connected_at) * 1_000_000)
+                .ok()
+                .filter(|t| t.unix_timestamp() > 0)
+                .unwrap_or_else(OffsetDateTime::now_utc);
         let domain = rc.domain_name.as_deref().unwrap_or_default();
         let stage = rc.stage.as_deref().unwrap_or_default();
         Ok(Self {
@@ -79,7 +88,19 @@ impl RouteContext {
                 id: user_id,
                 name: user_name,
             },
+            connected_at,
         })
+    }
+
+    /// The caller's connection as `$connect` records it: its user, and an expiry
+    /// [`CONNECTION_TTL`] after it opened, or after now when the event is older than that (a
+    /// replayed sample event: a record born expired would make every later route refuse it).
+    pub fn connection(&self) -> Connection {
+        let mut conn = Connection::new(&self.connection_id, self.user.clone(), self.connected_at);
+        conn.expires_at = conn
+            .expires_at
+            .max(OffsetDateTime::now_utc() + CONNECTION_TTL);
+        conn
     }
 }
 

@@ -11,9 +11,8 @@ use hubbub_core::aws_lambda_events::apigw::{
 };
 use hubbub_core::aws_lambda_events::http::HeaderValue;
 use hubbub_core::error::chain;
-use hubbub_core::store::{CONNECTION_TTL, Connection, ConnectionStore};
+use hubbub_core::store::ConnectionStore;
 use hubbub_core::ws::RouteContext;
-use time::OffsetDateTime;
 
 /// The configuration this function reads at init: the connections table.
 pub type Config = hubbub_core::config::DynamoConfig;
@@ -55,17 +54,7 @@ pub async fn handle(
             return status(401);
         }
     };
-    let connected_at = OffsetDateTime::from_unix_timestamp_nanos(
-        i128::from(ev.request_context.connected_at) * 1_000_000,
-    )
-    .ok()
-    .filter(|t| t.unix_timestamp() > 0)
-    .unwrap_or_else(OffsetDateTime::now_utc);
-    let mut conn = Connection::new(&ctx.connection_id, ctx.user.clone(), connected_at);
-    // Expire relative to now when the event is old (a replayed sample event): a record that
-    // is born expired would make every later route refuse the connection.
-    let from_now = OffsetDateTime::now_utc() + CONNECTION_TTL;
-    conn.expires_at = conn.expires_at.max(from_now);
+    let conn = ctx.connection();
     if let Err(e) = deps.connections.put_connection(&conn).await {
         // Refuse the handshake: a connection we cannot record could never receive messages.
         tracing::error!(request_id = %ctx.request_id, connection_id = %ctx.connection_id, error = %chain(&e), "could not store connection");

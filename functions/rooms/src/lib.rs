@@ -11,7 +11,7 @@
 use hubbub_core::aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
 };
-use hubbub_core::error::{AccessError, RouteError};
+use hubbub_core::error::{AccessError, RouteError, StoreError};
 use hubbub_core::fanout;
 use hubbub_core::protocol::{ClientFrame, PresenceState, ProtocolError, RoomId, ServerFrame};
 use hubbub_core::ws::{RouteContext, RouteDeps, parse_frame, run_route};
@@ -98,15 +98,21 @@ async fn join(
         }
         Err(denied @ AccessError::Denied) => return Err(denied.into()),
     }
-    let conn = deps
+    // The store's transaction checks that the connection is still registered and live.
+    let fresh = match deps
         .live
         .connections
-        .get_connection(&ctx.connection_id)
-        .await?
-        .ok_or(RouteError::Unauthorized(
-            "this connection is no longer registered; reconnect",
-        ))?;
-    let fresh = deps.live.connections.join_room(&conn, &room).await?;
+        .join_room(&ctx.connection(), &room)
+        .await
+    {
+        Ok(fresh) => fresh,
+        Err(StoreError::NotFound("connection")) => {
+            return Err(RouteError::Unauthorized(
+                "this connection is no longer registered; reconnect",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if fresh {
         deps.live.announce(ctx, &room, PresenceState::Joined).await;
     }
