@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::{Args, Parser, Subcommand, value_parser};
+use http_api::AccountsConfig;
 use hubbub_core::auth::{AuthError, JwtIssuer};
-use hubbub_core::config::{AccountsConfig, ConfigError, JwtConfig, Lookup, vars};
+use hubbub_core::config::{ConfigError, JwtConfig, Lookup, vars};
 
 use crate::config::{
     Config, DEFAULT_CORS_ORIGIN, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTION, DEFAULT_PORT,

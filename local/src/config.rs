@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hubbub_core::config::{AccountsConfig, JwtConfig, vars};
+use http_api::AccountsConfig;
+use hubbub_core::config::{JwtConfig, vars};
 
 /// The port of docs/protocol.md's `ws://127.0.0.1:3001`.
 pub const DEFAULT_PORT: u16 = 3001;

@@ -31,7 +31,8 @@ fn required(get: Lookup<'_>, var: &'static str, hint: &'static str) -> Result<St
     get(var).ok_or(ConfigError::Missing { var, hint })
 }
 
-/// Variable names, in one place for the template consistency check and the docs.
+/// Variable names of the settings more than one function reads, in one place for the template
+/// consistency check and the docs (the HTTP API's own are in `http_api::config::vars`).
 pub mod vars {
     pub const JWT_SECRET: &str = "HUBBUB_JWT_SECRET";
     pub const JWT_ISSUER: &str = "HUBBUB_JWT_ISSUER";
@@ -45,18 +46,10 @@ pub mod vars {
     pub const EXTERNAL_AUDIENCE: &str = "HUBBUB_EXTERNAL_AUDIENCE";
     pub const EXTERNAL_JWKS_URL: &str = "HUBBUB_EXTERNAL_JWKS_URL";
     pub const JWKS_REFETCH_SECS: &str = "HUBBUB_JWKS_REFETCH_SECS";
-    pub const ACCESS_TOKEN_TTL_SECS: &str = "HUBBUB_ACCESS_TOKEN_TTL_SECS";
-    pub const REFRESH_TOKEN_TTL_SECS: &str = "HUBBUB_REFRESH_TOKEN_TTL_SECS";
-    pub const ARGON2_MEMORY_KIB: &str = "HUBBUB_ARGON2_MEMORY_KIB";
-    pub const ARGON2_ITERATIONS: &str = "HUBBUB_ARGON2_ITERATIONS";
-    pub const ARGON2_PARALLELISM: &str = "HUBBUB_ARGON2_PARALLELISM";
-    pub const MAX_BODY_BYTES: &str = "HUBBUB_MAX_BODY_BYTES";
-    pub const LOGIN_MAX_FAILURES: &str = "HUBBUB_LOGIN_MAX_FAILURES";
-    pub const LOGIN_WINDOW_SECS: &str = "HUBBUB_LOGIN_WINDOW_SECS";
 }
 
 /// Reads an optional unsigned number in `min..=max`, or `default` when unset.
-fn number(
+pub fn number(
     get: Lookup<'_>,
     var: &'static str,
     default: u64,
@@ -352,102 +345,6 @@ impl FromLookup for AuthConfig {
     }
 }
 
-/// Everything the HTTP API reads: token verification and issuing, the database, and the
-/// account settings.
-#[derive(Debug, Clone)]
-pub struct HttpApiConfig {
-    pub auth: AuthConfig,
-    pub postgres: PostgresConfig,
-    pub accounts: AccountsConfig,
-}
-
-impl FromLookup for HttpApiConfig {
-    fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
-        Ok(Self {
-            auth: AuthConfig::from_lookup(get)?,
-            postgres: PostgresConfig::from_lookup(get)?,
-            accounts: AccountsConfig::from_lookup(get)?,
-        })
-    }
-}
-
-/// argon2id cost parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Argon2Config {
-    /// Memory per hash in KiB.
-    pub memory_kib: u32,
-    /// Passes over the memory.
-    pub iterations: u32,
-    /// Lanes.
-    pub parallelism: u32,
-}
-
-impl Default for Argon2Config {
-    /// OWASP's argon2id recommendation (19 MiB, 2 passes, 1 lane): tens of milliseconds per
-    /// hash on a Lambda vCPU, and well inside a 128 MB function's memory.
-    fn default() -> Self {
-        Self {
-            memory_kib: 19 * 1024,
-            iterations: 2,
-            parallelism: 1,
-        }
-    }
-}
-
-/// What the HTTP API needs beyond the JWT and database settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AccountsConfig {
-    /// Access-token lifetime: short, because an access token cannot be revoked (15 min).
-    pub access_ttl: time::Duration,
-    /// Refresh-token lifetime (30 days): how long a client may stay signed in unused.
-    pub refresh_ttl: time::Duration,
-    pub argon2: Argon2Config,
-    /// Largest accepted request body. Every body of the API is a small JSON object; 16 KiB
-    /// leaves room for long names while refusing junk before it is parsed.
-    pub max_body_bytes: usize,
-    /// Failed logins allowed per username and per source IP in one window (5), then 429:
-    /// enough for typos, too few for guessing.
-    pub login_max_failures: u32,
-    /// The window of `login_max_failures` (15 min).
-    pub login_window: time::Duration,
-}
-
-impl AccountsConfig {
-    /// Reads the optional `HUBBUB_ACCESS_TOKEN_TTL_SECS`, `HUBBUB_REFRESH_TOKEN_TTL_SECS`,
-    /// `HUBBUB_ARGON2_*`, `HUBBUB_MAX_BODY_BYTES`, `HUBBUB_LOGIN_MAX_FAILURES` and
-    /// `HUBBUB_LOGIN_WINDOW_SECS`.
-    pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
-        let secs = |n: u64| time::Duration::seconds(i64::try_from(n).unwrap_or(i64::MAX));
-        let as_u32 = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
-        Ok(Self {
-            access_ttl: secs(number(get, vars::ACCESS_TOKEN_TTL_SECS, 900, 60, 86_400)?),
-            refresh_ttl: secs(number(
-                get,
-                vars::REFRESH_TOKEN_TTL_SECS,
-                30 * 86_400,
-                300,
-                365 * 86_400,
-            )?),
-            argon2: Argon2Config {
-                // argon2 needs at least 8 KiB per lane; 1 GiB is beyond any Lambda we would use.
-                memory_kib: as_u32(number(get, vars::ARGON2_MEMORY_KIB, 19 * 1024, 8, 1 << 20)?),
-                iterations: as_u32(number(get, vars::ARGON2_ITERATIONS, 2, 1, 64)?),
-                parallelism: as_u32(number(get, vars::ARGON2_PARALLELISM, 1, 1, 16)?),
-            },
-            max_body_bytes: usize::try_from(number(
-                get,
-                vars::MAX_BODY_BYTES,
-                16 * 1024,
-                256,
-                1 << 20,
-            )?)
-            .unwrap_or(16 * 1024),
-            login_max_failures: as_u32(number(get, vars::LOGIN_MAX_FAILURES, 5, 1, 1000)?),
-            login_window: secs(number(get, vars::LOGIN_WINDOW_SECS, 900, 1, 86_400)?),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -500,15 +397,7 @@ mod tests {
     }
 
     #[test]
-    fn accounts_and_external_issuer_config() {
-        let c = AccountsConfig::from_lookup(&lookup(&[])).unwrap();
-        assert_eq!(c.access_ttl, time::Duration::minutes(15));
-        assert_eq!(c.refresh_ttl, time::Duration::days(30));
-        assert_eq!(c.argon2, Argon2Config::default());
-        assert_eq!((c.login_max_failures, c.max_body_bytes), (5, 16 * 1024));
-        let e = AccountsConfig::from_lookup(&lookup(&[("HUBBUB_LOGIN_MAX_FAILURES", "lots")]))
-            .unwrap_err();
-        assert!(e.to_string().contains("HUBBUB_LOGIN_MAX_FAILURES"), "{e}");
+    fn external_issuer_config() {
         assert_eq!(
             ExternalIssuerConfig::from_lookup(&lookup(&[])).unwrap(),
             None

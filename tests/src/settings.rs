@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use hubbub_core::config::{Argon2Config, JwtConfig};
+use http_api::Argon2Config;
+use hubbub_core::config::JwtConfig;
 
 /// The HS256 secret of every test's own issuer (at least 32 bytes, as the config requires).
 pub const SECRET: &str = "hubbub-tests-secret-at-least-32-bytes-long";

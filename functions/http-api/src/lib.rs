@@ -17,6 +17,7 @@
 
 pub mod accounts;
 pub mod body;
+pub mod config;
 pub mod error;
 pub mod passwords;
 pub mod rooms;
@@ -25,19 +26,19 @@ pub mod routes;
 use std::sync::Arc;
 
 use hubbub_core::auth::{Identity, JwtIssuer, TokenVerifier};
-use hubbub_core::config::AccountsConfig;
 use hubbub_core::store::{AttemptStore, HistoryStore, UserStore};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, http};
 use tracing::Instrument;
 
+pub use config::{AccountsConfig, Argon2Config};
 pub use error::ApiError;
 pub use passwords::Passwords;
 pub use routes::HttpRoute;
 
 /// The configuration this function reads at init: the JWT settings (and the optional external
 /// issuer), the history database and the account settings.
-pub type Config = hubbub_core::config::HttpApiConfig;
+pub type Config = config::HttpApiConfig;
 
 /// Everything the HTTP API needs, built once at init.
 pub struct HttpDeps {

@@ -5,8 +5,8 @@
 //! parameters, so it costs as much as a wrong password for a real user: response time does
 //! not tell which usernames exist.
 
+use crate::config::Argon2Config;
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier, Version};
-use hubbub_core::config::Argon2Config;
 
 use crate::ApiError;
 

@@ -254,3 +254,17 @@ async fn unknown_users_cost_as_much_as_wrong_passwords() {
         "medians differ too much: wrong password {w:?}, unknown user {u:?}"
     );
 }
+
+#[test]
+fn account_settings_default_sensibly_and_refuse_bad_numbers() {
+    let c = AccountsConfig::from_lookup(&|_| None).expect("defaults");
+    assert_eq!(c.access_ttl, time::Duration::minutes(15));
+    assert_eq!(c.refresh_ttl, time::Duration::days(30));
+    assert_eq!(c.argon2, Argon2Config::default());
+    assert_eq!((c.login_max_failures, c.max_body_bytes), (5, 16 * 1024));
+    let e = AccountsConfig::from_lookup(&|var| {
+        (var == "HUBBUB_LOGIN_MAX_FAILURES").then(|| "lots".to_owned())
+    })
+    .expect_err("not a number");
+    assert!(e.to_string().contains("HUBBUB_LOGIN_MAX_FAILURES"), "{e}");
+}

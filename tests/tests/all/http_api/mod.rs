@@ -18,11 +18,12 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get as get_route;
+use http_api::{AccountsConfig, Argon2Config};
 use http_api::{HttpDeps, Passwords};
 use hubbub_core::auth::{
     Claims, ExternalVerifier, HttpJwksSource, JwtIssuer, JwtVerifier, TokenVerifier,
 };
-use hubbub_core::config::{AccountsConfig, Argon2Config, ExternalIssuerConfig, JwtConfig};
+use hubbub_core::config::{ExternalIssuerConfig, JwtConfig};
 use hubbub_core::protocol::{ClientMsgId, MessageBody};
 use hubbub_core::store::memory::{MemoryHistoryStore, MemoryUserStore};
 use hubbub_core::store::postgres::{Database, PostgresUserStore};
