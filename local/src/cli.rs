@@ -20,7 +20,7 @@ use hubbub_core::config::{ConfigError, JwtConfig, Lookup, vars};
 use crate::config::{
     Config, DEFAULT_CORS_ORIGIN, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTION, DEFAULT_PORT,
     DEFAULT_REGION, DEFAULT_STAGE, DEFAULT_TABLE, DEFAULT_TOKEN_TTL, DEV_JWT_SECRET,
-    ENV_DATABASE_URL, ENV_DYNAMODB_ENDPOINT, valid_origin, valid_stage,
+    ENV_DATABASE_URL, ENV_DYNAMODB_ENDPOINT, ManagementClient, valid_origin, valid_stage,
 };
 
 /// Most tokens one `token --count` prints: enough for any load test this emulator can hold
@@ -142,6 +142,11 @@ struct ServeArgs {
     /// built into the binary]
     #[arg(long, value_name = "DIR", value_parser = directory)]
     web_dir: Option<PathBuf>,
+    /// How the handlers post to connections: in-process (straight into the connections'
+    /// queues) or http (signed requests to this server's @connections API, the Lambdas'
+    /// client)
+    #[arg(long, value_enum, value_name = "CLIENT", default_value_t = ManagementClient::InProcess)]
+    management_client: ManagementClient,
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +320,7 @@ fn serve_config(a: ServeArgs, env: Lookup<'_>) -> Result<Config, CliError> {
     cfg.region = a.region;
     cfg.cors_origins = a.cors_origins;
     cfg.web_dir = a.web_dir;
+    cfg.management_client = a.management_client;
     cfg.accounts = AccountsConfig::from_lookup(env)?;
     Ok(cfg)
 }

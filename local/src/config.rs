@@ -80,6 +80,21 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Serve the web client from this directory instead of the copy built into the binary.
     pub web_dir: Option<PathBuf>,
+    /// How the in-process handlers reach connections.
+    pub management_client: ManagementClient,
+}
+
+/// How hubbub-local's handlers reach connections (the `ConnectionGateway` they get).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ManagementClient {
+    /// Straight into the connections' queues, with the management API's answers (410, 413,
+    /// 429): what a developer machine should spend its CPU on, since on AWS the receiving
+    /// side of every post is API Gateway's work, not the account's.
+    #[default]
+    InProcess,
+    /// Signed HTTP requests to this server's own `@connections` API through
+    /// `ManagementGateway`, the client the Lambdas use: every post takes the AWS path.
+    Http,
 }
 
 impl Config {
@@ -99,6 +114,7 @@ impl Config {
             region: DEFAULT_REGION.to_owned(),
             api_id: DEFAULT_API_ID.to_owned(),
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
+            management_client: ManagementClient::default(),
             accounts: default_accounts(),
             cors_origins: vec![DEFAULT_CORS_ORIGIN.to_owned()],
             web_dir: None,

@@ -33,6 +33,7 @@
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod gateway;
 pub mod http;
 pub mod ids;
 pub mod management;

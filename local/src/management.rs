@@ -21,15 +21,11 @@ use axum::{Router, routing};
 use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
-use tokio::sync::mpsc::error::TrySendError;
 
 use crate::events::datetime;
 use crate::ids::new_id;
-use crate::registry::{LiveConn, Outbound};
+use crate::registry::{LiveConn, PostRefusal};
 use crate::server::AppState;
-
-/// API Gateway's limit on a `PostToConnection` body (its WebSocket message limit).
-pub const MAX_POST_BYTES: usize = 128 * 1024;
 
 /// The @connections routes. The server mounts them at `/` and under `/{stage}`, so one
 /// handler per verb serves both; `stage` is present only under the prefix.
@@ -147,23 +143,18 @@ async fn post(
         Ok(c) => c,
         Err(r) => return r.into_response(),
     };
-    if body.len() > MAX_POST_BYTES {
-        return aws_error(
+    let bytes = body.len();
+    match state.registry.post(&conn.meta.connection_id, body) {
+        Ok(()) => {
+            tracing::debug!(connection_id = %id, bytes, "@connections: posted");
+            answer(StatusCode::OK, None, String::new())
+        }
+        Err(PostRefusal::TooLarge) => aws_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLargeException",
             Some("Message too long"),
-        );
-    }
-    let frame = match String::from_utf8(body.to_vec()) {
-        Ok(text) => Outbound::Text(text),
-        Err(e) => Outbound::Binary(e.into_bytes()),
-    };
-    match conn.tx.try_send(frame) {
-        Ok(()) => {
-            tracing::debug!(connection_id = %id, bytes = body.len(), "@connections: posted");
-            answer(StatusCode::OK, None, String::new())
-        }
-        Err(TrySendError::Full(_)) => {
+        ),
+        Err(PostRefusal::NotReading) => {
             tracing::debug!(connection_id = %id, "@connections: client is not reading; post refused");
             aws_error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -171,7 +162,7 @@ async fn post(
                 Some("Rate exceeded"),
             )
         }
-        Err(TrySendError::Closed(_)) => gone(),
+        Err(PostRefusal::Gone) => gone(),
     }
 }
 
@@ -204,13 +195,12 @@ async fn delete(
     Path(ConnectionPath { stage, id }): Path<ConnectionPath>,
     headers: HeaderMap,
 ) -> Response {
-    let conn = match target(&state, stage.as_deref(), &id, &headers, "delete") {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    // Gone at once for later calls; the connection's task closes it and runs $disconnect.
-    state.registry.remove(&id);
-    conn.kick.notify_one();
+    if let Err(r) = target(&state, stage.as_deref(), &id, &headers, "delete") {
+        return r.into_response();
+    }
+    if !state.registry.close(&id) {
+        return gone();
+    }
     tracing::info!(connection_id = %id, "@connections: deleted");
     let mut resp = answer(StatusCode::NO_CONTENT, None, String::new());
     resp.headers_mut().remove(header::CONTENT_TYPE);

@@ -8,15 +8,46 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use bytes::Bytes;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc};
 
 use crate::events::ConnMeta;
 
-/// Frames queued for one client, in order.
+/// API Gateway's limit on a `PostToConnection` body (its WebSocket message limit).
+pub const MAX_POST_BYTES: usize = 128 * 1024;
+
+/// Frames queued for one client, in order. The bytes are shared: one fan-out frame is
+/// queued to every recipient without a copy.
 #[derive(Debug)]
 pub enum Outbound {
-    Text(String),
-    Binary(Vec<u8>),
+    /// Valid UTF-8.
+    Text(Bytes),
+    Binary(Bytes),
+}
+
+impl Outbound {
+    /// A text frame when `data` is UTF-8 (what hubbub posts), binary otherwise, as API
+    /// Gateway sends a posted body.
+    pub fn for_body(data: Bytes) -> Self {
+        if std::str::from_utf8(&data).is_ok() {
+            Self::Text(data)
+        } else {
+            Self::Binary(data)
+        }
+    }
+}
+
+/// Why a post did not reach a connection's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PostRefusal {
+    /// Unknown or closed (410).
+    Gone,
+    /// Over [`MAX_POST_BYTES`] (413).
+    TooLarge,
+    /// The client is not reading and its queue is full (429): a slow reader must not make
+    /// the sender buffer without bound.
+    NotReading,
 }
 
 /// A registered connection: how to reach its task and what `GET @connections/{id}` reports.
@@ -66,6 +97,33 @@ impl Registry {
     /// The live connection with this id.
     pub fn get(&self, id: &str) -> Option<LiveConn> {
         self.lock().get(id).cloned()
+    }
+
+    /// Queues `data` for the connection, as `POST @connections/{id}` does.
+    pub fn post(&self, id: &str, data: Bytes) -> Result<(), PostRefusal> {
+        if data.len() > MAX_POST_BYTES {
+            return Err(PostRefusal::TooLarge);
+        }
+        // The lock covers the lookup only; the queue has its own.
+        let tx = self.lock().get(id).map(|c| c.tx.clone());
+        let tx = tx.ok_or(PostRefusal::Gone)?;
+        match tx.try_send(Outbound::for_body(data)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(PostRefusal::NotReading),
+            Err(TrySendError::Closed(_)) => Err(PostRefusal::Gone),
+        }
+    }
+
+    /// Closes the connection, as `DELETE @connections/{id}` does: gone at once for later
+    /// calls; its task closes the socket and runs `$disconnect`. `false` when it was gone.
+    pub fn close(&self, id: &str) -> bool {
+        match self.remove(id) {
+            Some(conn) => {
+                conn.kick.notify_one();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Deregisters a connection; `None` when it already was.

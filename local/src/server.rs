@@ -41,6 +41,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::config::ManagementClient;
+use crate::gateway::RegistryGateway;
 use crate::registry::Registry;
 use crate::{http, management, web, ws};
 
@@ -106,7 +108,7 @@ pub(crate) struct AppState {
     /// concurrency ([`FUNCTION_CONCURRENCY`]).
     pub invocations: crate::ws::FunctionSlots,
     /// The open WebSocket connections.
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     /// Set to `true` once shutdown starts: every connection closes with 1001.
     pub shutdown: watch::Sender<bool>,
     /// Each connection task holds a clone until its `$disconnect` is done; shutdown drops
@@ -298,8 +300,13 @@ impl Server {
             passwords,
             config: config.accounts.clone(),
         };
-        let gateway: Arc<dyn hubbub_core::gateway::ConnectionGateway> =
-            ManagementGateway::new(&sdk).map_err(StartError::Gateway)?;
+        let registry = Arc::new(Registry::default());
+        let gateway: Arc<dyn hubbub_core::gateway::ConnectionGateway> = match config
+            .management_client
+        {
+            ManagementClient::InProcess => Arc::new(RegistryGateway::new(registry.clone())),
+            ManagementClient::Http => ManagementGateway::new(&sdk).map_err(StartError::Gateway)?,
+        };
         let queue: Arc<dyn FanoutQueue> = Arc::new(LocalFanoutQueue::new(
             connections.clone(),
             gateway.clone(),
@@ -324,7 +331,7 @@ impl Server {
             connect: ConnectDeps { connections },
             routes: RouteDeps { live, history },
             invocations: crate::ws::FunctionSlots::new(FUNCTION_CONCURRENCY),
-            registry: Registry::default(),
+            registry,
             shutdown: watch::Sender::new(false),
             drain: Mutex::new(Some(drain_tx)),
             management_url,

@@ -133,7 +133,10 @@ pub async fn flush(
         Some(q) if count > LARGE_ROOM_THRESHOLD => {
             let jobs: Vec<FanoutJob> = members
                 .chunks(CHUNK_SIZE as usize)
-                .map(|ids| FanoutJob::first(endpoint, room, &frame, ids.to_vec()))
+                .zip(0..)
+                .map(|(ids, chunk)| {
+                    FanoutJob::first(endpoint, room, &frame, None, chunk, ids.to_vec())
+                })
                 .collect();
             q.enqueue(jobs).await?;
             Ok(FanoutReport {

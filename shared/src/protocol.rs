@@ -368,6 +368,12 @@ pub enum ServerFrame {
         has_more: bool,
     },
     Message(ChatMessage),
+    /// Several messages of a busy room in one frame (see [`crate::queue::coalesce`]): the
+    /// same as each of them as a `message` frame, in `seq` order.
+    Messages {
+        room: RoomId,
+        messages: Vec<ChatMessage>,
+    },
     Typing {
         room: RoomId,
         user: UserRef,

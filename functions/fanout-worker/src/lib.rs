@@ -17,6 +17,7 @@ use hubbub_core::config::{ConfigError, FromLookup, LiveConfig, Lookup, vars};
 use hubbub_core::error::chain;
 use hubbub_core::gateway::ConnectionGateway;
 use hubbub_core::presence;
+use hubbub_core::queue::coalesce::coalesce;
 use hubbub_core::queue::{FanoutQueue, WorkerMessage, retry_delay, run_job};
 use hubbub_core::store::ConnectionStore;
 
@@ -52,36 +53,45 @@ pub struct WorkerDeps {
 }
 
 /// Runs a batch of jobs, one after another: a worker has a fraction of a vCPU, and each job
-/// already keeps [`hubbub_core::fanout::FANOUT_CONCURRENCY`] posts in flight. The batch's
+/// already keeps [`hubbub_core::fanout::FANOUT_CONCURRENCY`] posts in flight. Jobs of one
+/// room in the batch are coalesced first ([`hubbub_core::queue::coalesce`]): when a busy
+/// room's jobs queue up, each recipient gets one frame for all of its messages. The batch's
 /// presence changes are announced together, one frame per room.
 pub async fn handle(deps: &WorkerDeps, ev: SqsEvent) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let mut presence = Vec::new();
+    let mut jobs = Vec::new();
     for record in ev.records {
         let message_id = record.message_id.unwrap_or_default();
-        let job = match record.body.as_deref().map(WorkerMessage::from_json) {
-            Some(Ok(WorkerMessage::Fanout(job))) => job,
-            Some(Ok(WorkerMessage::Presence(change))) => {
-                presence.push(change);
-                continue;
-            }
+        match record.body.as_deref().map(WorkerMessage::from_json) {
+            Some(Ok(WorkerMessage::Fanout(job))) => jobs.push(job),
+            Some(Ok(WorkerMessage::Presence(change))) => presence.push(change),
             Some(Err(e)) => {
                 tracing::error!(message_id, error = %chain(&e), "malformed fan-out job");
                 response.add_failure(message_id);
-                continue;
             }
             None => {
                 tracing::error!(message_id, "fan-out job without a body");
                 response.add_failure(message_id);
-                continue;
             }
-        };
+        }
+    }
+    let received = jobs.len();
+    let jobs = coalesce(jobs);
+    if jobs.len() < received {
+        tracing::info!(
+            received,
+            posted_as = jobs.len(),
+            "coalesced a busy room's jobs"
+        );
+    }
+    for job in jobs {
         let (room, attempt, recipients) = (job.room.clone(), job.attempt, job.connections.len());
         let started = std::time::Instant::now();
         let outcome = run_job(deps.connections.as_ref(), deps.gateway.as_ref(), job).await;
         let r = outcome.report;
         tracing::info!(
-            message_id, %room, attempt, recipients, delivered = r.delivered, gone = r.gone,
+            %room, attempt, recipients, delivered = r.delivered, gone = r.gone,
             failed = r.failed, unknown = r.unknown, retrying = r.queued,
             elapsed_ms = started.elapsed().as_millis() as u64, "fan-out chunk done"
         );
@@ -90,7 +100,7 @@ pub async fn handle(deps: &WorkerDeps, ev: SqsEvent) -> SqsBatchResponse {
             if let Err(e) = deps.queue.enqueue_delayed(retry, delay).await {
                 // Reporting the record as failed would repost the whole chunk; these
                 // recipients catch up by seq instead.
-                tracing::error!(message_id, %room, error = %chain(&e), "could not re-enqueue failed recipients");
+                tracing::error!(%room, error = %chain(&e), "could not re-enqueue failed recipients");
             }
         }
     }

@@ -82,8 +82,8 @@ async fn invoke_message(
     };
     let answer = invoke(state, route, &event, &meta.connection_id, &request_id).await;
     match answer.body {
-        Some(Body::Text(t)) if !t.is_empty() => Some(Outbound::Text(t)),
-        Some(Body::Binary(b)) if !b.is_empty() => Some(Outbound::Binary(b)),
+        Some(Body::Text(t)) if !t.is_empty() => Some(Outbound::Text(t.into())),
+        Some(Body::Binary(b)) if !b.is_empty() => Some(Outbound::Binary(b.into())),
         _ => None,
     }
 }

@@ -2,7 +2,17 @@
 //! SQS and the `fanout-worker` Lambda. Same jobs, same [`run_job`], same retry rule; the
 //! workers are tokio tasks, at most [`LocalFanoutQueue::workers`] at once, as reserved
 //! concurrency bounds the Lambda.
+//!
+//! Jobs wait in lanes, one per (room, chunk place): a lane is run by one worker at a time,
+//! so a connection gets a room's frames in the order they were enqueued, and the jobs that
+//! piled up in a lane while its previous round was posted go out together as one coalesced
+//! round ([`super::coalesce`]). Different lanes (other rooms, other chunks of a large room)
+//! run in parallel.
+//!
+//! The backlog is bounded ([`MAX_BACKLOG`]): `enqueue` waits while it is full, which holds
+//! the calling route's invocation slot, as a Lambda's concurrency would push back.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,26 +20,67 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::{Notify, Semaphore};
 
+use super::coalesce::{coalesce, round_len};
 use super::{FanoutJob, FanoutQueue, QueueError, retry_delay, run_job};
 use crate::fanout::FanoutReport;
 use crate::gateway::ConnectionGateway;
+use crate::protocol::RoomId;
 use crate::store::ConnectionStore;
+
+/// Jobs waiting (not yet taken by a worker) at most. A job is up to [`super::CHUNK_SIZE`]
+/// connection ids (~40 KB) plus its frame, so this bounds the queue to tens of MB however
+/// fast messages arrive; beyond it, senders wait.
+pub const MAX_BACKLOG: usize = 1024;
 
 /// What one worker slot did, for the benchmark and logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct WorkerStats {
+    /// Jobs taken from the queue (a coalesced round counts each job it merged).
     pub jobs: usize,
     pub posts: usize,
     /// Time spent running jobs.
     pub busy: Duration,
 }
 
+/// A lane: the jobs of one room's chunk place, posted in order by one worker at a time.
+type LaneKey = (String, RoomId, u32);
+
+/// A waiting job, and whether it holds a backlog permit (retries do not: they were
+/// admitted once already).
+struct Waiting {
+    job: FanoutJob,
+    permit: bool,
+}
+
+#[derive(Default)]
+struct Lanes {
+    waiting: HashMap<LaneKey, VecDeque<Waiting>>,
+    /// Lanes with waiting jobs and no worker, in the order they became ready.
+    ready: VecDeque<LaneKey>,
+    /// Lanes a worker is running now.
+    running: HashSet<LaneKey>,
+    /// Worker slots not running.
+    free_slots: Vec<usize>,
+}
+
+impl Lanes {
+    /// Takes the next round of `key`'s jobs (as many as coalesce into one frame) and marks
+    /// the lane running.
+    fn take_round(&mut self, key: &LaneKey) -> Vec<Waiting> {
+        self.running.insert(key.clone());
+        let Some(lane) = self.waiting.get_mut(key) else {
+            return Vec::new();
+        };
+        let n = round_len(lane.iter().map(|w| &w.job));
+        lane.drain(..n).collect()
+    }
+}
+
 struct Inner {
     connections: Arc<dyn ConnectionStore>,
     gateway: Arc<dyn ConnectionGateway>,
-    permits: Semaphore,
-    /// Free worker slot ids; a task holding a permit always finds one.
-    slots: Mutex<Vec<usize>>,
+    lanes: Mutex<Lanes>,
+    backlog: Semaphore,
     stats: Mutex<Vec<WorkerStats>>,
     totals: Mutex<FanoutReport>,
     /// Jobs enqueued and not finished (delayed retries included).
@@ -48,7 +99,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl LocalFanoutQueue {
-    /// `workers` jobs run at once.
+    /// `workers` lanes run at once.
     pub fn new(
         connections: Arc<dyn ConnectionStore>,
         gateway: Arc<dyn ConnectionGateway>,
@@ -59,8 +110,11 @@ impl LocalFanoutQueue {
             inner: Arc::new(Inner {
                 connections,
                 gateway,
-                permits: Semaphore::new(workers),
-                slots: Mutex::new((0..workers).collect()),
+                lanes: Mutex::new(Lanes {
+                    free_slots: (0..workers).rev().collect(),
+                    ..Lanes::default()
+                }),
+                backlog: Semaphore::new(MAX_BACKLOG),
                 stats: Mutex::new(vec![WorkerStats::default(); workers]),
                 totals: Mutex::new(FanoutReport::default()),
                 pending: AtomicUsize::new(0),
@@ -69,7 +123,7 @@ impl LocalFanoutQueue {
         }
     }
 
-    /// The most jobs that run at once.
+    /// The most lanes that run at once.
     pub fn workers(&self) -> usize {
         lock(&self.inner.stats).len()
     }
@@ -95,46 +149,116 @@ impl LocalFanoutQueue {
         *lock(&self.inner.totals)
     }
 
-    fn spawn(&self, job: FanoutJob, delay: Duration) {
-        self.inner.pending.fetch_add(1, Ordering::AcqRel);
-        let this = self.clone();
-        tokio::spawn(async move {
-            if !delay.is_zero() {
-                tokio::time::sleep(delay).await;
-            }
-            this.run(job).await;
-            if this.inner.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-                this.inner.idle.notify_waiters();
-            }
-        });
+    /// Jobs waiting for a worker now.
+    pub fn backlog(&self) -> usize {
+        MAX_BACKLOG - self.inner.backlog.available_permits()
     }
 
-    async fn run(&self, job: FanoutJob) {
+    /// Queues a job in its lane and starts a worker if one is free.
+    fn push(&self, job: FanoutJob, permit: bool) {
+        let key = (job.endpoint.clone(), job.room.clone(), job.chunk);
+        let mut lanes = lock(&self.inner.lanes);
+        let lane = lanes.waiting.entry(key.clone()).or_default();
+        let was_idle = lane.is_empty();
+        lane.push_back(Waiting { job, permit });
+        // A lane with jobs is either ready or being run; a running lane is re-queued by its
+        // worker when the round ends, so only a lane that was empty becomes ready here.
+        if was_idle && !lanes.running.contains(&key) {
+            lanes.ready.push_back(key);
+        }
+        self.start_workers(&mut lanes);
+    }
+
+    fn start_workers(&self, lanes: &mut Lanes) {
+        while !lanes.ready.is_empty() {
+            let Some(slot) = lanes.free_slots.pop() else {
+                return;
+            };
+            let Some(key) = lanes.ready.pop_front() else {
+                lanes.free_slots.push(slot);
+                return;
+            };
+            let this = self.clone();
+            let round = lanes.take_round(&key);
+            tokio::spawn(async move { this.work(slot, key, round).await });
+        }
+    }
+
+    /// One worker: runs rounds of its lane, then of whichever lane is ready, until none is.
+    async fn work(self, slot: usize, mut key: LaneKey, mut round: Vec<Waiting>) {
+        loop {
+            self.run_round(slot, round).await;
+            let mut lanes = lock(&self.inner.lanes);
+            lanes.running.remove(&key);
+            if lanes.waiting.get(&key).is_some_and(|l| !l.is_empty()) {
+                lanes.ready.push_back(key.clone());
+            } else {
+                lanes.waiting.remove(&key);
+            }
+            match lanes.ready.pop_front() {
+                Some(next) => {
+                    round = lanes.take_round(&next);
+                    key = next;
+                }
+                None => {
+                    lanes.free_slots.push(slot);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Runs one round's jobs, coalesced; re-enqueues what is worth retrying.
+    async fn run_round(&self, slot: usize, round: Vec<Waiting>) {
         let inner = &self.inner;
-        let Ok(_permit) = inner.permits.acquire().await else {
-            return;
-        };
-        let slot = lock(&inner.slots).pop().unwrap_or(0);
+        let taken = round.len();
+        let permits = round.iter().filter(|w| w.permit).count();
+        inner.backlog.add_permits(permits);
         let started = Instant::now();
-        let posts = job.connections.len();
-        let outcome = run_job(inner.connections.as_ref(), inner.gateway.as_ref(), job).await;
+        let mut posts = 0;
+        let mut report = FanoutReport::default();
+        for job in coalesce(round.into_iter().map(|w| w.job).collect()) {
+            posts += job.connections.len();
+            let outcome = run_job(inner.connections.as_ref(), inner.gateway.as_ref(), job).await;
+            let mut r = outcome.report;
+            if let Some(retry) = outcome.retry {
+                // Counted again when the retry runs.
+                r.queued -= retry.connections.len();
+                let delay = retry_delay(retry.attempt);
+                self.push_later(retry, delay);
+            }
+            report.add(r);
+        }
         {
             let mut stats = lock(&inner.stats);
             if let Some(s) = stats.get_mut(slot) {
-                s.jobs += 1;
+                s.jobs += taken;
                 s.posts += posts;
                 s.busy += started.elapsed();
             }
         }
-        lock(&inner.slots).push(slot);
-        let mut report = outcome.report;
-        if let Some(retry) = outcome.retry {
-            // Counted again when the retry runs.
-            report.queued -= retry.connections.len();
-            let delay = retry_delay(retry.attempt);
-            self.spawn(retry, delay);
-        }
         lock(&inner.totals).add(report);
+        self.pending_done(taken);
+    }
+
+    /// Queues `job` after `delay`, outside the backlog bound (a retry was admitted once).
+    fn push_later(&self, job: FanoutJob, delay: Duration) {
+        self.pending_add(1);
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            this.push(job, false);
+        });
+    }
+
+    fn pending_add(&self, n: usize) {
+        self.inner.pending.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn pending_done(&self, n: usize) {
+        if self.inner.pending.fetch_sub(n, Ordering::AcqRel) == n {
+            self.inner.idle.notify_waiters();
+        }
     }
 }
 
@@ -142,13 +266,23 @@ impl LocalFanoutQueue {
 impl FanoutQueue for LocalFanoutQueue {
     async fn enqueue(&self, jobs: Vec<FanoutJob>) -> Result<(), QueueError> {
         for job in jobs {
-            self.spawn(job, Duration::ZERO);
+            // Waits while the backlog is full; the permit is returned when a worker takes
+            // the job. The semaphore is never closed.
+            let permit = self
+                .inner
+                .backlog
+                .acquire()
+                .await
+                .map_err(|e| QueueError::Send(Box::new(e)))?;
+            permit.forget();
+            self.pending_add(1);
+            self.push(job, true);
         }
         Ok(())
     }
 
     async fn enqueue_delayed(&self, job: FanoutJob, delay: Duration) -> Result<(), QueueError> {
-        self.spawn(job, delay);
+        self.push_later(job, delay);
         Ok(())
     }
 }

@@ -23,9 +23,10 @@ use crate::error::StoreError;
 use crate::fanout::{self, FanoutReport, MEMBER_PAGE_SIZE};
 use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::presence::PresenceChange;
-use crate::protocol::RoomId;
+use crate::protocol::{RoomId, ServerFrame};
 use crate::store::ConnectionStore;
 
+pub mod coalesce;
 pub mod local;
 pub mod sqs;
 
@@ -67,14 +68,26 @@ pub struct FanoutJob {
     pub connections: Vec<String>,
     /// 1 for a fresh chunk; higher for re-enqueued recipients.
     pub attempt: u32,
+    /// Set when `frame` is one chat message's `message` frame (this `seq`): jobs of a room
+    /// that wait together may then be merged into one frame per recipient ([`coalesce`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    /// The chunk's place in its fan-out (0, 1, ...). Successive messages' chunks with the
+    /// same place usually name the same members, so in-process workers queue them in one
+    /// lane, where they merge and are posted in order.
+    #[serde(default)]
+    pub chunk: u32,
 }
 
 impl FanoutJob {
-    /// A chunk's first attempt.
+    /// A chunk's first attempt: chunk number `chunk` of a fan-out of `frame`, which is the
+    /// `message` frame of `seq` when `seq` is set.
     pub fn first(
         endpoint: &Endpoint,
         room: &RoomId,
         frame: &str,
+        seq: Option<i64>,
+        chunk: u32,
         connections: Vec<String>,
     ) -> Self {
         Self {
@@ -83,6 +96,8 @@ impl FanoutJob {
             frame: frame.to_owned(),
             connections,
             attempt: 1,
+            seq,
+            chunk,
         }
     }
 
@@ -171,6 +186,8 @@ pub async fn run_job(
             frame: job.frame,
             connections: outcome.retryable,
             attempt: job.attempt + 1,
+            seq: job.seq,
+            chunk: job.chunk,
         })
     };
     if let Some(sample) = &outcome.first_error {
@@ -184,28 +201,39 @@ pub fn retry_delay(attempt: u32) -> Duration {
     RETRY_DELAY.saturating_mul(attempt.saturating_sub(1).max(1))
 }
 
-/// Fans `data` out to `room` except `except`: inline when the room fits in one member page,
-/// else as jobs on `queue`, one per page of [`CHUNK_SIZE`] members, enqueued as the pages
-/// are read so workers start on the first chunk while later pages are still being read.
+/// Fans `frame` out to `room` except `except`: inline when the room fits in one member
+/// page, else as jobs on `queue`, one per page of [`CHUNK_SIZE`] members, enqueued as the
+/// pages are read so workers start on the first chunk while later pages are still being
+/// read. A `message` frame's jobs carry its `seq`, so that a busy room's jobs coalesce.
 pub async fn deliver(
     connections: &dyn ConnectionStore,
     gateway: &dyn ConnectionGateway,
     queue: &dyn FanoutQueue,
     endpoint: &Endpoint,
     room: &RoomId,
-    data: &Bytes,
+    frame: &ServerFrame,
     except: Option<&str>,
 ) -> Result<FanoutReport, DeliverError> {
+    let text = frame.to_json();
     let first = connections
         .room_members(room, None, MEMBER_PAGE_SIZE)
         .await?;
     if first.next.is_none() {
         let ids = fanout::recipients(first, except);
-        let outcome = fanout::post_chunk(connections, gateway, endpoint, ids, data).await;
+        let data = Bytes::from(text);
+        let outcome = fanout::post_chunk(connections, gateway, endpoint, ids, &data).await;
         return Ok(outcome.report);
     }
-    let frame = String::from_utf8_lossy(data).into_owned();
-    let job = |ids: Vec<String>| FanoutJob::first(endpoint, room, &frame, ids);
+    let seq = match frame {
+        ServerFrame::Message(m) => Some(m.seq),
+        _ => None,
+    };
+    let mut chunk = 0;
+    let mut job = |ids: Vec<String>| {
+        let job = FanoutJob::first(endpoint, room, &text, seq, chunk, ids);
+        chunk += 1;
+        job
+    };
     let mut report = FanoutReport::default();
     let mut cursor = first.next.clone();
     let ids = fanout::recipients(first, except);

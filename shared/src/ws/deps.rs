@@ -126,7 +126,7 @@ impl Live {
                 q.as_ref(),
                 &ctx.endpoint,
                 room,
-                &bytes::Bytes::from(frame.to_json()),
+                frame,
                 except,
             )
             .await

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use hubbub_core::aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use hubbub_core::gateway::management::{GatewayOptions, ManagementGateway};
 use hubbub_core::gateway::{ConnectionGateway, Endpoint};
 use hubbub_core::presence::{LocalPresence, PRESENCE_DETAIL_LIMIT, PresenceChange, PresenceSink};
-use hubbub_core::protocol::{PresenceState, UserRef};
+use hubbub_core::protocol::{
+    ChatMessage, ClientMsgId, MessageBody, PresenceState, ServerFrame, UserRef,
+};
 use hubbub_core::queue::local::LocalFanoutQueue;
 use hubbub_core::queue::sqs::{SqsFanoutQueue, SqsPresenceSink};
 use hubbub_core::queue::{CHUNK_SIZE, FanoutJob, FanoutQueue, LARGE_ROOM_THRESHOLD, deliver};
@@ -53,7 +54,7 @@ async fn small_rooms_are_posted_inline() {
         &queue,
         &ep,
         &room("big"),
-        &Bytes::from_static(b"{}"),
+        &ServerFrame::Pong,
         Some(&ids[0]),
     )
     .await
@@ -93,7 +94,7 @@ async fn large_rooms_are_chunked_across_workers_exactly_once() {
         &queue,
         &ep,
         &room("big"),
-        &Bytes::from_static(br#"{"type":"pong"}"#),
+        &ServerFrame::Pong,
         Some(&sender),
     )
     .await
@@ -130,6 +131,88 @@ async fn large_rooms_are_chunked_across_workers_exactly_once() {
     );
 }
 
+/// A message frame of room `big` with `seq`, as `deliver` enqueues it.
+fn message_frame(seq: i64) -> ServerFrame {
+    ServerFrame::Message(ChatMessage {
+        room: room("big"),
+        id: uuid::Uuid::now_v7(),
+        seq,
+        sender: UserRef {
+            id: "s".into(),
+            name: "s".into(),
+        },
+        body: MessageBody::parse(format!("message {seq}")).expect("body"),
+        client_msg_id: ClientMsgId::parse(format!("m{seq}")).expect("id"),
+        sent_at: time::OffsetDateTime::now_utc(),
+    })
+}
+
+/// The seqs a recorded frame carries (`message` or coalesced `messages`).
+fn seqs_of(frame: &serde_json::Value) -> Vec<i64> {
+    match frame["type"].as_str() {
+        Some("message") => vec![frame["seq"].as_i64().expect("seq")],
+        Some("messages") => frame["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["seq"].as_i64().expect("seq"))
+            .collect(),
+        other => panic!("unexpected frame {other:?}"),
+    }
+}
+
+/// Messages that reach a large room faster than its chunks are posted coalesce: jobs that
+/// waited in a lane go out as one `messages` frame per recipient, every member still gets
+/// every message exactly once and in seq order, and the posts are far fewer than one per
+/// message per member.
+#[tokio::test]
+async fn a_busy_large_room_gets_coalesced_frames_exactly_once_in_order() {
+    let rec = Recorder::start().await;
+    let store = Arc::new(MemoryConnectionStore::new());
+    let n = LARGE_ROOM_THRESHOLD + 100;
+    let ids = big_room(&store, n).await;
+    let gateway: Arc<dyn ConnectionGateway> = rec.gateway();
+    let queue = LocalFanoutQueue::new(store.clone(), gateway.clone(), 2);
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    let messages = 20;
+    for seq in 1..=messages {
+        // The sender (ids[0]) never gets its own message back.
+        deliver(
+            store.as_ref(),
+            gateway.as_ref(),
+            &queue,
+            &ep,
+            &room("big"),
+            &message_frame(seq),
+            Some(&ids[0]),
+        )
+        .await
+        .expect("deliver");
+    }
+    queue.idle().await;
+
+    let want: Vec<i64> = (1..=messages).collect();
+    for id in &ids[1..] {
+        let got: Vec<i64> = rec.frames_to(id).iter().flat_map(seqs_of).collect();
+        assert_eq!(got, want, "{id}: every message once, in seq order");
+    }
+    assert!(
+        rec.frames_to(&ids[0]).is_empty(),
+        "nothing back to the sender"
+    );
+    let posts = rec.posts().len();
+    let owed = (n - 1) * usize::try_from(messages).expect("small");
+    assert!(
+        posts * 4 < owed,
+        "{posts} posts for {owed} deliveries: waiting jobs were coalesced"
+    );
+    let totals = queue.totals();
+    assert_eq!(
+        (totals.delivered, totals.failed, totals.unknown),
+        (posts, 0, 0)
+    );
+}
+
 fn job(endpoint: &str, connections: Vec<String>) -> FanoutJob {
     FanoutJob {
         endpoint: endpoint.to_owned(),
@@ -137,6 +220,8 @@ fn job(endpoint: &str, connections: Vec<String>) -> FanoutJob {
         frame: r#"{"type":"pong"}"#.to_owned(),
         connections,
         attempt: 1,
+        seq: None,
+        chunk: 0,
     }
 }
 

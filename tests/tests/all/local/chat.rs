@@ -115,10 +115,14 @@ async fn local_chat_three_users_in_memory() {
 }
 
 /// hubbub-local on a fresh PostgreSQL database and a fresh table of the DynamoDB-compatible
-/// server; also returns a store over that table, to look behind the emulator's back.
+/// server, posting through its HTTP @connections API with the Lambdas' `ManagementGateway`
+/// (`--management-client http`): the whole AWS path on one machine. Also looks behind the
+/// emulator's back at the table.
 #[tokio::test]
 async fn local_chat_on_postgres_and_dynamodb() {
-    let server = TestLocal::over(Stores::PostgresAndDynamo, TestLocal::config()).await;
+    let mut config = TestLocal::config();
+    config.management_client = hubbub_local::config::ManagementClient::Http;
+    let server = TestLocal::over(Stores::PostgresAndDynamo, config).await;
     let store = server.connection_store().clone();
     assert_eq!(server.stores().history, "PostgreSQL");
     chat_scenario(&server).await;
