@@ -15,7 +15,7 @@
 //! and is never retried (a repeated post could deliver a message twice; catch-up by `seq`
 //! covers a lost one).
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -30,7 +30,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::sigv4::{self, SigningKey};
+use super::sigv4::{self, EMPTY_PAYLOAD_HASH, KeyCache, SigningKey};
 use super::{ConnectionGateway, ConnectionInfo, Endpoint};
 use crate::error::GatewayError;
 
@@ -81,6 +81,8 @@ type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes
 struct CachedIdentity {
     credentials: Credentials,
     refresh_at: Option<SystemTime>,
+    /// The day's signing key for these credentials.
+    keys: KeyCache,
 }
 
 /// The Management API adapter.
@@ -89,6 +91,9 @@ pub struct ManagementGateway {
     credentials: Option<SharedCredentialsProvider>,
     region: String,
     identity: RwLock<Option<Arc<CachedIdentity>>>,
+    /// The last body posted and its hash: a fan-out posts one body to every recipient, so
+    /// it is hashed once. Compared by content, so a different body is never mistaken for it.
+    last_body: Mutex<Option<(Bytes, Arc<str>)>>,
     options: GatewayOptions,
 }
 
@@ -133,6 +138,7 @@ impl ManagementGateway {
                 .region()
                 .map_or_else(|| DEFAULT_REGION.to_owned(), |r| r.as_ref().to_owned()),
             identity: RwLock::new(None),
+            last_body: Mutex::new(None),
             options,
         }))
     }
@@ -166,12 +172,33 @@ impl ManagementGateway {
         let cached = Arc::new(CachedIdentity {
             credentials: creds,
             refresh_at,
+            keys: KeyCache::default(),
         });
         *self
             .identity
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cached.clone());
         Ok(cached)
+    }
+
+    /// The hex SHA-256 of `body`, from the one-entry cache when it is the last body posted.
+    fn payload_hash(&self, body: &Bytes) -> Arc<str> {
+        if body.is_empty() {
+            return Arc::from(EMPTY_PAYLOAD_HASH);
+        }
+        let lock = || {
+            self.last_body
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((last, hash)) = lock().as_ref()
+            && last == body
+        {
+            return hash.clone();
+        }
+        let hash: Arc<str> = Arc::from(sigv4::payload_hash(body));
+        *lock() = Some((body.clone(), hash.clone()));
+        hash
     }
 
     /// A signed request for `op` on the connection.
@@ -194,6 +221,7 @@ impl ManagementGateway {
             .as_str();
         let cached = self.identity().await?;
         let creds = &cached.credentials;
+        let payload_hash = self.payload_hash(body);
         let signature = sigv4::sign(
             &SigningKey {
                 access_key_id: creds.access_key_id(),
@@ -202,10 +230,11 @@ impl ManagementGateway {
                 region: &self.region,
                 service: SERVICE,
             },
+            &cached.keys,
             method.as_str(),
             host,
             uri.path(),
-            body,
+            &payload_hash,
             SystemTime::now(),
         );
         let mut req = http::Request::builder()

@@ -9,6 +9,7 @@
 //! result equals aws-sigv4's own `sign` for the same inputs, byte for byte.
 
 use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
@@ -50,13 +51,52 @@ fn push_canonical_path(path: &str, out: &mut String) {
     }
 }
 
-/// Signs `method` on `host` + `path` (no query string) with `body`, at `now`.
+/// The hex SHA-256 of an empty body (GET and DELETE).
+pub(crate) const EMPTY_PAYLOAD_HASH: &str =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// The hex SHA-256 of a body: the canonical request's last line. A fan-out posts one body
+/// to every recipient, so callers hash it once, not once per post.
+pub(crate) fn payload_hash(body: &[u8]) -> String {
+    let mut out = String::with_capacity(64);
+    hex(&Sha256::digest(body), &mut out);
+    out
+}
+
+/// The signing key of the current UTC day for one set of credentials. Deriving it is four
+/// HMACs and it is the same for every request of the day, so it is derived once a day.
+#[derive(Default)]
+pub(crate) struct KeyCache(Mutex<Option<(String, [u8; 32])>>);
+
+impl KeyCache {
+    fn key(&self, key: &SigningKey<'_>, date: &str, now: SystemTime) -> [u8; 32] {
+        let mut cached = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((day, k)) = cached.as_ref()
+            && day == date
+        {
+            return *k;
+        }
+        let derived = generate_signing_key(key.secret_access_key, now, key.region, key.service);
+        let mut k = [0u8; 32];
+        k.copy_from_slice(derived.as_ref());
+        *cached = Some((date.to_owned(), k));
+        k
+    }
+}
+
+/// Signs `method` on `host` + `path` (no query string) for a body with the hex SHA-256
+/// `payload_hash`, at `now`, with `keys` caching the day's signing key for these
+/// credentials.
 pub(crate) fn sign(
     key: &SigningKey<'_>,
+    keys: &KeyCache,
     method: &str,
     host: &str,
     path: &str,
-    body: &[u8],
+    payload_hash: &str,
     now: SystemTime,
 ) -> Signature {
     let t = time::OffsetDateTime::from(now);
@@ -95,7 +135,7 @@ pub(crate) fn sign(
     canonical.push('\n');
     canonical.push_str(signed_headers);
     canonical.push('\n');
-    hex(&Sha256::digest(body), &mut canonical);
+    canonical.push_str(payload_hash);
 
     let mut to_sign = String::with_capacity(160);
     to_sign.push_str("AWS4-HMAC-SHA256\n");
@@ -111,7 +151,7 @@ pub(crate) fn sign(
     to_sign.push('\n');
     hex(&Sha256::digest(canonical.as_bytes()), &mut to_sign);
 
-    let signing_key = generate_signing_key(key.secret_access_key, now, key.region, key.service);
+    let signing_key = keys.key(key, date, now);
     let signature = calculate_signature(signing_key, to_sign.as_bytes());
     let authorization = format!(
         "AWS4-HMAC-SHA256 Credential={}/{}, SignedHeaders={signed_headers}, Signature={signature}",
@@ -165,6 +205,11 @@ mod tests {
     }
 
     #[test]
+    fn empty_payload_hash_is_the_sha256_of_nothing() {
+        assert_eq!(payload_hash(b""), EMPTY_PAYLOAD_HASH);
+    }
+
+    #[test]
     fn equals_aws_sigv4_for_management_api_posts() {
         let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_123);
         let body = br#"{"type":"message","body":"h\u00e9 / @ = %"}"#;
@@ -185,23 +230,35 @@ mod tests {
             ] {
                 let scheme = if host.contains(':') { "http" } else { "https" };
                 let url = format!("{scheme}://{host}{path}");
-                let ours = sign(
-                    &SigningKey {
-                        access_key_id: "AKIDEXAMPLE",
-                        secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                        session_token: token,
-                        region: "eu-west-1",
-                        service: "execute-api",
-                    },
+                let key = SigningKey {
+                    access_key_id: "AKIDEXAMPLE",
+                    secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                    session_token: token,
+                    region: "eu-west-1",
+                    service: "execute-api",
+                };
+                let (authorization, amz_date) = reference(&creds, &url, body, now);
+                // Twice with one cache: the cached day key signs exactly as a fresh one.
+                let keys = KeyCache::default();
+                for _ in 0..2 {
+                    let ours = sign(&key, &keys, "POST", host, path, &payload_hash(body), now);
+                    assert_eq!(ours.authorization, authorization, "{url} token={token:?}");
+                    assert_eq!(ours.amz_date, amz_date);
+                }
+                // A cache holding another day's key is not used for today.
+                let stale = KeyCache::default();
+                let yesterday = now - std::time::Duration::from_secs(86_400);
+                let _ = sign(
+                    &key,
+                    &stale,
                     "POST",
                     host,
                     path,
-                    body,
-                    now,
+                    &payload_hash(body),
+                    yesterday,
                 );
-                let (authorization, amz_date) = reference(&creds, &url, body, now);
-                assert_eq!(ours.authorization, authorization, "{url} token={token:?}");
-                assert_eq!(ours.amz_date, amz_date);
+                let ours = sign(&key, &stale, "POST", host, path, &payload_hash(body), now);
+                assert_eq!(ours.authorization, authorization, "{url}: day key renewed");
             }
         }
     }
