@@ -15,6 +15,29 @@ pub fn raw(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The variations every sample event takes, whatever its kind: the request id, and any
+/// change to the raw JSON.
+macro_rules! sample_variations {
+    ($builder:ty) => {
+        impl $builder {
+            /// Sets the request id.
+            pub fn request_id(mut self, id: &str) -> Self {
+                self.0["requestContext"]["requestId"] = json!(id);
+                self
+            }
+
+            /// Mutates the raw JSON.
+            pub fn with(mut self, f: impl FnOnce(&mut Value)) -> Self {
+                f(&mut self.0);
+                self
+            }
+        }
+    };
+}
+
+sample_variations!(Ws);
+sample_variations!(Http);
+
 /// A WebSocket event built from a sample, varied field by field.
 #[derive(Clone)]
 pub struct Ws(pub Value);
@@ -51,18 +74,6 @@ impl Ws {
     /// Sets the frame from a JSON value.
     pub fn frame(self, frame: Value) -> Self {
         self.body(&frame.to_string())
-    }
-
-    /// Sets a request id.
-    pub fn request_id(mut self, id: &str) -> Self {
-        self.0["requestContext"]["requestId"] = json!(id);
-        self
-    }
-
-    /// Mutates the raw JSON.
-    pub fn with(mut self, f: impl FnOnce(&mut Value)) -> Self {
-        f(&mut self.0);
-        self
     }
 
     /// The typed event, as the Lambda runtime would deserialise it.
@@ -173,18 +184,6 @@ impl Http {
     /// Sets the client address API Gateway saw.
     pub fn source_ip(mut self, ip: &str) -> Self {
         self.0["requestContext"]["http"]["sourceIp"] = json!(ip);
-        self
-    }
-
-    /// Sets the request id.
-    pub fn request_id(mut self, id: &str) -> Self {
-        self.0["requestContext"]["requestId"] = json!(id);
-        self
-    }
-
-    /// Mutates the raw JSON.
-    pub fn with(mut self, f: impl FnOnce(&mut Value)) -> Self {
-        f(&mut self.0);
         self
     }
 
