@@ -91,3 +91,61 @@ async fn every_sample_event_gets_a_sensible_answer() {
         "a new sample event needs a line in this test: {files:?}"
     );
 }
+
+/// The value `cargo lambda watch` gives `var`: the root Cargo.toml's
+/// `[workspace.metadata.lambda.env]` (read as text: one `NAME = "value"` a line).
+fn local_invocation_env(var: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    let manifest = std::fs::read_to_string(&path).expect("root Cargo.toml");
+    let section = manifest
+        .split("[workspace.metadata.lambda.env]")
+        .nth(1)
+        .expect("a [workspace.metadata.lambda.env] section");
+    section
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == var)
+        .map(|(_, v)| v.trim().trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("{var} missing from [workspace.metadata.lambda.env]"))
+}
+
+/// A local invoke of the authorizer with a sample event, as events/README.md tells it, is
+/// allowed: the samples' tokens are signed with the local invocation secret and live for years.
+#[tokio::test]
+async fn sample_tokens_verify_against_the_local_invocation_secret() {
+    let secret = local_invocation_env("HUBBUB_JWT_SECRET");
+    let lookup = |var: &str| (var == "HUBBUB_JWT_SECRET").then(|| secret.clone());
+    let verifier = TokenVerifier::new(
+        JwtVerifier::hs256(&JwtConfig::from_lookup(&lookup).expect("config")).expect("verifier"),
+        None,
+    );
+    for sample in ["authorizer-query-token", "authorizer-subprotocol"] {
+        let event = serde_json::from_value(events::raw(sample)).expect("authorizer event");
+        let answer = authorizer::handle(&verifier, &event).await.expect(sample);
+        let policy = serde_json::to_value(&answer).expect("policy");
+        assert_eq!(
+            policy["policyDocument"]["Statement"][0]["Effect"], "Allow",
+            "{sample}: {policy}"
+        );
+        let exp = policy["context"]["tokenExp"].as_i64().expect("tokenExp");
+        let in_ten_years = time::OffsetDateTime::now_utc() + time::Duration::days(3650);
+        assert!(
+            exp > in_ten_years.unix_timestamp(),
+            "{sample} expires too soon"
+        );
+    }
+    for sample in [
+        "http-create-room",
+        "http-list-rooms",
+        "http-add-member",
+        "http-messages",
+    ] {
+        let header = events::raw(sample)["headers"]["authorization"]
+            .as_str()
+            .expect("authorization header")
+            .to_owned();
+        let token = header.strip_prefix("Bearer ").expect("bearer");
+        verifier.verify(token).await.expect(sample);
+    }
+}
