@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand, value_parser};
 use http_api::AccountsConfig;
 use hubbub_core::auth::{AuthError, JwtIssuer};
 use hubbub_core::config::{ConfigError, JwtConfig, Lookup, vars};
+use hubbub_core::limits::Limits;
 
 use crate::config::{
     Config, DEFAULT_CORS_ORIGIN, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTION, DEFAULT_PORT,
@@ -35,7 +36,10 @@ const ENVIRONMENT: &str = "\
 Environment:
   HUBBUB_JWT_ISSUER and HUBBUB_JWT_AUDIENCE (default hubbub) set the expected iss and aud; the
   HTTP API reads the Lambda's HUBBUB_ACCESS_TOKEN_TTL_SECS, HUBBUB_REFRESH_TOKEN_TTL_SECS,
-  HUBBUB_ARGON2_*, HUBBUB_MAX_BODY_BYTES, HUBBUB_LOGIN_MAX_FAILURES and HUBBUB_LOGIN_WINDOW_SECS.";
+  HUBBUB_ARGON2_*, HUBBUB_MAX_BODY_BYTES, HUBBUB_LOGIN_MAX_FAILURES and HUBBUB_LOGIN_WINDOW_SECS;
+  the abuse limits come from HUBBUB_SEND_RATE_PER_SEC, HUBBUB_SEND_BURST, HUBBUB_ROUTE_RATE_PER_SEC,
+  HUBBUB_ROUTE_BURST, HUBBUB_TYPING_INTERVAL_MS, HUBBUB_MAX_JOINED_ROOMS, HUBBUB_MAX_ROOMS_CREATED,
+  HUBBUB_REGISTER_MAX and HUBBUB_REGISTER_WINDOW_SECS (docs/protocol.md, Limits).";
 
 /// The command line. Without a command, the options are `serve`'s.
 #[derive(Debug, Parser)]
@@ -322,6 +326,7 @@ fn serve_config(a: ServeArgs, env: Lookup<'_>) -> Result<Config, CliError> {
     cfg.web_dir = a.web_dir;
     cfg.management_client = a.management_client;
     cfg.accounts = AccountsConfig::from_lookup(env)?;
+    cfg.limits = Limits::from_lookup(env)?;
     Ok(cfg)
 }
 

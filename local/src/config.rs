@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use http_api::AccountsConfig;
 use hubbub_core::config::{JwtConfig, vars};
+use hubbub_core::limits::Limits;
 
 /// The port of docs/protocol.md's `ws://127.0.0.1:3001`.
 pub const DEFAULT_PORT: u16 = 3001;
@@ -75,6 +76,8 @@ pub struct Config {
     /// The HTTP API's account settings (token lifetimes, argon2 costs, body limit, login
     /// limits): the command line reads the same `HUBBUB_*` variables as the Lambda.
     pub accounts: AccountsConfig,
+    /// The abuse limits ([`hubbub_core::limits`]), read from the same variables as on AWS.
+    pub limits: Limits,
     /// Origins allowed to call the HTTP API from a browser (the HttpApi's
     /// `CorsConfiguration.AllowOrigins`); `*` allows every origin.
     pub cors_origins: Vec<String>,
@@ -116,6 +119,7 @@ impl Config {
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             management_client: ManagementClient::default(),
             accounts: default_accounts(),
+            limits: Limits::default(),
             cors_origins: vec![DEFAULT_CORS_ORIGIN.to_owned()],
             web_dir: None,
         }

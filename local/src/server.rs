@@ -299,6 +299,7 @@ impl Server {
             issuer,
             passwords,
             config: config.accounts.clone(),
+            limits: config.limits,
         };
         let registry = Arc::new(Registry::default());
         let gateway: Arc<dyn hubbub_core::gateway::ConnectionGateway> = match config
@@ -329,7 +330,11 @@ impl Server {
         let state = Arc::new(AppState {
             verifier,
             connect: ConnectDeps { connections },
-            routes: RouteDeps { live, history },
+            routes: RouteDeps {
+                live,
+                history,
+                limits: config.limits,
+            },
             invocations: crate::ws::FunctionSlots::new(FUNCTION_CONCURRENCY),
             registry,
             shutdown: watch::Sender::new(false),

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use crate::limits::Limits;
+
 /// A configuration variable is missing or unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -46,6 +48,16 @@ pub mod vars {
     pub const EXTERNAL_AUDIENCE: &str = "HUBBUB_EXTERNAL_AUDIENCE";
     pub const EXTERNAL_JWKS_URL: &str = "HUBBUB_EXTERNAL_JWKS_URL";
     pub const JWKS_REFETCH_SECS: &str = "HUBBUB_JWKS_REFETCH_SECS";
+    // Abuse limits (crate::limits): read by the WebSocket routes and the HTTP API alike.
+    pub const SEND_RATE_PER_SEC: &str = "HUBBUB_SEND_RATE_PER_SEC";
+    pub const SEND_BURST: &str = "HUBBUB_SEND_BURST";
+    pub const ROUTE_RATE_PER_SEC: &str = "HUBBUB_ROUTE_RATE_PER_SEC";
+    pub const ROUTE_BURST: &str = "HUBBUB_ROUTE_BURST";
+    pub const TYPING_INTERVAL_MS: &str = "HUBBUB_TYPING_INTERVAL_MS";
+    pub const MAX_JOINED_ROOMS: &str = "HUBBUB_MAX_JOINED_ROOMS";
+    pub const MAX_ROOMS_CREATED: &str = "HUBBUB_MAX_ROOMS_CREATED";
+    pub const REGISTER_MAX: &str = "HUBBUB_REGISTER_MAX";
+    pub const REGISTER_WINDOW_SECS: &str = "HUBBUB_REGISTER_WINDOW_SECS";
 }
 
 /// Reads an optional unsigned number in `min..=max`, or `default` when unset.
@@ -253,6 +265,7 @@ impl FromLookup for LiveConfig {
 pub struct RouteConfig {
     pub live: LiveConfig,
     pub postgres: PostgresConfig,
+    pub limits: Limits,
 }
 
 impl FromLookup for RouteConfig {
@@ -260,6 +273,7 @@ impl FromLookup for RouteConfig {
         Ok(Self {
             live: LiveConfig::from_lookup(get)?,
             postgres: PostgresConfig::from_lookup(get)?,
+            limits: Limits::from_lookup(get)?,
         })
     }
 }

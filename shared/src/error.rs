@@ -30,6 +30,7 @@ pub enum ErrorCode {
     Conflict,
     PayloadTooLarge,
     RateLimited,
+    LimitExceeded,
     Unavailable,
     Internal,
 }
@@ -45,6 +46,9 @@ impl ErrorCode {
             Self::Conflict => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited => 429,
+            // A cap (rooms joined, rooms created) is not a matter of waiting: the request is
+            // refused as the caller stands, as a permission would be.
+            Self::LimitExceeded => 403,
             Self::Unavailable => 503,
             Self::Internal => 500,
         }
@@ -60,6 +64,7 @@ impl ErrorCode {
             Self::Conflict => "conflict",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
+            Self::LimitExceeded => "limit_exceeded",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -89,6 +94,10 @@ pub enum StoreError {
     /// The store holds data this version cannot read.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A cap of [`crate::limits`] would be passed; nothing was changed. The message is for
+    /// the client ([`crate::limits::JOINED_TOO_MANY`], [`crate::limits::CREATED_TOO_MANY`]).
+    #[error("{0}")]
+    LimitExceeded(&'static str),
 }
 
 impl StoreError {
@@ -107,6 +116,7 @@ impl StoreError {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::Unavailable { .. } => ErrorCode::Unavailable,
             Self::Corrupt(_) => ErrorCode::Internal,
+            Self::LimitExceeded(_) => ErrorCode::LimitExceeded,
         }
     }
 
@@ -119,6 +129,7 @@ impl StoreError {
                 "the service is unavailable; nothing was changed, retry later".to_owned()
             }
             Self::Corrupt(_) => "internal error".to_owned(),
+            Self::LimitExceeded(message) => (*message).to_owned(),
         }
     }
 }
@@ -183,6 +194,10 @@ pub enum RouteError {
     Access(#[from] AccessError),
     #[error("store failed")]
     Store(#[from] StoreError),
+    /// The connection's bucket for this route is empty ([`crate::limits`]): nothing was done;
+    /// the client may retry after `retry_after_ms`.
+    #[error("too many requests on this connection; retry later")]
+    RateLimited { retry_after_ms: u64 },
 }
 
 impl RouteError {
@@ -195,6 +210,7 @@ impl RouteError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Access(a) => a.code(),
             Self::Store(s) => s.code(),
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
         }
     }
 
@@ -205,6 +221,15 @@ impl RouteError {
             Self::Unauthorized(m) | Self::Forbidden(m) | Self::NotFound(m) => (*m).to_owned(),
             Self::Access(a) => a.to_string(),
             Self::Store(s) => s.client_message(),
+            Self::RateLimited { .. } => self.to_string(),
+        }
+    }
+
+    /// The retry hint of a `rate_limited` answer, in milliseconds.
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
         }
     }
 }
@@ -235,6 +260,7 @@ mod tests {
             (ErrorCode::Conflict, "conflict", 409),
             (ErrorCode::PayloadTooLarge, "payload_too_large", 413),
             (ErrorCode::RateLimited, "rate_limited", 429),
+            (ErrorCode::LimitExceeded, "limit_exceeded", 403),
             (ErrorCode::Unavailable, "unavailable", 503),
             (ErrorCode::Internal, "internal", 500),
         ];

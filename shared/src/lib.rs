@@ -8,6 +8,7 @@
 //! - [`auth`]: JWT verification (and issuing);
 //! - [`store`] and [`gateway`]: the ports and their adapters (DynamoDB, PostgreSQL, in-memory,
 //!   the API Gateway Management API);
+//! - [`limits`]: the abuse limits (rate limits, typing debounce, caps) and their defaults;
 //! - [`fanout`]: delivering a frame to a room with bounded concurrency;
 //! - [`queue`]: large rooms' fan-out split into jobs for workers (SQS, or in-process);
 //! - [`presence`]: joins and leaves coalesced per room and window;
@@ -22,6 +23,7 @@ pub mod error;
 pub mod fanout;
 pub mod fields;
 pub mod gateway;
+pub mod limits;
 pub mod presence;
 pub mod protocol;
 pub mod queue;

@@ -399,6 +399,9 @@ pub enum ServerFrame {
         /// The room the failed frame named, when it was a well-formed room id.
         #[serde(skip_serializing_if = "Option::is_none")]
         room: Option<RoomId>,
+        /// With `rate_limited`: milliseconds until the route accepts a frame again.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
     },
 }
 
@@ -597,6 +600,7 @@ mod tests {
             action: Some("sendMessage".into()),
             client_msg_id: None,
             room: None,
+            retry_after_ms: None,
         };
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(
@@ -610,11 +614,26 @@ mod tests {
             action: Some("history".into()),
             client_msg_id: None,
             room: Some(RoomId::parse("lobby").unwrap()),
+            retry_after_ms: None,
         };
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(
             v,
             serde_json::json!({"type":"error","code":"not_found","message":"room not found","requestId":"r2","action":"history","room":"lobby"})
+        );
+        let e = ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+            request_id: "r3".into(),
+            action: Some("sendMessage".into()),
+            client_msg_id: Some("m9".into()),
+            room: Some(RoomId::parse("lobby").unwrap()),
+            retry_after_ms: Some(200),
+        };
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type":"error","code":"rate_limited","message":"slow down","requestId":"r3","action":"sendMessage","clientMsgId":"m9","room":"lobby","retryAfterMs":200})
         );
         let m = ChatMessage {
             room: RoomId::parse("r").unwrap(),

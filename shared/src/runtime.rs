@@ -68,6 +68,7 @@ pub fn route_deps(sdk: &aws_config::SdkConfig, cfg: &RouteConfig) -> Result<Rout
     Ok(RouteDeps {
         live: live(sdk, &cfg.live)?,
         history: history_store(&cfg.postgres)?,
+        limits: cfg.limits,
     })
 }
 

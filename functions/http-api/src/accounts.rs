@@ -117,13 +117,35 @@ async fn new_session(
     session_response(deps, status, &user.id, &user.username, &refresh)
 }
 
-/// `POST /auth/register`: 201 with a session; 409 when the username is taken.
-pub async fn register(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiError> {
+/// `POST /auth/register`: 201 with a session; 409 when the username is taken; 429 once the
+/// source IP has registered its allowance for the window.
+pub async fn register(
+    deps: &HttpDeps,
+    info: &RequestInfo,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
     let fields = body::fields(req, &["username", "password"])?;
     let username = fields.string("username")?;
     let password = fields.string("password")?;
     check_username(&username)?;
     check_password(&password)?;
+    // Counted per source IP before the (deliberately slow) hash, increment first and then
+    // compared, so concurrent registrations in parallel Lambdas get no more than the limit.
+    // Every well-formed attempt counts, taken names included: the limit is on farming.
+    if let Some(ip) = &info.source_ip {
+        let now = OffsetDateTime::now_utc();
+        let limit = deps.limits.registrations;
+        let a = deps
+            .attempts
+            .record_failure(&format!("register:{ip}"), limit.window, now)
+            .await?;
+        if a.count > limit.max {
+            tracing::warn!(source_ip = %ip, registrations = a.count, "registration rate-limited");
+            return Err(ApiError::RegistrationLimited {
+                retry_after_secs: retry_after(a.window_ends, now),
+            });
+        }
+    }
     let password_hash = deps.passwords.hash(password).await?;
     let user = UserRecord {
         id: uuid::Uuid::now_v7().to_string(),

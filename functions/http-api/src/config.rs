@@ -3,6 +3,7 @@
 //! the WebSocket functions ([`hubbub_core::config`]).
 
 use hubbub_core::config::{AuthConfig, ConfigError, FromLookup, Lookup, PostgresConfig, number};
+use hubbub_core::limits::Limits;
 
 /// The variables only the HTTP API reads.
 pub mod vars {
@@ -23,6 +24,9 @@ pub struct HttpApiConfig {
     pub auth: AuthConfig,
     pub postgres: PostgresConfig,
     pub accounts: AccountsConfig,
+    /// The registration limit and the cap on rooms created, shared with the WebSocket
+    /// routes ([`hubbub_core::limits`]).
+    pub limits: Limits,
 }
 
 impl FromLookup for HttpApiConfig {
@@ -31,6 +35,7 @@ impl FromLookup for HttpApiConfig {
             auth: AuthConfig::from_lookup(get)?,
             postgres: PostgresConfig::from_lookup(get)?,
             accounts: AccountsConfig::from_lookup(get)?,
+            limits: Limits::from_lookup(get)?,
         })
     }
 }

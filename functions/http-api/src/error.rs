@@ -37,6 +37,9 @@ pub enum ApiError {
     /// Too many failed logins; retry after this many seconds.
     #[error("too many failed logins; retry later")]
     RateLimited { retry_after_secs: u64 },
+    /// Too many registrations from this address; retry after this many seconds.
+    #[error("too many accounts registered from this address; retry later")]
+    RegistrationLimited { retry_after_secs: u64 },
     /// The room is missing or the caller may not use it (the wording is hubbub-core's).
     #[error(transparent)]
     Access(#[from] AccessError),
@@ -76,7 +79,7 @@ impl ApiError {
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
-            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::RateLimited { .. } | Self::RegistrationLimited { .. } => ErrorCode::RateLimited,
             Self::Access(a) => a.code(),
             Self::Store(s) => s.code(),
             Self::Internal { .. } => ErrorCode::Internal,
@@ -95,7 +98,9 @@ impl ApiError {
                 "the token issuer cannot be reached; retry later".to_owned()
             }
             Self::Token(_) => "the access token is missing, invalid or expired".to_owned(),
-            Self::PayloadTooLarge { .. } | Self::RateLimited { .. } => self.to_string(),
+            Self::PayloadTooLarge { .. }
+            | Self::RateLimited { .. }
+            | Self::RegistrationLimited { .. } => self.to_string(),
             Self::Access(a) => a.to_string(),
             Self::Store(s) => s.client_message(),
             Self::Internal { .. } => "internal error".to_owned(),
@@ -118,7 +123,8 @@ impl ApiError {
         }});
         let mut builder = Response::builder().status(status);
         match &self {
-            Self::RateLimited { retry_after_secs } => {
+            Self::RateLimited { retry_after_secs }
+            | Self::RegistrationLimited { retry_after_secs } => {
                 builder = builder.header("retry-after", retry_after_secs.to_string());
             }
             Self::Unauthorized(_) | Self::Token(_) if status == 401 => {

@@ -3,7 +3,8 @@
 //!
 //! - accounts ([`accounts`]): `POST /auth/register`, `/auth/login`, `/auth/refresh`,
 //!   `/auth/logout`: argon2id password hashes, HS256 access tokens, opaque rotating refresh
-//!   tokens with reuse detection, failed-login rate limiting per username and per source IP;
+//!   tokens with reuse detection, failed-login rate limiting per username and per source IP,
+//!   registrations limited per source IP;
 //! - rooms and history ([`rooms`]): `GET /rooms`, `POST /rooms`, `POST /rooms/{room}/members`,
 //!   `GET /rooms/{room}/messages`;
 //! - `GET /health`.
@@ -26,6 +27,7 @@ pub mod routes;
 use std::sync::Arc;
 
 use hubbub_core::auth::{Identity, JwtIssuer, TokenVerifier};
+use hubbub_core::limits::Limits;
 use hubbub_core::store::{AttemptStore, HistoryStore, UserStore};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, http};
@@ -51,6 +53,8 @@ pub struct HttpDeps {
     pub issuer: Arc<JwtIssuer>,
     pub passwords: Passwords,
     pub config: AccountsConfig,
+    /// The registration limit and the cap on rooms created ([`hubbub_core::limits`]).
+    pub limits: Limits,
 }
 
 /// What every route knows about the request besides its body.
@@ -196,7 +200,7 @@ async fn route(
     };
     match matched.route {
         HttpRoute::Health => Ok(json(200, serde_json::json!({"status": "ok"}))),
-        HttpRoute::Register => accounts::register(deps, &req).await,
+        HttpRoute::Register => accounts::register(deps, info, &req).await,
         HttpRoute::Login => accounts::login(deps, info, &req).await,
         HttpRoute::Refresh => accounts::refresh(deps, &req).await,
         HttpRoute::Logout => accounts::logout(deps, &req).await,

@@ -22,6 +22,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         issuer: Arc::new(JwtIssuer::hs256(&cfg.auth.jwt)?),
         passwords: Passwords::new(&cfg.accounts.argon2)?,
         config: cfg.accounts,
+        limits: cfg.limits,
     };
     let deps = &deps;
     lambda_http::run(service_fn(move |req: Request| async move {

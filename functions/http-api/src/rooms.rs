@@ -72,7 +72,11 @@ pub async fn create(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, Ap
         id: me.user_id,
         name: me.user_name,
     };
-    let room = match deps.history.create_room(&room, &creator).await {
+    let room = match deps
+        .history
+        .create_room_within(&room, &creator, deps.limits.max_rooms_created)
+        .await
+    {
         Ok(room) => room,
         Err(hubbub_core::error::StoreError::Conflict(_)) => {
             return Err(ApiError::Conflict("a room with this id already exists"));

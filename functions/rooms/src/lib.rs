@@ -5,7 +5,12 @@
 //! - `leaveRoom` is idempotent and tells the room who left;
 //! - `history` reads a page by keyset on `seq` (the user may read any room they may use);
 //! - `typing` is relayed to the room's other connections (not in rooms larger than one
-//!   member page) and answers nothing;
+//!   member page) at most once per user, room and typing interval, and answers nothing:
+//!   the typing frames in between are dropped silently (they are ephemeral);
+//! - every route but `typing` first spends a token of the connection's route bucket and
+//!   answers `rate_limited` when it is empty ([`hubbub_core::limits`]); a connection joins
+//!   at most `max_joined_rooms` rooms at once, and a join that creates a room counts
+//!   against its user's `max_rooms_created`;
 //! - joins and leaves are announced through [`hubbub_core::presence`], coalesced per room.
 
 use hubbub_core::aws_lambda_events::apigw::{
@@ -13,7 +18,9 @@ use hubbub_core::aws_lambda_events::apigw::{
 };
 use hubbub_core::error::{AccessError, RouteError, StoreError};
 use hubbub_core::fanout;
+use hubbub_core::limits::{self, BucketKind};
 use hubbub_core::protocol::{ClientFrame, PresenceState, ProtocolError, RoomId, ServerFrame};
+use hubbub_core::store::NewRoom;
 use hubbub_core::ws::{RouteContext, RouteDeps, parse_frame, run_route};
 
 /// The configuration this function reads at init: the connections table, the management API and the history database.
@@ -32,7 +39,18 @@ async fn route(
     ev: &ApiGatewayWebsocketProxyRequest,
 ) -> Result<Option<ServerFrame>, RouteError> {
     let ctx = deps.live.context(ev)?;
-    match parse_frame(ev)? {
+    let frame = parse_frame(ev)?;
+    // Typing has its own, stricter gate below, and answers nothing even when it drops.
+    if !matches!(frame, ClientFrame::Typing { .. }) {
+        limits::spend(
+            deps.live.connections.as_ref(),
+            &deps.limits,
+            &ctx.connection_id,
+            BucketKind::Route,
+        )
+        .await?;
+    }
+    match frame {
         ClientFrame::JoinRoom { room } => join(deps, &ctx, room).await.map(Some),
         ClientFrame::LeaveRoom { room } => leave(deps, &ctx, room).await.map(Some),
         ClientFrame::History { room, query } => {
@@ -52,6 +70,20 @@ async fn route(
                 .await?
             {
                 return Err(RouteError::Forbidden("join the room before typing in it"));
+            }
+            if !deps
+                .live
+                .connections
+                .typing_gate(
+                    &room,
+                    &ctx.user.id,
+                    deps.limits.typing_interval,
+                    limits::now_ms(),
+                )
+                .await?
+            {
+                tracing::debug!(%room, "typing dropped: one was relayed within the interval");
+                return Ok(None);
             }
             // Typing is relayed in conversations, dropped in large rooms (more than one
             // member page): there it is noise to the audience and a drain on the quota.
@@ -92,17 +124,14 @@ async fn join(
         .require()
     {
         Ok(()) => {}
-        Err(AccessError::Missing) => {
-            deps.history.ensure_public_room(&room).await?;
-            tracing::info!(%room, "created public room on first join");
-        }
+        Err(AccessError::Missing) => create_on_join(deps, ctx, &room).await?,
         Err(denied @ AccessError::Denied) => return Err(denied.into()),
     }
     // The store's transaction checks that the connection is still registered and live.
     let fresh = match deps
         .live
         .connections
-        .join_room(&ctx.connection(), &room)
+        .join_room_within(&ctx.connection(), &room, deps.limits.max_joined_rooms)
         .await
     {
         Ok(fresh) => fresh,
@@ -117,6 +146,38 @@ async fn join(
         deps.live.announce(ctx, &room, PresenceState::Joined).await;
     }
     Ok(ServerFrame::Joined { room })
+}
+
+/// Creates the missing room a join names, as a public room named after its id, counted
+/// against the joiner's cap on rooms created. Another creation may win the race for the id:
+/// then the room's access is checked again, so a join cannot slip into a private room created
+/// a moment before.
+async fn create_on_join(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    room: &RoomId,
+) -> Result<(), RouteError> {
+    let public = NewRoom {
+        id: room.clone(),
+        name: room.to_string(),
+        private: false,
+    };
+    match deps
+        .history
+        .create_room_within(&public, &ctx.user, deps.limits.max_rooms_created)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(%room, "created public room on first join");
+            Ok(())
+        }
+        Err(StoreError::Conflict(_)) => Ok(deps
+            .history
+            .room_access(room, &ctx.user.id)
+            .await?
+            .require()?),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn leave(

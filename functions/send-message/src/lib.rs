@@ -1,10 +1,12 @@
 //! The `sendMessage` route, the heart of hubbub:
 //!
 //! 1. parse the frame (room, body, clientMsgId; limits of docs/protocol.md);
-//! 2. check the sender may use the room and this connection has joined it;
-//! 3. commit to history, which assigns the room's next `seq` (idempotent on clientMsgId);
-//! 4. post the `ack` to the sender's own connection at once (ack at commit);
-//! 5. fan the `message` frame out to the room's other connections (only for a new commit).
+//! 2. spend a token of the connection's `sendMessage` bucket ([`hubbub_core::limits`]), or
+//!    answer `rate_limited` with a retry hint having done nothing else;
+//! 3. check the sender may use the room and this connection has joined it;
+//! 4. commit to history, which assigns the room's next `seq` (idempotent on clientMsgId);
+//! 5. post the `ack` to the sender's own connection at once (ack at commit);
+//! 6. fan the `message` frame out to the room's other connections (only for a new commit).
 //!
 //! Nothing is delivered before the commit, and a failed commit answers `unavailable` with
 //! nothing stored.
@@ -22,6 +24,7 @@ use hubbub_core::aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
 };
 use hubbub_core::error::RouteError;
+use hubbub_core::limits::{self, BucketKind};
 use hubbub_core::protocol::{ClientFrame, ProtocolError, ServerFrame};
 use hubbub_core::store::{Commit, NewMessage};
 use hubbub_core::ws::{RouteDeps, parse_frame, run_route};
@@ -53,6 +56,13 @@ async fn send(
         );
     };
 
+    limits::spend(
+        deps.live.connections.as_ref(),
+        &deps.limits,
+        &ctx.connection_id,
+        BucketKind::Send,
+    )
+    .await?;
     deps.require_access(&ctx, &room).await?;
     if !deps
         .live

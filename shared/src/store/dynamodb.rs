@@ -5,6 +5,11 @@
 //! | connection | `CONN#{id}` | `#META` | who the connection is |
 //! | room side of a membership | `ROOM#{room}` | `CONN#{id}` | fan-out is one paginated Query on the room |
 //! | connection side of a membership | `CONN#{id}` | `ROOM#{room}` | `$disconnect` finds the rooms with one Query |
+//! | typing gate of a user in a room | `TYPING#{room}` | `USER#{user id}` | at most one typing fan-out per user, room and interval |
+//!
+//! The connection item also carries the abuse limits' state ([`crate::limits`]): `roomCount`
+//! (rooms joined, kept in the join and leave transactions) and one TAT per rate bucket
+//! (`sendTat`, `routeTat`).
 //!
 //! Every item carries `expiresAt` (Unix seconds), the table's TTL attribute: API Gateway closes
 //! connections after 2 h and `$disconnect` is best-effort, so stale items expire on their own.
@@ -18,15 +23,17 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, DeleteRequest,
-    KeySchemaElement, KeyType, Put, ScalarAttributeType, TimeToLiveSpecification,
-    TransactWriteItem, WriteRequest,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, KeySchemaElement,
+    KeyType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
 use time::OffsetDateTime;
 
 use super::{Connection, ConnectionStore, Member, MemberPage};
 use crate::error::StoreError;
+use crate::limits::{self, Bucket, BucketKind, Take};
 use crate::protocol::{RoomId, UserRef};
 
 /// BatchWriteItem takes at most 25 requests (a DynamoDB limit).
@@ -39,6 +46,15 @@ const BATCH_BACKOFF_START: Duration = Duration::from_millis(50);
 
 const META: &str = "#META";
 const TTL_ATTR: &str = "expiresAt";
+const ROOM_COUNT: &str = "roomCount";
+/// A typing gate item outlives its interval by this much before the TTL may remove it, so
+/// the table does not keep a row per user and room ever typed in.
+const TYPING_TTL_SECS: i64 = 60;
+/// Rounds of the token-bucket update before giving up. Each round fails only when another
+/// frame of the same connection moved the bucket between our two conditional writes, and
+/// the second write's condition is exactly the bucket rule, so two rounds settle every race
+/// but one where the clock passes the TAT in between; the third is for that one.
+const TOKEN_ROUNDS: u32 = 3;
 
 /// The DynamoDB-backed connection store.
 #[derive(Clone)]
@@ -306,7 +322,12 @@ impl ConnectionStore for DynamoConnectionStore {
         }))
     }
 
-    async fn join_room(&self, conn: &Connection, room: &RoomId) -> Result<bool, StoreError> {
+    async fn join_room_within(
+        &self,
+        conn: &Connection,
+        room: &RoomId,
+        max_rooms: u32,
+    ) -> Result<bool, StoreError> {
         const OP: &str = "join room";
         let expires = n(conn.expires_at.unix_timestamp());
         let mut room_side = key(room_pk(room), conn_pk(&conn.id));
@@ -319,16 +340,25 @@ impl ConnectionStore for DynamoConnectionStore {
         conn_side.insert(TTL_ATTR.into(), expires);
 
         let items = vec![
-            // The connection must still exist: a join racing `$disconnect` must not leave
-            // a membership behind for a dead connection.
+            // The connection must still exist (a join racing `$disconnect` must not leave a
+            // membership behind for a dead connection) and be under its cap; the count goes
+            // up in the same transaction as the membership, so concurrent joins cannot pass it.
             TransactWriteItem::builder()
-                .condition_check(
-                    ConditionCheck::builder()
+                .update(
+                    Update::builder()
                         .table_name(&self.table)
                         .set_key(Some(key(conn_pk(&conn.id), META.to_owned())))
-                        .condition_expression("attribute_exists(pk) AND #ttl > :now")
+                        .update_expression("SET #count = if_not_exists(#count, :zero) + :one")
+                        .condition_expression(
+                            "attribute_exists(pk) AND #ttl > :now \
+                             AND (attribute_not_exists(#count) OR #count < :max)",
+                        )
                         .expression_attribute_names("#ttl", TTL_ATTR)
+                        .expression_attribute_names("#count", ROOM_COUNT)
                         .expression_attribute_values(":now", n(now_secs()))
+                        .expression_attribute_values(":zero", n(0))
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(":max", n(i64::from(max_rooms)))
                         .build()
                         .map_err(unavailable(OP))?,
                 )
@@ -353,39 +383,77 @@ impl ConnectionStore for DynamoConnectionStore {
                 )
                 .build(),
         ];
-        match self.transact(OP, items).await? {
-            None => Ok(true),
-            Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
-                Err(StoreError::NotFound("connection"))
-            }
-            Some(_) => Ok(false),
+        let Some(codes) = self.transact(OP, items).await? else {
+            return Ok(true);
+        };
+        let failed = |i: usize| codes.get(i).is_some_and(|c| c == "ConditionalCheckFailed");
+        if failed(1) || !failed(0) {
+            return Ok(false);
+        }
+        // The connection's condition failed: gone, or at its cap. An already-joined room at
+        // the cap is still `false` (joining again is not an error), whether or not the
+        // transaction reported the membership's condition too.
+        if self.is_member(&conn.id, room).await? {
+            return Ok(false);
+        }
+        match self.get_connection(&conn.id).await? {
+            None => Err(StoreError::NotFound("connection")),
+            Some(_) => Err(StoreError::LimitExceeded(limits::JOINED_TOO_MANY)),
         }
     }
 
     async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
         const OP: &str = "leave room";
-        let items = vec![
+        let memberships = || -> Result<Vec<TransactWriteItem>, StoreError> {
+            Ok(vec![
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(room_pk(room), conn_pk(connection_id))))
+                            .condition_expression("attribute_exists(pk)")
+                            .build()
+                            .map_err(unavailable(OP))?,
+                    )
+                    .build(),
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .set_key(Some(key(conn_pk(connection_id), format!("ROOM#{room}"))))
+                            .build()
+                            .map_err(unavailable(OP))?,
+                    )
+                    .build(),
+            ])
+        };
+        let mut items = memberships()?;
+        // The count comes down with the membership. Its condition fails only for a
+        // connection that is gone or was recorded before the count existed; then the
+        // membership is removed without it.
+        items.push(
             TransactWriteItem::builder()
-                .delete(
-                    Delete::builder()
+                .update(
+                    Update::builder()
                         .table_name(&self.table)
-                        .set_key(Some(key(room_pk(room), conn_pk(connection_id))))
-                        .condition_expression("attribute_exists(pk)")
+                        .set_key(Some(key(conn_pk(connection_id), META.to_owned())))
+                        .update_expression("SET #count = #count - :one")
+                        .condition_expression("attribute_exists(pk) AND #count > :zero")
+                        .expression_attribute_names("#count", ROOM_COUNT)
+                        .expression_attribute_values(":zero", n(0))
+                        .expression_attribute_values(":one", n(1))
                         .build()
                         .map_err(unavailable(OP))?,
                 )
                 .build(),
-            TransactWriteItem::builder()
-                .delete(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key(conn_pk(connection_id), format!("ROOM#{room}"))))
-                        .build()
-                        .map_err(unavailable(OP))?,
-                )
-                .build(),
-        ];
-        Ok(self.transact(OP, items).await?.is_none())
+        );
+        let Some(codes) = self.transact(OP, items).await? else {
+            return Ok(true);
+        };
+        if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") {
+            return Ok(false);
+        }
+        Ok(self.transact(OP, memberships()?).await?.is_none())
     }
 
     async fn is_member(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
@@ -486,5 +554,191 @@ impl ConnectionStore for DynamoConnectionStore {
         }
         self.batch_delete(keys).await?;
         Ok(rooms)
+    }
+
+    // One bucket check is one conditional UpdateItem on the connection's own item in the
+    // usual case (a frame after a quiet spell: one write request unit, as the item is far
+    // below 1 KB), two inside a burst and for a refused frame, and no read: the rule of
+    // `Bucket::check` is written as condition expressions. At on-demand prices that is about
+    // a dollar per million frames, less than the API Gateway messages the same frame costs
+    // (its own, the ack and one post per member) and a few milliseconds of latency in the
+    // region. It is the price of a limit that holds across Lambda environments: a counter in
+    // memory would not (each environment would grant the full rate), API Gateway's route
+    // throttling is per stage and route, not per connection (one flood would throttle
+    // everyone), and a cache cluster would cost more than these writes at this scale.
+    async fn take_token(
+        &self,
+        connection_id: &str,
+        kind: BucketKind,
+        bucket: Bucket,
+        now_ms: i64,
+    ) -> Result<Take, StoreError> {
+        const OP: &str = "take token";
+        let interval = bucket.interval_ms();
+        let limit = now_ms + bucket.tolerance_ms();
+        let item_key = key(conn_pk(connection_id), META.to_owned());
+        for _ in 0..TOKEN_ROUNDS {
+            // A full bucket (never used, or quiet for a burst's worth of intervals): the TAT
+            // starts again from now.
+            let refill = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key.clone()))
+                .update_expression("SET #tat = :next")
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(#tat) OR #tat <= :now)",
+                )
+                .expression_attribute_names("#tat", kind.attribute())
+                .expression_attribute_values(":next", n(now_ms + interval))
+                .expression_attribute_values(":now", n(now_ms))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            let tat = match self
+                .failed_condition(refill, connection_id, kind, OP)
+                .await?
+            {
+                Failed::No => return Ok(Take::Allowed),
+                // Not a connection of ours (the route refuses it), or the TAT fell due
+                // between the write and the read: look again.
+                Failed::Gone => return Ok(Take::Allowed),
+                Failed::Tat(None) => continue,
+                Failed::Tat(Some(tat)) => tat,
+            };
+            if tat > limit {
+                return Ok(Take::Limited {
+                    retry_after_ms: u64::try_from(tat - limit).unwrap_or(1).max(1),
+                });
+            }
+            if tat <= now_ms {
+                continue;
+            }
+            // Inside the burst: one more interval on the TAT, if it is still within the limit
+            // (concurrent frames each add theirs; the condition stops them at the limit).
+            let spend = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key.clone()))
+                .update_expression("SET #tat = #tat + :interval")
+                .condition_expression("attribute_exists(pk) AND #tat > :now AND #tat <= :limit")
+                .expression_attribute_names("#tat", kind.attribute())
+                .expression_attribute_values(":interval", n(interval))
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":limit", n(limit))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .send()
+                .await;
+            match self
+                .failed_condition(spend, connection_id, kind, OP)
+                .await?
+            {
+                Failed::No | Failed::Gone => return Ok(Take::Allowed),
+                Failed::Tat(Some(tat)) if tat > limit => {
+                    return Ok(Take::Limited {
+                        retry_after_ms: u64::try_from(tat - limit).unwrap_or(1).max(1),
+                    });
+                }
+                Failed::Tat(_) => continue,
+            }
+        }
+        tracing::warn!(
+            connection_id,
+            ?kind,
+            "token bucket still contended; refusing the frame"
+        );
+        Ok(Take::Limited {
+            retry_after_ms: u64::try_from(interval).unwrap_or(1),
+        })
+    }
+
+    async fn typing_gate(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+        interval: Duration,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let interval = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let mut item = key(format!("TYPING#{room}"), format!("USER#{user_id}"));
+        item.insert("at".into(), n(now_ms));
+        item.insert(TTL_ATTR.into(), n(now_ms / 1000 + TYPING_TTL_SECS));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #at <= :cutoff")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":cutoff", n(now_ms.saturating_sub(interval)))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(ctx))
+                if ctx.err().is_conditional_check_failed_exception() =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::unavailable("typing gate", e)),
+        }
+    }
+}
+
+/// How a conditional update of a connection's bucket went.
+enum Failed {
+    /// It was applied.
+    No,
+    /// The condition failed because the connection has no item.
+    Gone,
+    /// The condition failed; the bucket's TAT at that moment (`None`: never used).
+    Tat(Option<i64>),
+}
+
+impl DynamoConnectionStore {
+    /// Sorts the outcome of a bucket update. DynamoDB hands back the item whose condition
+    /// failed (`ReturnValuesOnConditionCheckFailure`); a server that does not is asked with a
+    /// consistent read.
+    async fn failed_condition<T>(
+        &self,
+        outcome: Result<T, SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>>,
+        connection_id: &str,
+        kind: BucketKind,
+        op: &'static str,
+    ) -> Result<Failed, StoreError> {
+        let err = match outcome {
+            Ok(_) => return Ok(Failed::No),
+            Err(SdkError::ServiceError(ctx)) => ctx.into_err(),
+            Err(e) => return Err(StoreError::unavailable(op, e)),
+        };
+        let UpdateItemError::ConditionalCheckFailedException(failed) = err else {
+            return Err(StoreError::unavailable(op, err));
+        };
+        let item = match failed.item {
+            Some(item) => Some(item),
+            None => {
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(conn_pk(connection_id), META.to_owned())))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(unavailable(op))?
+                    .item
+            }
+        };
+        let Some(item) = item.filter(|i| i.contains_key("pk")) else {
+            return Ok(Failed::Gone);
+        };
+        Ok(Failed::Tat(match item.get(kind.attribute()) {
+            Some(_) => Some(get_n(&item, kind.attribute())?),
+            None => None,
+        }))
     }
 }

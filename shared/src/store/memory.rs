@@ -16,6 +16,7 @@ use super::{
     UserStore,
 };
 use crate::error::StoreError;
+use crate::limits::{self, Bucket, BucketKind, Take, Verdict};
 use crate::protocol::{ChatMessage, HistoryCursor, HistoryQuery, RoomId, UserRef};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -32,6 +33,10 @@ struct ConnState {
     rooms: HashMap<RoomId, BTreeMap<String, Member>>,
     /// connection id -> rooms joined, so removal needs no scan.
     joined: HashMap<String, BTreeSet<RoomId>>,
+    /// (connection id, bucket) -> the bucket's TAT in Unix ms ([`crate::limits`]).
+    buckets: HashMap<(String, BucketKind), i64>,
+    /// (room, user id) -> when a typing indicator was last let through (Unix ms).
+    typing: HashMap<(RoomId, String), i64>,
 }
 
 /// In-memory [`ConnectionStore`].
@@ -64,11 +69,23 @@ impl ConnectionStore for MemoryConnectionStore {
         Ok(lock(&self.state).conns.get(id).filter(|c| live(c)).cloned())
     }
 
-    async fn join_room(&self, conn: &Connection, room: &RoomId) -> Result<bool, StoreError> {
+    async fn join_room_within(
+        &self,
+        conn: &Connection,
+        room: &RoomId,
+        max_rooms: u32,
+    ) -> Result<bool, StoreError> {
         let mut s = lock(&self.state);
         let Some(stored) = s.conns.get(&conn.id).filter(|c| live(c)).cloned() else {
             return Err(StoreError::NotFound("connection"));
         };
+        let joined = s.joined.get(&conn.id);
+        if joined.is_some_and(|j| j.contains(room)) {
+            return Ok(false);
+        }
+        if joined.map_or(0, BTreeSet::len) >= usize::try_from(max_rooms).unwrap_or(usize::MAX) {
+            return Err(StoreError::LimitExceeded(limits::JOINED_TOO_MANY));
+        }
         let member = Member {
             connection_id: stored.id.clone(),
             user: stored.user,
@@ -137,9 +154,53 @@ impl ConnectionStore for MemoryConnectionStore {
         Ok(page)
     }
 
+    async fn take_token(
+        &self,
+        connection_id: &str,
+        kind: BucketKind,
+        bucket: Bucket,
+        now_ms: i64,
+    ) -> Result<Take, StoreError> {
+        let mut s = lock(&self.state);
+        if !s.conns.get(connection_id).is_some_and(live) {
+            return Ok(Take::Allowed);
+        }
+        let key = (connection_id.to_owned(), kind);
+        match bucket.check(s.buckets.get(&key).copied(), now_ms) {
+            Verdict::Allowed { tat_ms } => {
+                s.buckets.insert(key, tat_ms);
+                Ok(Take::Allowed)
+            }
+            Verdict::Limited { retry_after_ms } => Ok(Take::Limited { retry_after_ms }),
+        }
+    }
+
+    async fn typing_gate(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+        interval: std::time::Duration,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let interval = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+        let mut s = lock(&self.state);
+        // Forget indicators older than the interval, so the map holds only the last few
+        // seconds' typists rather than every (room, user) pair ever seen.
+        s.typing.retain(|_, at| now_ms - *at < interval);
+        let key = (room.clone(), user_id.to_owned());
+        if s.typing.contains_key(&key) {
+            return Ok(false);
+        }
+        s.typing.insert(key, now_ms);
+        Ok(true)
+    }
+
     async fn remove_connection(&self, connection_id: &str) -> Result<Vec<RoomId>, StoreError> {
         let mut s = lock(&self.state);
         s.conns.remove(connection_id);
+        for kind in BucketKind::ALL {
+            s.buckets.remove(&(connection_id.to_owned(), kind));
+        }
         let rooms = s.joined.remove(connection_id).unwrap_or_default();
         for room in &rooms {
             if let Some(m) = s.rooms.get_mut(room) {
@@ -166,6 +227,8 @@ struct RoomState {
 #[derive(Default)]
 pub struct MemoryHistoryStore {
     rooms: Mutex<HashMap<RoomId, RoomState>>,
+    /// user id -> rooms created. Locked only while `rooms` is held, so the order is fixed.
+    created: Mutex<HashMap<String, u32>>,
 }
 
 impl MemoryHistoryStore {
@@ -186,11 +249,22 @@ fn new_room_state(room: Room) -> RoomState {
 
 #[async_trait]
 impl HistoryStore for MemoryHistoryStore {
-    async fn create_room(&self, room: &NewRoom, creator: &UserRef) -> Result<Room, StoreError> {
+    async fn create_room_within(
+        &self,
+        room: &NewRoom,
+        creator: &UserRef,
+        max_created: u32,
+    ) -> Result<Room, StoreError> {
         let mut rooms = lock(&self.rooms);
         if rooms.contains_key(&room.id) {
             return Err(StoreError::Conflict("room"));
         }
+        let mut created = lock(&self.created);
+        let count = created.entry(creator.id.clone()).or_default();
+        if *count >= max_created {
+            return Err(StoreError::LimitExceeded(limits::CREATED_TOO_MANY));
+        }
+        *count += 1;
         let stored = Room {
             id: room.id.clone(),
             name: room.name.clone(),

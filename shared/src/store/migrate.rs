@@ -29,6 +29,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_accounts.sql",
         sql: include_str!("../../../infra/migrations/0002_accounts.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_room_quotas.sql",
+        sql: include_str!("../../../infra/migrations/0003_room_quotas.sql"),
+    },
 ];
 
 /// Arbitrary but fixed key of the advisory lock ("hubbub" in ASCII).

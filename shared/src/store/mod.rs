@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::error::{AccessError, StoreError};
+use crate::limits::{Bucket, BucketKind, Take};
 use crate::protocol::{ChatMessage, ClientMsgId, HistoryQuery, MessageBody, RoomId, UserRef};
 
 pub mod dynamodb;
@@ -70,9 +71,23 @@ pub trait ConnectionStore: Send + Sync {
     /// Reads a live connection; `None` when unknown or expired.
     async fn get_connection(&self, id: &str) -> Result<Option<Connection>, StoreError>;
 
-    /// Adds the connection to a room. Returns `false` when it was already a member.
-    /// Fails with `NotFound("connection")` when the connection is unknown.
-    async fn join_room(&self, conn: &Connection, room: &RoomId) -> Result<bool, StoreError>;
+    /// Adds the connection to a room unless it has already joined `max_rooms` rooms (then
+    /// `LimitExceeded`, [`crate::limits::JOINED_TOO_MANY`]; the count and the join are one
+    /// atomic step, so concurrent joins cannot pass the cap). Returns `false` when it was
+    /// already a member (also at the cap). Fails with `NotFound("connection")` when the
+    /// connection is unknown.
+    async fn join_room_within(
+        &self,
+        conn: &Connection,
+        room: &RoomId,
+        max_rooms: u32,
+    ) -> Result<bool, StoreError>;
+
+    /// [`ConnectionStore::join_room_within`] without a cap, for tools and tests that set up
+    /// rooms; the `joinRoom` route always passes its cap.
+    async fn join_room(&self, conn: &Connection, room: &RoomId) -> Result<bool, StoreError> {
+        self.join_room_within(conn, room, u32::MAX).await
+    }
 
     /// Removes the connection from a room. Returns `false` when it was not a member.
     async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError>;
@@ -91,6 +106,30 @@ pub trait ConnectionStore: Send + Sync {
     /// Deletes the connection and all its memberships; returns the rooms it was in.
     /// Removing an unknown connection is not an error (`$disconnect` and 410 clean-up race).
     async fn remove_connection(&self, connection_id: &str) -> Result<Vec<RoomId>, StoreError>;
+
+    /// Takes one token from the connection's `kind` bucket at `now_ms` (Unix ms), by the
+    /// rule of [`Bucket::check`]; `Limited` with the wait when the bucket is empty. Atomic:
+    /// of concurrent frames racing for the last token, one gets it. The state lives with the
+    /// connection (it goes when the connection goes). A connection the store does not know is
+    /// not limited here: its route refuses it anyway.
+    async fn take_token(
+        &self,
+        connection_id: &str,
+        kind: BucketKind,
+        bucket: Bucket,
+        now_ms: i64,
+    ) -> Result<Take, StoreError>;
+
+    /// Whether a typing indicator of `user_id` in `room` may be fanned out at `now_ms`:
+    /// `true` (and recorded) when none was in the last `interval`, else `false`. Atomic: of
+    /// concurrent typing frames of one user and room, at most one passes per interval.
+    async fn typing_gate(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+        interval: std::time::Duration,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A room as stored.
@@ -170,10 +209,23 @@ pub struct HistoryPage {
 /// Rooms, private-room membership and message history.
 #[async_trait]
 pub trait HistoryStore: Send + Sync {
-    /// Creates a room and returns it as stored (with the store's creation time).
-    /// `Conflict("room")` when the id is taken. The creator of a private room becomes its
-    /// first member.
-    async fn create_room(&self, room: &NewRoom, creator: &UserRef) -> Result<Room, StoreError>;
+    /// Creates a room unless `creator` has already created `max_created` rooms (then
+    /// `LimitExceeded`, [`crate::limits::CREATED_TOO_MANY`]; the count and the creation are
+    /// one atomic step), and returns it as stored (with the store's creation time).
+    /// `Conflict("room")` when the id is taken (nothing is counted). The creator of a private
+    /// room becomes its first member.
+    async fn create_room_within(
+        &self,
+        room: &NewRoom,
+        creator: &UserRef,
+        max_created: u32,
+    ) -> Result<Room, StoreError>;
+
+    /// [`HistoryStore::create_room_within`] without a cap (the creation still counts), for
+    /// tools and tests; the routes always pass their cap.
+    async fn create_room(&self, room: &NewRoom, creator: &UserRef) -> Result<Room, StoreError> {
+        self.create_room_within(room, creator, u32::MAX).await
+    }
 
     /// Creates a public room named after its id unless it exists; returns the room either way.
     async fn ensure_public_room(&self, id: &RoomId) -> Result<Room, StoreError>;

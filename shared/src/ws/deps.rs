@@ -10,6 +10,7 @@ use super::RouteContext;
 use crate::error::{RouteError, chain};
 use crate::fanout::{self, FanoutReport};
 use crate::gateway::ConnectionGateway;
+use crate::limits::Limits;
 use crate::presence::{self, PresenceChange, PresenceSink};
 use crate::protocol::{PresenceState, RoomId, ServerFrame};
 use crate::queue::{self, FanoutQueue};
@@ -35,6 +36,8 @@ pub struct Live {
 pub struct RouteDeps {
     pub live: Live,
     pub history: Arc<dyn HistoryStore>,
+    /// Rate limits, the typing debounce and the room caps ([`crate::limits`]).
+    pub limits: Limits,
 }
 
 impl RouteDeps {

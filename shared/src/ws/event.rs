@@ -147,6 +147,7 @@ pub fn error_frame(
         action: action.map(str::to_owned),
         client_msg_id: client_msg_id.map(str::to_owned),
         room: room.cloned(),
+        retry_after_ms: err.retry_after_ms(),
     }
 }
 

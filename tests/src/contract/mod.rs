@@ -6,10 +6,12 @@
 mod accounts;
 mod connections;
 mod history;
+mod limits;
 
 pub use accounts::{attempt_store, user_store};
 pub use connections::connection_store;
 pub use history::{history_store, private_room};
+pub use limits::{Atomic, connection_limits, history_limits};
 
 use std::collections::BTreeSet;
 

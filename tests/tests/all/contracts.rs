@@ -14,6 +14,35 @@ async fn connection_store_contract_dynamodb() {
 }
 
 #[tokio::test]
+async fn connection_limits_contract_memory() {
+    contract::connection_limits(
+        std::sync::Arc::new(MemoryConnectionStore::new()),
+        contract::Atomic::Yes,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_contract_dynamodb() {
+    contract::connection_limits(
+        std::sync::Arc::new(fresh_connections().await),
+        contract::Atomic::NotOnThisEmulator,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn history_limits_contract_memory() {
+    contract::history_limits(std::sync::Arc::new(MemoryHistoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_limits_contract_postgres() {
+    let (db, _) = migrated_database().await;
+    contract::history_limits(std::sync::Arc::new(db.history())).await;
+}
+
+#[tokio::test]
 async fn history_store_contract_memory() {
     contract::history_store(&MemoryHistoryStore::new()).await;
 }
@@ -70,7 +99,8 @@ async fn migrations_are_recorded_and_safe_to_rerun_concurrently_on_postgres() {
         got,
         vec![
             (1, "0001_init.sql".to_owned()),
-            (2, "0002_accounts.sql".to_owned())
+            (2, "0002_accounts.sql".to_owned()),
+            (3, "0003_room_quotas.sql".to_owned()),
         ]
     );
     // A tampered record (an edited migration) is refused, not silently accepted.

@@ -11,6 +11,7 @@ use tokio_postgres::error::SqlState;
 
 use super::Database;
 use crate::error::StoreError;
+use crate::limits;
 use crate::protocol::{
     ChatMessage, ClientMsgId, HistoryCursor, HistoryQuery, MessageBody, RoomId, UserRef,
 };
@@ -62,7 +63,12 @@ fn room_from_row(r: &Row) -> Result<Room, StoreError> {
 
 #[async_trait]
 impl HistoryStore for PostgresHistoryStore {
-    async fn create_room(&self, room: &NewRoom, creator: &UserRef) -> Result<Room, StoreError> {
+    async fn create_room_within(
+        &self,
+        room: &NewRoom,
+        creator: &UserRef,
+        max_created: u32,
+    ) -> Result<Room, StoreError> {
         let mut conn = self.db.session("create room").await?;
         let tx = conn.transaction().await?;
         // `created_at` is the database's: the answer then matches every later read to the
@@ -80,6 +86,21 @@ impl HistoryStore for PostgresHistoryStore {
             return Err(StoreError::Conflict("room"));
         };
         let stored = room_from_row(&row)?;
+        // Increment first, compare in the same statement: the row lock makes concurrent
+        // creations of one user wait for each other, so none passes the cap. No row back
+        // means the cap is reached; dropping the transaction undoes the room too.
+        let counted = tx
+            .query_opt(
+                "INSERT INTO room_quotas (user_id, created) VALUES ($1, 1)
+                 ON CONFLICT (user_id) DO UPDATE SET created = room_quotas.created + 1
+                 WHERE room_quotas.created < $2
+                 RETURNING created",
+                &[&creator.id, &i64::from(max_created)],
+            )
+            .await?;
+        if counted.is_none() || max_created == 0 {
+            return Err(StoreError::LimitExceeded(limits::CREATED_TOO_MANY));
+        }
         if room.private {
             tx.execute(
                 "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2)",

@@ -157,6 +157,7 @@ fn deps_over(
         issuer: Arc::new(JwtIssuer::hs256(&jwt_config()).expect("issuer")),
         passwords: Passwords::new(&config.argon2).expect("passwords"),
         config,
+        limits: hubbub_core::limits::Limits::default(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! WebSocket clients (tokio-tungstenite), hyper's HTTP client, and the real
 //! aws-sdk-apigatewaymanagement client on @connections.
 
+mod abuse;
 mod chat;
 mod cli;
 mod connection;
