@@ -16,6 +16,12 @@
 //!   (one cached client, 32 in flight), which is how hubbub posted before.
 //!
 //! and prints the median of the runs and the engine's rate as a ratio of the raw rate.
+//!
+//! `-- --room 100000 --workers 8` measures a large room instead: its members in the
+//! in-memory store, `queue::deliver` splitting them into chunk jobs, and `--workers`
+//! in-process fan-out workers (concurrent tasks on a two-thread runtime, as the
+//! `fanout-worker` Lambdas are concurrent invocations) posting to the sink; it prints the
+//! time until every post is answered and the posts/s each worker drove while busy.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -28,6 +34,8 @@ use hubbub_core::fanout::{FANOUT_CONCURRENCY, broadcast};
 use hubbub_core::gateway::Endpoint;
 use hubbub_core::gateway::management::ManagementGateway;
 use hubbub_core::protocol::{ChatMessage, ClientMsgId, MessageBody, RoomId, ServerFrame, UserRef};
+use hubbub_core::queue::local::LocalFanoutQueue;
+use hubbub_core::queue::{CHUNK_SIZE, deliver};
 use hubbub_core::store::memory::MemoryConnectionStore;
 use hubbub_core::store::{Connection, ConnectionStore};
 use time::OffsetDateTime;
@@ -59,6 +67,16 @@ fn main() {
         .unwrap_or(3);
 
     let (mut child, port) = start_sink();
+    if let Some(members) = arg("--room") {
+        let members: usize = members.parse().expect("--room takes a number");
+        let workers: usize = arg("--workers")
+            .map(|s| s.parse().expect("--workers takes a number"))
+            .unwrap_or(8);
+        large_room(port, members, workers, runs);
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -90,22 +108,76 @@ fn main() {
     let _ = child.wait();
 }
 
-struct Results {
-    raw_rate: f64,
-    engine_rate: f64,
-    engine_cpu_us: f64,
-    raw_cpu_us: f64,
-    engine_ms: f64,
-    sdk_rate: f64,
-    sdk_cpu_us: f64,
+/// One message to a room of `members`, through `deliver` and `workers` in-process workers.
+fn large_room(port: u16, members: usize, workers: usize, runs: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let endpoint = format!("http://127.0.0.1:{port}/bench");
+    rt.block_on(async {
+        let (store, room, frame) = room_of(members).await;
+        let store = std::sync::Arc::new(store);
+        let gateway = ManagementGateway::new(&bench_sdk()).expect("gateway");
+        let ep = Endpoint::for_request("x", "y", Some(&endpoint));
+        println!(
+            "large room: {members} members, {workers} workers (chunks of {CHUNK_SIZE}), {runs} runs"
+        );
+        println!("| run | all answered ms | posts/s | per worker posts/s (busy) | delivered |");
+        println!("|---|---|---|---|---|");
+        let mut totals_ms = Vec::new();
+        for run in 0..=runs {
+            // Run 0 warms the pool, as a warm worker's is, and is not counted.
+            let queue = LocalFanoutQueue::new(store.clone(), gateway.clone(), workers);
+            let t0 = Instant::now();
+            deliver(
+                store.as_ref(),
+                gateway.as_ref(),
+                &queue,
+                &ep,
+                &room,
+                &frame,
+                None,
+            )
+            .await
+            .expect("deliver");
+            queue.idle().await;
+            let dt = t0.elapsed().as_secs_f64();
+            let totals = queue.totals();
+            assert_eq!(
+                totals.delivered, members,
+                "every post delivered: {totals:?}"
+            );
+            if run == 0 {
+                continue;
+            }
+            let per: Vec<String> = queue
+                .stats()
+                .iter()
+                .filter(|s| s.posts > 0)
+                .map(|s| format!("{:.0}", s.posts as f64 / s.busy.as_secs_f64()))
+                .collect();
+            println!(
+                "| {run} | {:.0} | {:.0} | {} | {} |",
+                dt * 1e3,
+                members as f64 / dt,
+                per.join(", "),
+                totals.delivered
+            );
+            totals_ms.push(dt * 1e3);
+        }
+        println!(
+            "median: {:.0} ms for {members} posts ({:.0} posts/s)",
+            median(totals_ms.clone()),
+            members as f64 / (median(totals_ms) / 1e3)
+        );
+    });
+    println!("peak RSS of the bench process: {:.1} MiB", peak_rss_mib());
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-async fn measure(endpoint: &str, n: usize, runs: usize) -> Results {
+/// A room of `n` members in the in-memory store, and a typical message frame for it.
+async fn room_of(n: usize) -> (MemoryConnectionStore, RoomId, ServerFrame) {
     let room = RoomId::parse("bench").expect("room");
     let store = MemoryConnectionStore::new();
     let now = OffsetDateTime::now_utc();
@@ -133,7 +205,12 @@ async fn measure(endpoint: &str, n: usize, runs: usize) -> Results {
         client_msg_id: ClientMsgId::parse("m-1").expect("id"),
         sent_at: now,
     });
-    let sdk = aws_config::SdkConfig::builder()
+    (store, room, frame)
+}
+
+/// Static credentials: the sink does not check signatures, but the engine signs as on AWS.
+fn bench_sdk() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("eu-west-1"))
         .credentials_provider(
@@ -147,7 +224,27 @@ async fn measure(endpoint: &str, n: usize, runs: usize) -> Results {
                 ),
             ),
         )
-        .build();
+        .build()
+}
+
+struct Results {
+    raw_rate: f64,
+    engine_rate: f64,
+    engine_cpu_us: f64,
+    raw_cpu_us: f64,
+    engine_ms: f64,
+    sdk_rate: f64,
+    sdk_cpu_us: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn measure(endpoint: &str, n: usize, runs: usize) -> Results {
+    let (store, room, frame) = room_of(n).await;
+    let sdk = bench_sdk();
     let gateway = ManagementGateway::new(&sdk).expect("gateway");
     let ep = Endpoint::for_request("x", "y", Some(endpoint));
     let raw: Raw =

@@ -43,6 +43,15 @@ impl Fields {
         }
     }
 
+    /// An optional string field (`null` counts as absent).
+    pub fn opt_string(&self, name: &str) -> Result<Option<String>, ProtocolError> {
+        match self.0.get(name) {
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Null) | None => Ok(None),
+            Some(_) => Err(wrong_type(name, "a string")),
+        }
+    }
+
     /// An optional integer field (`null` counts as absent).
     pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ProtocolError> {
         match self.0.get(name) {

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -26,6 +28,58 @@ pub const BODY_MAX_CHARS: usize = 4000;
 pub const HISTORY_LIMIT_MAX: u32 = 100;
 /// `history` page size when the client gives none (docs/protocol.md).
 pub const HISTORY_LIMIT_DEFAULT: u32 = 50;
+/// Largest `members` page (docs/protocol.md): one store page, and a route response of a few
+/// KB (names are short).
+pub const MEMBERS_LIMIT_MAX: u32 = 200;
+/// `members` page size when the client gives none (docs/protocol.md).
+pub const MEMBERS_LIMIT_DEFAULT: u32 = 100;
+/// Longest decoded `members` cursor: a connection id (API Gateway's are 16 characters;
+/// generous for other stores' ids).
+const MEMBERS_CURSOR_MAX: usize = 128;
+
+/// Where a `members` page starts: opaque to clients (base64url of the store's position).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembersCursor(String);
+
+impl MembersCursor {
+    /// The cursor after a store page that ended at `position`.
+    pub fn from_position(position: &str) -> Self {
+        Self(URL_SAFE_NO_PAD.encode(position))
+    }
+
+    /// A cursor a client sent back: it must be one this server gave out (base64url of a
+    /// short, printable position).
+    pub fn parse(raw: &str) -> Result<Self, ProtocolError> {
+        let bad = || ProtocolError::bad_request("`cursor` is not a cursor this server gave out");
+        let decoded = URL_SAFE_NO_PAD.decode(raw).map_err(|_| bad())?;
+        let ok = (1..=MEMBERS_CURSOR_MAX).contains(&decoded.len())
+            && decoded.iter().all(|b| b.is_ascii_graphic());
+        if !ok {
+            return Err(bad());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// What the client sees.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The store position it stands for.
+    pub fn position(&self) -> String {
+        URL_SAFE_NO_PAD
+            .decode(&self.0)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Serialize for MembersCursor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 /// Why a frame or a field was refused; maps onto an error frame.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -228,6 +282,12 @@ pub enum ClientFrame {
     History { room: RoomId, query: HistoryQuery },
     /// Tell the room the user is typing.
     Typing { room: RoomId },
+    /// Read a page of who is in a room.
+    Members {
+        room: RoomId,
+        cursor: Option<MembersCursor>,
+        limit: u32,
+    },
     /// Liveness check; answered with `pong`.
     Ping,
 }
@@ -253,6 +313,7 @@ impl ClientFrame {
             Self::SendMessage { .. } => RouteKey::SendMessage,
             Self::History { .. } => RouteKey::History,
             Self::Typing { .. } => RouteKey::Typing,
+            Self::Members { .. } => RouteKey::Members,
             Self::Ping => RouteKey::Default,
         }
     }
@@ -276,6 +337,7 @@ impl ClientFrame {
             "joinRoom" | "leaveRoom" | "typing" => &["action", "room"],
             "sendMessage" => &["action", "room", "body", "clientMsgId"],
             "history" => &["action", "room", "before", "after", "limit"],
+            "members" => &["action", "room", "cursor", "limit"],
             "ping" => &["action"],
             _ => return Err(ProtocolError::bad_request("unknown action")),
         };
@@ -302,6 +364,22 @@ impl ClientFrame {
                     f.opt_i64("after")?,
                     f.opt_i64("limit")?,
                 )?,
+            },
+            "members" => Self::Members {
+                room: RoomId::parse(f.string("room")?)?,
+                cursor: f
+                    .opt_string("cursor")?
+                    .map(|c| MembersCursor::parse(&c))
+                    .transpose()?,
+                limit: match f.opt_i64("limit")? {
+                    None => MEMBERS_LIMIT_DEFAULT,
+                    Some(l) if (1..=i64::from(MEMBERS_LIMIT_MAX)).contains(&l) => l as u32,
+                    Some(_) => {
+                        return Err(ProtocolError::bad_request(format!(
+                            "`limit` must be 1..={MEMBERS_LIMIT_MAX}"
+                        )));
+                    }
+                },
             },
             "ping" => Self::Ping,
             _ => return Err(ProtocolError::bad_request("unknown action")),
@@ -385,6 +463,13 @@ pub enum ServerFrame {
         joined: Vec<UserRef>,
         left: Vec<UserRef>,
         count: usize,
+    },
+    /// A page of the users connected to a room, each once; `next` while more remain.
+    Members {
+        room: RoomId,
+        members: Vec<UserRef>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next: Option<MembersCursor>,
     },
     Pong,
     #[serde(rename_all = "camelCase")]

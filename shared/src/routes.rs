@@ -50,6 +50,7 @@ route_keys! {
     LeaveRoom = "leaveRoom",
     History = "history",
     Typing = "typing",
+    Members = "members",
 }
 
 /// Actions of docs/protocol.md that have no route of their own: API Gateway sends them to
@@ -64,7 +65,9 @@ impl RouteKey {
             Self::Disconnect => Function::Disconnect,
             Self::Default => Function::Default,
             Self::SendMessage => Function::SendMessage,
-            Self::JoinRoom | Self::LeaveRoom | Self::History | Self::Typing => Function::Rooms,
+            Self::JoinRoom | Self::LeaveRoom | Self::History | Self::Typing | Self::Members => {
+                Function::Rooms
+            }
         }
     }
 
@@ -162,6 +165,7 @@ mod tests {
             RouteKey::LeaveRoom => Some(r#"{"action":"leaveRoom","room":"r"}"#),
             RouteKey::History => Some(r#"{"action":"history","room":"r","before":9}"#),
             RouteKey::Typing => Some(r#"{"action":"typing","room":"r"}"#),
+            RouteKey::Members => Some(r#"{"action":"members","room":"r","limit":10}"#),
         }
     }
 

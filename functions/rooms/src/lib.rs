@@ -1,4 +1,4 @@
-//! The room routes: `joinRoom`, `leaveRoom`, `history` and `typing`.
+//! The room routes: `joinRoom`, `leaveRoom`, `history`, `typing` and `members`.
 //!
 //! - `joinRoom` creates a missing room as a public room named after its id (as IRC does),
 //!   refuses private rooms the user is not a member of, and tells the room who joined;
@@ -11,6 +11,8 @@
 //!   answers `rate_limited` when it is empty ([`hubbub_core::limits`]); a connection joins
 //!   at most `max_joined_rooms` rooms at once, and a join that creates a room counts
 //!   against its user's `max_rooms_created`;
+//! - `members` reads a page of who is connected to a room the caller joined: presence
+//!   frames carry only counts in large rooms, so names are read on demand;
 //! - joins and leaves are announced through [`hubbub_core::presence`], coalesced per room.
 
 use hubbub_core::aws_lambda_events::apigw::{
@@ -19,7 +21,9 @@ use hubbub_core::aws_lambda_events::apigw::{
 use hubbub_core::error::{AccessError, RouteError, StoreError};
 use hubbub_core::fanout;
 use hubbub_core::limits::{self, BucketKind};
-use hubbub_core::protocol::{ClientFrame, PresenceState, ProtocolError, RoomId, ServerFrame};
+use hubbub_core::protocol::{
+    ClientFrame, MembersCursor, PresenceState, ProtocolError, RoomId, ServerFrame,
+};
 use hubbub_core::store::NewRoom;
 use hubbub_core::ws::{RouteContext, RouteDeps, parse_frame, run_route};
 
@@ -105,8 +109,13 @@ async fn route(
             }
             Ok(None)
         }
+        ClientFrame::Members {
+            room,
+            cursor,
+            limit,
+        } => members(deps, &ctx, room, cursor, limit).await.map(Some),
         ClientFrame::SendMessage { .. } | ClientFrame::Ping => Err(ProtocolError::bad_request(
-            "this route takes joinRoom, leaveRoom, history and typing",
+            "this route takes joinRoom, leaveRoom, history, typing and members",
         )
         .into()),
     }
@@ -178,6 +187,39 @@ async fn create_on_join(
             .require()?),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A page of the room's connected users, each once per page (a user with two tabs is two
+/// connections).
+async fn members(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    room: RoomId,
+    cursor: Option<MembersCursor>,
+    limit: u32,
+) -> Result<ServerFrame, RouteError> {
+    let connections = deps.live.connections.as_ref();
+    if !connections.is_member(&ctx.connection_id, &room).await? {
+        return Err(RouteError::Forbidden(
+            "join the room before listing its members",
+        ));
+    }
+    let position = cursor.as_ref().map(MembersCursor::position);
+    let page = connections
+        .room_members(&room, position.as_deref(), limit)
+        .await?;
+    let mut seen = std::collections::HashSet::new();
+    let members = page
+        .members
+        .into_iter()
+        .filter(|m| seen.insert(m.user.id.clone()))
+        .map(|m| m.user)
+        .collect();
+    Ok(ServerFrame::Members {
+        room,
+        members,
+        next: page.next.as_deref().map(MembersCursor::from_position),
+    })
 }
 
 async fn leave(

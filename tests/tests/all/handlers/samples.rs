@@ -36,6 +36,9 @@ async fn every_sample_event_gets_a_sensible_answer() {
         "joined"
     );
     assert!(rooms::handle(&deps, &run("typing")).await.body.is_none());
+    let members = body_json(&rooms::handle(&deps, &run("members")).await);
+    assert_eq!(members["type"], "members");
+    assert_eq!(members["members"][0]["name"], "alice");
     let sent = send_message::handle(&deps, &run("send-message")).await;
     assert!(sent.body.is_none(), "the ack is posted at commit");
     let sample = run("send-message");

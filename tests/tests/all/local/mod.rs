@@ -9,4 +9,5 @@ mod connection;
 mod events;
 mod http;
 mod management;
+mod members;
 mod web;
