@@ -90,7 +90,7 @@ async fn every_sample_event_gets_a_sensible_answer() {
     // migrate-create.json is exercised by the deploy tests.
     assert_eq!(
         files.len(),
-        22,
+        23,
         "a new sample event needs a line in this test: {files:?}"
     );
 }
