@@ -37,6 +37,9 @@ fn required(get: Lookup<'_>, var: &'static str, hint: &'static str) -> Result<St
 /// consistency check and the docs (the HTTP API's own are in `http_api::config::vars`).
 pub mod vars {
     pub const JWT_SECRET: &str = "HUBBUB_JWT_SECRET";
+    pub const JWT_SECRET_ARN: &str = "HUBBUB_JWT_SECRET_ARN";
+    pub const DATABASE_SECRET_ARN: &str = "HUBBUB_DATABASE_SECRET_ARN";
+    pub const DATABASE_HOST: &str = "HUBBUB_DATABASE_HOST";
     pub const JWT_ISSUER: &str = "HUBBUB_JWT_ISSUER";
     pub const JWT_AUDIENCE: &str = "HUBBUB_JWT_AUDIENCE";
     pub const TABLE: &str = "HUBBUB_TABLE";
@@ -136,6 +139,54 @@ impl JwtConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(&env_lookup)
     }
+
+    /// Issuer, audience and leeway with no secret: the keys come from elsewhere.
+    fn without_secret(get: Lookup<'_>) -> Self {
+        Self {
+            secret: Vec::new(),
+            issuer: get(vars::JWT_ISSUER).unwrap_or_else(|| "hubbub".into()),
+            audience: get(vars::JWT_AUDIENCE).unwrap_or_else(|| "hubbub".into()),
+            leeway: Duration::from_secs(30),
+        }
+    }
+}
+
+/// hubbub's own HS256 key: in the environment (hubbub-local, tests) or a Secrets Manager
+/// secret read at run time and followed through rotations (deployments).
+#[derive(Debug, Clone)]
+pub enum JwtSource {
+    /// `HUBBUB_JWT_SECRET`.
+    Inline(JwtConfig),
+    /// `HUBBUB_JWT_SECRET_ARN`: a JSON secret with a `key`. `settings.secret` is empty and
+    /// unused: the keys come from the secret.
+    Secret { arn: SecretArn, settings: JwtConfig },
+}
+
+impl JwtSource {
+    /// Issuer, audience and leeway (and, inline, the secret).
+    pub fn settings(&self) -> &JwtConfig {
+        match self {
+            Self::Inline(c) | Self::Secret { settings: c, .. } => c,
+        }
+    }
+}
+
+impl FromLookup for JwtSource {
+    /// Reads exactly one of `HUBBUB_JWT_SECRET` and `HUBBUB_JWT_SECRET_ARN`, and the issuer
+    /// and audience.
+    fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        match SecretArn::from_lookup(get, vars::JWT_SECRET_ARN)? {
+            Some(_) if get(vars::JWT_SECRET).is_some() => Err(ConfigError::Invalid {
+                var: vars::JWT_SECRET,
+                reason: "set HUBBUB_JWT_SECRET or HUBBUB_JWT_SECRET_ARN, not both".into(),
+            }),
+            Some(arn) => Ok(Self::Secret {
+                arn,
+                settings: JwtConfig::without_secret(get),
+            }),
+            None => Ok(Self::Inline(JwtConfig::from_lookup(get)?)),
+        }
+    }
 }
 
 /// Where the stores live.
@@ -169,12 +220,62 @@ impl PostgresConfig {
             vars::DATABASE_URL,
             "set it to postgres://user:password@host:5432/db",
         )?;
-        url.parse::<tokio_postgres::Config>()
-            .map_err(|e| ConfigError::Invalid {
-                var: vars::DATABASE_URL,
-                reason: e.to_string(),
-            })?;
+        crate::store::pg_connect::DbTarget::parse(&url).map_err(|e| ConfigError::Invalid {
+            var: vars::DATABASE_URL,
+            reason: e.to_string(),
+        })?;
         Ok(Self { url })
+    }
+}
+
+/// The ARN of a Secrets Manager secret: the value lives there, never in the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretArn(pub String);
+
+impl SecretArn {
+    fn from_lookup(get: Lookup<'_>, var: &'static str) -> Result<Option<Self>, ConfigError> {
+        let Some(arn) = get(var) else {
+            return Ok(None);
+        };
+        if !(arn.starts_with("arn:aws") && arn.contains(":secretsmanager:")) {
+            return Err(ConfigError::Invalid {
+                var,
+                reason: "must be a Secrets Manager ARN (arn:aws:secretsmanager:...)".into(),
+            });
+        }
+        Ok(Some(Self(arn)))
+    }
+}
+
+/// Where a function finds its database: a URL in its environment (hubbub-local, tests, a
+/// local `cargo lambda` run) or a Secrets Manager secret read at run time (deployments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    /// `DATABASE_URL`.
+    Url(PostgresConfig),
+    /// `HUBBUB_DATABASE_SECRET_ARN`: a JSON secret with a `url`, or RDS's own format
+    /// (`username`, `password`, `host`, `port`, `dbname`); `HUBBUB_DATABASE_HOST` (RDS Proxy's
+    /// endpoint) replaces its host when set.
+    Secret {
+        arn: SecretArn,
+        host: Option<String>,
+    },
+}
+
+impl FromLookup for DatabaseConfig {
+    /// Reads exactly one of `DATABASE_URL` and `HUBBUB_DATABASE_SECRET_ARN`.
+    fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        match SecretArn::from_lookup(get, vars::DATABASE_SECRET_ARN)? {
+            Some(_) if get(vars::DATABASE_URL).is_some() => Err(ConfigError::Invalid {
+                var: vars::DATABASE_URL,
+                reason: "set DATABASE_URL or HUBBUB_DATABASE_SECRET_ARN, not both".into(),
+            }),
+            Some(arn) => Ok(Self::Secret {
+                arn,
+                host: get(vars::DATABASE_HOST),
+            }),
+            None => Ok(Self::Url(PostgresConfig::from_lookup(get)?)),
+        }
     }
 }
 
@@ -264,7 +365,7 @@ impl FromLookup for LiveConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteConfig {
     pub live: LiveConfig,
-    pub postgres: PostgresConfig,
+    pub postgres: DatabaseConfig,
     pub limits: Limits,
 }
 
@@ -272,7 +373,7 @@ impl FromLookup for RouteConfig {
     fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             live: LiveConfig::from_lookup(get)?,
-            postgres: PostgresConfig::from_lookup(get)?,
+            postgres: DatabaseConfig::from_lookup(get)?,
             limits: Limits::from_lookup(get)?,
         })
     }
@@ -346,14 +447,14 @@ impl ExternalIssuerConfig {
 /// issuer's (the authorizer's configuration).
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    pub jwt: JwtConfig,
+    pub jwt: JwtSource,
     pub external: Option<ExternalIssuerConfig>,
 }
 
 impl FromLookup for AuthConfig {
     fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
-            jwt: JwtConfig::from_lookup(get)?,
+            jwt: JwtSource::from_lookup(get)?,
             external: ExternalIssuerConfig::from_lookup(get)?,
         })
     }
@@ -408,6 +509,38 @@ mod tests {
             GatewayConfig::from_lookup(&lookup(&[("HUBBUB_MANAGEMENT_ENDPOINT", "ftp://x")]))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn secrets_come_from_an_arn_or_the_environment_never_both() {
+        let arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hubbub/jwt-AbCdEf";
+        let src = JwtSource::from_lookup(&lookup(&[("HUBBUB_JWT_SECRET_ARN", arn)])).unwrap();
+        assert!(matches!(&src, JwtSource::Secret { arn: a, .. } if a.0 == arn));
+        assert_eq!(src.settings().issuer, "hubbub");
+        let k = "k".repeat(32);
+        assert!(
+            JwtSource::from_lookup(&lookup(&[
+                ("HUBBUB_JWT_SECRET_ARN", arn),
+                ("HUBBUB_JWT_SECRET", &k)
+            ]))
+            .is_err()
+        );
+        assert!(
+            JwtSource::from_lookup(&lookup(&[("HUBBUB_JWT_SECRET_ARN", "hubbub/jwt")])).is_err()
+        );
+        let db = DatabaseConfig::from_lookup(&lookup(&[
+            ("HUBBUB_DATABASE_SECRET_ARN", arn),
+            ("HUBBUB_DATABASE_HOST", "proxy.example.com"),
+        ]))
+        .unwrap();
+        assert!(
+            matches!(db, DatabaseConfig::Secret { host: Some(h), .. } if h == "proxy.example.com")
+        );
+        assert!(matches!(
+            DatabaseConfig::from_lookup(&lookup(&[("DATABASE_URL", "postgres://u@h/db")])),
+            Ok(DatabaseConfig::Url(_))
+        ));
+        assert!(DatabaseConfig::from_lookup(&lookup(&[])).is_err());
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - [`fanout`]: delivering a frame to a room with bounded concurrency;
 //! - [`queue`]: large rooms' fan-out split into jobs for workers (SQS, or in-process);
 //! - [`presence`]: joins and leaves coalesced per room and window;
+//! - [`secrets`]: the JWT key and the database URL read from Secrets Manager at run time,
+//!   followed through rotations;
 //! - [`ws`] and [`runtime`]: glue for WebSocket route events and Lambda init.
 //!
 //! Handlers live in the `functions/*` crates and see only these ports, so the same code runs
@@ -29,9 +31,11 @@ pub mod protocol;
 pub mod queue;
 pub mod routes;
 pub mod runtime;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod ws;
 
 pub use aws_lambda_events;
+pub use aws_sdk_secretsmanager;
 pub use aws_sdk_sqs;

@@ -3,19 +3,32 @@
 
 use std::sync::Arc;
 
-use crate::auth::{ExternalVerifier, HttpJwksSource, JwtVerifier, TokenVerifier};
-use crate::config::{AuthConfig, DynamoConfig, LiveConfig, PostgresConfig, RouteConfig};
+use crate::auth::{
+    ExternalVerifier, HttpJwksSource, JwtKeyring, JwtKeys, JwtVerifier, TokenVerifier,
+};
+use crate::config::{
+    AuthConfig, DatabaseConfig, DynamoConfig, JWT_SECRET_MIN_BYTES, JwtSource, LiveConfig,
+    RouteConfig,
+};
 use crate::gateway::management::ManagementGateway;
 use crate::presence::PresenceSink;
 use crate::queue::FanoutQueue;
 use crate::queue::sqs::{SqsFanoutQueue, SqsPresenceSink};
+use crate::secrets::{CachedSecret, SecretVersions, SecretsManagerField};
 use crate::store::dynamodb::DynamoConnectionStore;
+use crate::store::pg_connect::{DbCredentials, DbTarget, with_host};
 use crate::store::postgres::Database;
 use crate::store::{ConnectionStore, HistoryStore};
 use crate::ws::{Live, RouteDeps};
 
 /// An init failure: printed by the runtime as the function's init error.
 pub type InitError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// PostgreSQL connections per execution environment. An environment serves one invocation at
+/// a time, so one connection is all it can use; with each database function's reserved
+/// concurrency this bounds the database's connections (docs/security.md, "The database
+/// connection").
+pub const LAMBDA_POOL_SIZE: usize = 1;
 
 /// The AWS SDK configuration from the Lambda environment (region, credentials, and
 /// `AWS_ENDPOINT_URL_*` overrides).
@@ -34,10 +47,41 @@ pub fn connection_store(
     ))
 }
 
-/// The PostgreSQL history store, with one pooled connection: an execution environment
-/// serves one invocation at a time.
-pub fn history_store(cfg: &PostgresConfig) -> Result<Arc<dyn HistoryStore>, InitError> {
-    Ok(Arc::new(Database::connect(cfg, 1)?.history()))
+/// Where the database is: a fixed URL, or the secret read now (init fails if it cannot be
+/// read or used) and followed through rotations.
+pub async fn db_credentials(
+    sdk: &aws_config::SdkConfig,
+    cfg: &DatabaseConfig,
+) -> Result<DbCredentials, InitError> {
+    match cfg {
+        DatabaseConfig::Url(pg) => Ok(DbCredentials::fixed(&pg.url)?),
+        DatabaseConfig::Secret { arn, host } => {
+            let host = host.clone();
+            let source = SecretsManagerField::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                arn.0.clone(),
+                crate::secrets::DATABASE_URL_FIELD,
+            );
+            let parse = move |v: &SecretVersions| {
+                let url = match &host {
+                    Some(h) => with_host(&v.current, h).map_err(|e| e.to_string())?,
+                    None => v.current.clone(),
+                };
+                DbTarget::parse(&url).map_err(|e| e.to_string())
+            };
+            let cached =
+                CachedSecret::load(Box::new(source), false, "database", Box::new(parse)).await?;
+            Ok(DbCredentials::Rotating(Arc::new(cached)))
+        }
+    }
+}
+
+/// The PostgreSQL history store, with [`LAMBDA_POOL_SIZE`] pooled connections.
+pub async fn history_store(
+    sdk: &aws_config::SdkConfig,
+    cfg: &DatabaseConfig,
+) -> Result<Arc<dyn HistoryStore>, InitError> {
+    Ok(Arc::new(database(sdk, cfg).await?.history()))
 }
 
 /// The live side ([`Live`]): DynamoDB and the management API.
@@ -64,18 +108,57 @@ pub fn live(sdk: &aws_config::SdkConfig, cfg: &LiveConfig) -> Result<Live, InitE
 }
 
 /// Everything the message routes need ([`RouteDeps`]).
-pub fn route_deps(sdk: &aws_config::SdkConfig, cfg: &RouteConfig) -> Result<RouteDeps, InitError> {
+pub async fn route_deps(
+    sdk: &aws_config::SdkConfig,
+    cfg: &RouteConfig,
+) -> Result<RouteDeps, InitError> {
     Ok(RouteDeps {
         live: live(sdk, &cfg.live)?,
-        history: history_store(&cfg.postgres)?,
+        history: history_store(sdk, &cfg.postgres).await?,
         limits: cfg.limits,
     })
 }
 
-/// The access-token verifier: hubbub's HS256 tokens and, when configured, the external
-/// issuer's RS256/ES256 tokens (its key set is fetched on first use, not here).
-pub fn token_verifier(cfg: &AuthConfig) -> Result<TokenVerifier, InitError> {
-    let own = JwtVerifier::hs256(&cfg.jwt)?;
+/// hubbub's own signing keys: fixed, or the secret read now (init fails if it cannot be read
+/// or is shorter than 32 bytes) and followed through rotations, its previous version still
+/// accepted for verification.
+pub async fn jwt_keyring(
+    sdk: &aws_config::SdkConfig,
+    cfg: &JwtSource,
+) -> Result<JwtKeyring, InitError> {
+    match cfg {
+        JwtSource::Inline(jwt) => Ok(JwtKeyring::fixed(&jwt.secret)?),
+        JwtSource::Secret { arn, .. } => {
+            let source = SecretsManagerField::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                arn.0.clone(),
+                crate::secrets::JWT_KEY_FIELD,
+            );
+            let parse = |v: &SecretVersions| {
+                if v.current.len() < JWT_SECRET_MIN_BYTES {
+                    return Err(format!(
+                        "the key must be at least {JWT_SECRET_MIN_BYTES} bytes"
+                    ));
+                }
+                let previous = v
+                    .previous
+                    .as_deref()
+                    .filter(|p| p.len() >= JWT_SECRET_MIN_BYTES)
+                    .map(str::as_bytes);
+                JwtKeys::from_versions(v.current.as_bytes(), previous).map_err(|e| e.to_string())
+            };
+            let cached =
+                CachedSecret::load(Box::new(source), true, "JWT signing key", Box::new(parse))
+                    .await?;
+            Ok(JwtKeyring::Secret(Arc::new(cached)))
+        }
+    }
+}
+
+/// The access-token verifier over `keyring`: hubbub's HS256 tokens and, when configured, the
+/// external issuer's RS256/ES256 tokens (its key set is fetched on first use, not here).
+pub fn token_verifier(keyring: JwtKeyring, cfg: &AuthConfig) -> Result<TokenVerifier, InitError> {
+    let own = JwtVerifier::with_keyring(keyring, cfg.jwt.settings());
     let external = match &cfg.external {
         Some(ext) => {
             let source = Arc::new(HttpJwksSource::new(&ext.jwks_url)?);
@@ -86,8 +169,14 @@ pub fn token_verifier(cfg: &AuthConfig) -> Result<TokenVerifier, InitError> {
     Ok(TokenVerifier::new(own, external))
 }
 
-/// The PostgreSQL database with one pooled connection, which its history and user stores
-/// share (an execution environment serves one invocation at a time).
-pub fn database(cfg: &PostgresConfig) -> Result<Database, InitError> {
-    Ok(Database::connect(cfg, 1)?)
+/// The PostgreSQL database with [`LAMBDA_POOL_SIZE`] pooled connections, which its history
+/// and user stores share.
+pub async fn database(
+    sdk: &aws_config::SdkConfig,
+    cfg: &DatabaseConfig,
+) -> Result<Database, InitError> {
+    Ok(Database::with_credentials(
+        db_credentials(sdk, cfg).await?,
+        LAMBDA_POOL_SIZE,
+    )?)
 }

@@ -4,6 +4,10 @@
 //!   [`migrated_database`] creates a new database per test and migrates it.
 //! - DynamoDB: `HUBBUB_TEST_DYNAMODB_ENDPOINT` points at a DynamoDB-compatible server on
 //!   loopback; [`fresh_connections`] creates a new table per test through the real SDK.
+//! - Secrets Manager: `HUBBUB_TEST_SECRETSMANAGER_ENDPOINT` points at a Secrets
+//!   Manager-compatible server (the same moto); [`fresh_secret`] creates one per test.
+//! - TLS PostgreSQL: [`tls_postgres::TlsPostgres`] starts a cluster of its own that refuses
+//!   plaintext, with a throwaway CA.
 //! - @connections: [`Recorder`] is a real HTTP server on 127.0.0.1 speaking the management
 //!   API's wire format; hubbub's real management client posts to it (SigV4-signed), and it can
 //!   inject faults (status answers, slow answers) per connection.
@@ -18,6 +22,7 @@ pub mod contract;
 pub mod events;
 pub mod local;
 pub mod settings;
+pub mod tls_postgres;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -73,6 +78,41 @@ pub fn sqs_client() -> hubbub_core::aws_sdk_sqs::Client {
         .endpoint_url(service_var("HUBBUB_TEST_SQS_ENDPOINT"))
         .build();
     hubbub_core::aws_sdk_sqs::Client::from_conf(conf)
+}
+
+/// SDK config whose endpoint is the test Secrets Manager (moto), for code that builds its own
+/// client from an `SdkConfig` as the functions do.
+pub fn secrets_sdk_config() -> aws_config::SdkConfig {
+    sdk_config()
+        .to_builder()
+        .endpoint_url(service_var("HUBBUB_TEST_SECRETSMANAGER_ENDPOINT"))
+        .build()
+}
+
+/// A brand-new secret holding `value` (JSON); returns its ARN.
+pub async fn fresh_secret(value: &serde_json::Value) -> String {
+    aws_sdk_secretsmanager::Client::new(&secrets_sdk_config())
+        .create_secret()
+        .name(format!("hubbub-test/{}", uuid::Uuid::new_v4().simple()))
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .expect("create test secret")
+        .arn()
+        .expect("secret ARN")
+        .to_owned()
+}
+
+/// Puts a new current version of a secret (the old one becomes `AWSPREVIOUS`), as the last
+/// step of a rotation does.
+pub async fn rotate_secret(arn: &str, value: &serde_json::Value) {
+    aws_sdk_secretsmanager::Client::new(&secrets_sdk_config())
+        .put_secret_value()
+        .secret_id(arn)
+        .secret_string(value.to_string())
+        .send()
+        .await
+        .expect("put a new secret version");
 }
 
 /// A brand-new SQS queue; returns its URL.

@@ -8,7 +8,10 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     hubbub_core::telemetry::init();
-    let verifier = runtime::token_verifier(&authorizer::Config::from_env()?)?;
+    let cfg = authorizer::Config::from_env()?;
+    let sdk = runtime::sdk_config().await;
+    let keyring = runtime::jwt_keyring(&sdk, &cfg.jwt).await?;
+    let verifier = runtime::token_verifier(keyring, &cfg)?;
     let verifier = &verifier;
     lambda_runtime::run(service_fn(
         move |ev: LambdaEvent<ApiGatewayCustomAuthorizerRequestTypeRequest>| async move {

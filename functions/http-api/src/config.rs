@@ -2,7 +2,7 @@
 //! login rate limits, on top of the token verification and database settings it shares with
 //! the WebSocket functions ([`hubbub_core::config`]).
 
-use hubbub_core::config::{AuthConfig, ConfigError, FromLookup, Lookup, PostgresConfig, number};
+use hubbub_core::config::{AuthConfig, ConfigError, DatabaseConfig, FromLookup, Lookup, number};
 use hubbub_core::limits::Limits;
 
 /// The variables only the HTTP API reads.
@@ -22,7 +22,7 @@ pub mod vars {
 #[derive(Debug, Clone)]
 pub struct HttpApiConfig {
     pub auth: AuthConfig,
-    pub postgres: PostgresConfig,
+    pub postgres: DatabaseConfig,
     pub accounts: AccountsConfig,
     /// The registration limit and the cap on rooms created, shared with the WebSocket
     /// routes ([`hubbub_core::limits`]).
@@ -33,7 +33,7 @@ impl FromLookup for HttpApiConfig {
     fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         Ok(Self {
             auth: AuthConfig::from_lookup(get)?,
-            postgres: PostgresConfig::from_lookup(get)?,
+            postgres: DatabaseConfig::from_lookup(get)?,
             accounts: AccountsConfig::from_lookup(get)?,
             limits: Limits::from_lookup(get)?,
         })

@@ -12,20 +12,28 @@ use lambda_http::{Request, service_fn};
 async fn main() -> Result<(), lambda_http::Error> {
     hubbub_core::telemetry::init();
     let cfg = http_api::Config::from_env()?;
-    let db = runtime::database(&cfg.postgres)?;
+    let sdk = runtime::sdk_config().await;
+    let db = runtime::database(&sdk, &cfg.postgres).await?;
+    let keyring = runtime::jwt_keyring(&sdk, &cfg.auth.jwt).await?;
     let users = Arc::new(db.users());
     let deps = HttpDeps {
         users: users.clone(),
         attempts: users,
         history: Arc::new(db.history()),
-        verifier: Arc::new(runtime::token_verifier(&cfg.auth)?),
-        issuer: Arc::new(JwtIssuer::hs256(&cfg.auth.jwt)?),
+        verifier: Arc::new(runtime::token_verifier(keyring.clone(), &cfg.auth)?),
+        issuer: Arc::new(JwtIssuer::with_keyring(
+            keyring.clone(),
+            cfg.auth.jwt.settings(),
+        )),
         passwords: Passwords::new(&cfg.accounts.argon2)?,
         config: cfg.accounts,
         limits: cfg.limits,
     };
-    let deps = &deps;
+    let (deps, keyring) = (&deps, &keyring);
     lambda_http::run(service_fn(move |req: Request| async move {
+        // Tokens are issued with the current key: a rotated one is picked up within the
+        // secret's time-to-live even by an instance that verifies no token.
+        keyring.refresh_if_stale().await;
         Ok::<_, std::convert::Infallible>(http_api::handle(deps, req).await)
     }))
     .await

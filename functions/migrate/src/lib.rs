@@ -18,7 +18,7 @@ use hubbub_core::aws_lambda_events::cloudformation::{
     CloudFormationCustomResourceRequest, CloudFormationCustomResourceResponse,
     CloudFormationCustomResourceResponseStatus,
 };
-use hubbub_core::config::PostgresConfig;
+use hubbub_core::config::DatabaseConfig;
 use hubbub_core::error::chain;
 use hubbub_core::store::postgres::Database;
 use hyper_util::client::legacy::Client;
@@ -26,7 +26,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 /// The configuration this function reads at init: the history database.
-pub type Config = PostgresConfig;
+pub type Config = DatabaseConfig;
 
 /// The physical id of the one migrations resource (stable, so Updates never replace it).
 pub const PHYSICAL_ID: &str = "hubbub-migrations";

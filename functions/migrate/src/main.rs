@@ -2,6 +2,7 @@
 
 use hubbub_core::aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest;
 use hubbub_core::config::FromLookup;
+use hubbub_core::runtime;
 use hubbub_core::store::postgres::Database;
 use lambda_runtime::{LambdaEvent, service_fn};
 
@@ -9,8 +10,12 @@ use lambda_runtime::{LambdaEvent, service_fn};
 async fn main() -> Result<(), lambda_runtime::Error> {
     hubbub_core::telemetry::init();
     let cfg = migrate::Config::from_env()?;
+    let sdk = runtime::sdk_config().await;
     let deps = migrate::MigrateDeps {
-        db: Database::connect(&cfg, 1)?,
+        db: Database::with_credentials(
+            runtime::db_credentials(&sdk, &cfg).await?,
+            runtime::LAMBDA_POOL_SIZE,
+        )?,
         http: migrate::http_client()?,
     };
     let deps = &deps;

@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     hubbub_core::telemetry::init();
     let cfg = rooms::Config::from_env()?;
     let sdk = runtime::sdk_config().await;
-    let deps = runtime::route_deps(&sdk, &cfg)?;
+    let deps = runtime::route_deps(&sdk, &cfg).await?;
     let deps = &deps;
     lambda_runtime::run(service_fn(
         move |ev: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {

@@ -286,7 +286,17 @@ impl TokenVerifier {
             (Some(Algorithm::RS256 | Algorithm::ES256), None) => {
                 Err(AuthError::UnsupportedAlgorithm)
             }
-            _ => self.own.verify(token),
+            _ => {
+                let keyring = self.own.keyring();
+                keyring.refresh_if_stale().await;
+                match self.own.verify(token) {
+                    // Perhaps signed with a key rotated in since we last read the secret.
+                    Err(AuthError::BadSignature) if keyring.refreshed().await => {
+                        self.own.verify(token)
+                    }
+                    other => other,
+                }
+            }
         }
     }
 }

@@ -4,12 +4,15 @@
 //! Only the configured algorithm is accepted: `alg: none`, an RS/ES algorithm, or a header the
 //! crate cannot read are refused before any signature check.
 
+use std::sync::Arc;
+
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::config::JwtConfig;
+use crate::secrets::CachedSecret;
 
 /// Longest accepted `sub`: it becomes a DynamoDB attribute and a PostgreSQL key.
 const SUB_MAX: usize = 128;
@@ -80,16 +83,98 @@ pub struct Identity {
     pub expires_at: i64,
 }
 
+/// One HS256 key: its id (the first 6 bytes of its SHA-256, hex, carried in the tokens'
+/// `kid` header so that a rotated key is visible) and its signing and verifying forms.
+pub struct JwtKey {
+    kid: String,
+    decoding: DecodingKey,
+    encoding: EncodingKey,
+}
+
+impl JwtKey {
+    /// The key of a shared secret.
+    pub fn new(secret: &[u8]) -> Result<Self, AuthError> {
+        let digest = Sha256::digest(secret);
+        Ok(Self {
+            kid: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),
+            decoding: DecodingKey::from_secret(secret).map_err(|_| AuthError::Key)?,
+            encoding: EncodingKey::from_secret(secret).map_err(|_| AuthError::Key)?,
+        })
+    }
+}
+
+/// The keys in force: the current one signs and verifies; during a rotation the previous one
+/// still verifies, so tokens signed before it stay valid until they expire.
+pub struct JwtKeys {
+    pub current: JwtKey,
+    pub previous: Option<JwtKey>,
+}
+
+impl JwtKeys {
+    /// Keys from secret versions (the current and, if any, the previous).
+    pub fn from_versions(current: &[u8], previous: Option<&[u8]>) -> Result<Self, AuthError> {
+        Ok(Self {
+            current: JwtKey::new(current)?,
+            previous: previous
+                .filter(|p| *p != current)
+                .map(JwtKey::new)
+                .transpose()?,
+        })
+    }
+}
+
+/// Where a verifier and an issuer find their keys: fixed at init (configuration, tests), or
+/// a secret in Secrets Manager that may rotate ([`CachedSecret`]).
+#[derive(Clone)]
+pub enum JwtKeyring {
+    Fixed(Arc<JwtKeys>),
+    Secret(Arc<CachedSecret<JwtKeys>>),
+}
+
+impl JwtKeyring {
+    /// A keyring of one fixed secret.
+    pub fn fixed(secret: &[u8]) -> Result<Self, AuthError> {
+        Ok(Self::Fixed(Arc::new(JwtKeys::from_versions(secret, None)?)))
+    }
+
+    fn keys(&self) -> Arc<JwtKeys> {
+        match self {
+            Self::Fixed(k) => k.clone(),
+            Self::Secret(s) => s.now(),
+        }
+    }
+
+    /// Reads the secret again if it is stale (see [`crate::secrets`]).
+    pub async fn refresh_if_stale(&self) {
+        if let Self::Secret(s) = self {
+            s.fresh().await;
+        }
+    }
+
+    /// After a token failed every key in hand: reads the secret again (rate-limited); true
+    /// when the keys changed.
+    pub async fn refreshed(&self) -> bool {
+        match self {
+            Self::Fixed(_) => false,
+            Self::Secret(s) => s.refreshed().await.is_some(),
+        }
+    }
+}
+
 /// Verifies access tokens. Build once at init; cheap to share.
 pub struct JwtVerifier {
-    key: DecodingKey,
+    keyring: JwtKeyring,
     validation: Validation,
 }
 
 impl JwtVerifier {
     /// A verifier for HS256 tokens signed with the configured secret.
     pub fn hs256(cfg: &JwtConfig) -> Result<Self, AuthError> {
-        let key = DecodingKey::from_secret(&cfg.secret).map_err(|_| AuthError::Key)?;
+        Ok(Self::with_keyring(JwtKeyring::fixed(&cfg.secret)?, cfg))
+    }
+
+    /// A verifier over `keyring`; `cfg`'s issuer, audience and leeway (its secret is unused).
+    pub fn with_keyring(keyring: JwtKeyring, cfg: &JwtConfig) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.set_issuer(&[&cfg.issuer]);
@@ -98,7 +183,15 @@ impl JwtVerifier {
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.leeway = cfg.leeway.as_secs();
-        Ok(Self { key, validation })
+        Self {
+            keyring,
+            validation,
+        }
+    }
+
+    /// The keyring, to refresh it.
+    pub fn keyring(&self) -> &JwtKeyring {
+        &self.keyring
     }
 
     /// Verifies a compact JWT and returns its identity.
@@ -106,10 +199,31 @@ impl JwtVerifier {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|e| map_error(e.kind()))?;
-        let c = data.claims;
-        identity(c.sub, c.name, c.exp)
+        let keys = self.keyring.keys();
+        // The key the token names first; the `kid` is a hint, never a reason to accept.
+        let kid = jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid);
+        let mut order: Vec<&JwtKey> = std::iter::once(&keys.current)
+            .chain(keys.previous.as_ref())
+            .collect();
+        if let Some(kid) = kid {
+            order.sort_by_key(|k| k.kid != kid);
+        }
+        let mut last = AuthError::BadSignature;
+        for key in order {
+            match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation) {
+                Ok(data) => {
+                    let c = data.claims;
+                    return identity(c.sub, c.name, c.exp);
+                }
+                // Signatures are checked before claims: only a bad signature means "try the
+                // other key".
+                Err(e) if *e.kind() == ErrorKind::InvalidSignature => {
+                    last = AuthError::BadSignature;
+                }
+                Err(e) => return Err(map_error(e.kind())),
+            }
+        }
+        Err(last)
     }
 }
 
@@ -145,11 +259,9 @@ pub(crate) fn map_error(kind: &ErrorKind) -> AuthError {
     }
 }
 
-/// Issues HS256 access tokens with a `kid` derived from the key, so that a rotated key is
-/// visible in the header.
+/// Issues HS256 access tokens with the current key, its `kid` in the header.
 pub struct JwtIssuer {
-    key: EncodingKey,
-    kid: String,
+    keyring: JwtKeyring,
     issuer: String,
     audience: String,
 }
@@ -157,15 +269,21 @@ pub struct JwtIssuer {
 impl JwtIssuer {
     /// An issuer over the same secret the verifier uses.
     pub fn hs256(cfg: &JwtConfig) -> Result<Self, AuthError> {
-        let key = EncodingKey::from_secret(&cfg.secret).map_err(|_| AuthError::Key)?;
-        let digest = Sha256::digest(&cfg.secret);
-        let kid = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Self {
-            key,
-            kid,
+        Ok(Self::with_keyring(JwtKeyring::fixed(&cfg.secret)?, cfg))
+    }
+
+    /// An issuer over `keyring`; `cfg`'s issuer and audience (its secret is unused).
+    pub fn with_keyring(keyring: JwtKeyring, cfg: &JwtConfig) -> Self {
+        Self {
+            keyring,
             issuer: cfg.issuer.clone(),
             audience: cfg.audience.clone(),
-        })
+        }
+    }
+
+    /// The keyring, to refresh it.
+    pub fn keyring(&self) -> &JwtKeyring {
+        &self.keyring
     }
 
     /// The claims a token for this user would carry, valid from now for `ttl`.
@@ -185,9 +303,10 @@ impl JwtIssuer {
 
     /// Signs arbitrary claims (tests use it to forge expired or foreign tokens).
     pub fn sign(&self, claims: &Claims) -> Result<String, AuthError> {
+        let keys = self.keyring.keys();
         let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.key).map_err(|_| AuthError::Key)
+        header.kid = Some(keys.current.kid.clone());
+        jsonwebtoken::encode(&header, claims, &keys.current.encoding).map_err(|_| AuthError::Key)
     }
 
     /// Issues an access token for a user.

@@ -10,4 +10,4 @@ mod jwks;
 mod jwt;
 
 pub use jwks::{ExternalVerifier, HttpJwksSource, JwksError, JwksSource, TokenVerifier};
-pub use jwt::{AuthError, Claims, Identity, JwtIssuer, JwtVerifier};
+pub use jwt::{AuthError, Claims, Identity, JwtIssuer, JwtKey, JwtKeyring, JwtKeys, JwtVerifier};

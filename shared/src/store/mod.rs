@@ -18,6 +18,7 @@ use crate::protocol::{ChatMessage, ClientMsgId, HistoryQuery, MessageBody, RoomI
 pub mod dynamodb;
 pub mod memory;
 pub mod migrate;
+pub mod pg_connect;
 pub mod postgres;
 
 /// API Gateway closes every WebSocket after 2 hours. Records live this long plus a margin,

@@ -9,4 +9,6 @@ mod handlers;
 mod http_api;
 mod load;
 mod local;
+mod postgres_tls;
 mod queue;
+mod secrets;

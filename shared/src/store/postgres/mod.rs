@@ -7,12 +7,10 @@
 //! - `users.rs`: [`UserStore`](super::UserStore) and [`AttemptStore`](super::AttemptStore);
 //! - `session.rs`: the pooled connection every store operation runs on.
 
-use std::time::Duration;
-
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use deadpool_postgres::Pool;
 
 use super::migrate::{self, MigrateError};
+use super::pg_connect::{self, DbCredentials};
 use crate::config::PostgresConfig;
 use crate::error::StoreError;
 
@@ -25,11 +23,6 @@ pub use users::PostgresUserStore;
 
 use session::Session;
 
-/// How long to wait for a pooled connection or a new one. API Gateway gives an integration
-/// 29 s; a database that cannot hand out a connection in 5 s should turn into a quick
-/// `unavailable` the client can retry, not a timeout.
-const POOL_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// One PostgreSQL database: a connection pool and the stores over it.
 #[derive(Clone)]
 pub struct Database {
@@ -37,30 +30,26 @@ pub struct Database {
 }
 
 impl Database {
-    /// A database over a new pool of at most `max_connections`. Connects lazily.
+    /// A database over a new pool of at most `max_connections` to `cfg.url` (its `sslmode`
+    /// honoured, see [`pg_connect`]). Connects lazily.
     ///
     /// In Lambda one connection is right (an execution environment runs one invocation at a
     /// time); hubbub-local serves many connections and wants a few.
     pub fn connect(cfg: &PostgresConfig, max_connections: usize) -> Result<Self, StoreError> {
-        let pg: tokio_postgres::Config = cfg
-            .url
-            .parse()
+        let credentials = DbCredentials::fixed(&cfg.url)
             .map_err(|e| StoreError::unavailable("parse DATABASE_URL", e))?;
-        let mgr = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(mgr)
-            .max_size(max_connections.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(POOL_TIMEOUT))
-            .create_timeout(Some(POOL_TIMEOUT))
-            .build()
-            .map_err(|e| StoreError::unavailable("build pool", e))?;
-        Ok(Self { pool })
+        Self::with_credentials(credentials, max_connections)
+    }
+
+    /// A database over a new pool of at most `max_connections` to wherever `credentials`
+    /// point (a URL from Secrets Manager that may rotate). Connects lazily.
+    pub fn with_credentials(
+        credentials: DbCredentials,
+        max_connections: usize,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            pool: pg_connect::pool(credentials, max_connections)?,
+        })
     }
 
     /// The rooms, members and messages of this database.
