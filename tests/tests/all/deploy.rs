@@ -4,7 +4,10 @@
 //!   to its function, a sample event and a place in the deployment, every function the
 //!   environment its configuration requires, and exactly the HTTP API routes of
 //!   `http_api::HttpRoute` on the http-api function);
-//! - the migrations custom resource migrates a real database and answers CloudFormation.
+//! - the migrations custom resource migrates a real database and answers CloudFormation;
+//! - [`ops`]: secrets, the database connection budget, logs and alarms.
+
+mod ops;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -115,6 +118,11 @@ fn stand_in(var: &str) -> String {
     match var {
         "DATABASE_URL" => "postgres://hubbub:secret@db.example.com:5432/hubbub".into(),
         "HUBBUB_JWT_SECRET" => "k".repeat(48),
+        "HUBBUB_JWT_SECRET_ARN" | "HUBBUB_DATABASE_SECRET_ARN" => {
+            "arn:aws:secretsmanager:eu-west-1:123456789012:secret:hubbub/stand-in-AbCdEf".into()
+        }
+        // RDS Proxy's endpoint when the stack has one.
+        "HUBBUB_DATABASE_HOST" => "hubbub-db.proxy-abc.eu-west-1.rds.amazonaws.com".into(),
         // Parameters that default to empty: no external issuer.
         "HUBBUB_EXTERNAL_ISSUER" | "HUBBUB_EXTERNAL_AUDIENCE" | "HUBBUB_EXTERNAL_JWKS_URL" => {
             String::new()
