@@ -71,7 +71,7 @@ async fn postgres_tls_refuses_a_certificate_that_does_not_verify() {
     assert!(err.contains("NotValidForName"), "{err}");
     // Without sslrootcert, verify-full trusts the bundled RDS CAs only: not this test CA.
     let url = pg.url("localhost", "sslmode=verify-full");
-    let err = connect(&url)
+    let err = connect(&pg, &url)
         .await
         .expect_err("RDS CAs do not know the test CA");
     assert!(err.contains("UnknownIssuer"), "{err}");
