@@ -92,8 +92,12 @@ pub struct JwtKey {
 }
 
 impl JwtKey {
-    /// The key of a shared secret.
+    /// The key of a shared secret (never an empty one: an HMAC with an empty key is a
+    /// signature anyone can make).
     pub fn new(secret: &[u8]) -> Result<Self, AuthError> {
+        if secret.is_empty() {
+            return Err(AuthError::Key);
+        }
         let digest = Sha256::digest(secret);
         Ok(Self {
             kid: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),
@@ -341,6 +345,35 @@ mod tests {
     }
 
     const SECRET: &str = "a-test-secret-that-is-long-enough-for-hs256";
+
+    #[test]
+    fn the_previous_key_still_verifies_and_the_current_one_signs() {
+        const NEW: &str = "the-rotated-secret-that-is-long-enough-too";
+        let keys = JwtKeyring::Fixed(Arc::new(
+            JwtKeys::from_versions(NEW.as_bytes(), Some(SECRET.as_bytes())).unwrap(),
+        ));
+        let verifier = JwtVerifier::with_keyring(keys.clone(), &cfg(""));
+        let old = JwtIssuer::hs256(&cfg(SECRET)).unwrap();
+        let token = old
+            .issue("u-1", "alice", time::Duration::minutes(5))
+            .unwrap();
+        assert_eq!(verifier.verify(&token).unwrap().user_id, "u-1");
+        let current = JwtIssuer::with_keyring(keys, &cfg(""));
+        let token = current
+            .issue("u-2", "bob", time::Duration::minutes(5))
+            .unwrap();
+        assert!(
+            JwtVerifier::hs256(&cfg(NEW))
+                .unwrap()
+                .verify(&token)
+                .is_ok()
+        );
+        assert_eq!(
+            JwtVerifier::hs256(&cfg(SECRET)).unwrap().verify(&token),
+            Err(AuthError::BadSignature)
+        );
+        assert!(JwtVerifier::hs256(&cfg("")).is_err(), "no empty key");
+    }
 
     fn pair() -> (JwtIssuer, JwtVerifier) {
         (
