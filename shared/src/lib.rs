@@ -12,6 +12,7 @@
 //! - [`fanout`]: delivering a frame to a room with bounded concurrency;
 //! - [`queue`]: large rooms' fan-out split into jobs for workers (SQS, or in-process);
 //! - [`presence`]: joins and leaves coalesced per room and window;
+//! - [`session`]: identity on a live connection (token expiry on every route);
 //! - [`secrets`]: the JWT key and the database URL read from Secrets Manager at run time,
 //!   followed through rotations;
 //! - [`ws`] and [`runtime`]: glue for WebSocket route events and Lambda init.
@@ -32,6 +33,7 @@ pub mod queue;
 pub mod routes;
 pub mod runtime;
 pub mod secrets;
+pub mod session;
 pub mod store;
 pub mod telemetry;
 pub mod ws;

@@ -192,7 +192,8 @@ string_newtype!(
 );
 
 impl MessageBody {
-    /// Parses a message body; an over-long one is `payload_too_large`, an empty one `bad_request`.
+    /// Parses a message body; an over-long one is `payload_too_large`, an empty one or one
+    /// holding a character no store can keep `bad_request`.
     pub fn parse(raw: impl Into<String>) -> Result<Self, ProtocolError> {
         let raw = raw.into();
         if raw.is_empty() {
@@ -204,6 +205,13 @@ impl MessageBody {
                 code: ErrorCode::PayloadTooLarge,
                 message: format!("`body` is longer than {BODY_MAX_CHARS} characters"),
             });
+        }
+        // PostgreSQL `text` cannot hold U+0000 (every other scalar value is storable, and a
+        // Rust string holds no lone surrogate): refused here, so every store answers alike.
+        if raw.contains('\0') {
+            return Err(ProtocolError::bad_request(
+                "`body` must not contain the NUL character (U+0000)",
+            ));
         }
         Ok(Self(raw))
     }
@@ -663,6 +671,15 @@ mod tests {
             assert!(!e.message.contains("qqq"), "{}", e.message);
             assert!(e.message.len() < 120, "{}", e.message);
         }
+    }
+
+    #[test]
+    fn nul_in_a_body_is_bad_request() {
+        let e = bad(r#"{"action":"sendMessage","room":"r","clientMsgId":"c","body":"a\u0000b"}"#);
+        assert_eq!(e.code, ErrorCode::BadRequest);
+        assert!(e.message.contains("NUL"), "{}", e.message);
+        // Other control characters are storable and stay allowed.
+        assert!(MessageBody::parse("tab\there\u{1}").is_ok());
     }
 
     #[test]

@@ -1,16 +1,24 @@
 //! Lambda entry point of `$default`: wiring only.
 
+use default_route::DefaultDeps;
 use hubbub_core::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use hubbub_core::config::FromLookup;
+use hubbub_core::gateway::management::ManagementGateway;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     hubbub_core::telemetry::init();
-    // Read (nothing) through the same path as every function, so the template check covers it.
-    <default_route::Config as hubbub_core::config::FromLookup>::from_env()?;
+    let config = default_route::Config::from_env()?;
+    let sdk = hubbub_core::runtime::sdk_config().await;
+    let deps = DefaultDeps {
+        gateway: ManagementGateway::new(&sdk)?,
+        endpoint_override: config.endpoint,
+    };
+    let deps = &deps;
     lambda_runtime::run(service_fn(
-        |ev: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            Ok::<_, std::convert::Infallible>(default_route::handle(&ev.payload).await)
+        move |ev: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+            Ok::<_, std::convert::Infallible>(default_route::handle(deps, &ev.payload).await)
         },
     ))
     .await

@@ -1,7 +1,8 @@
 //! The room routes: `joinRoom`, `leaveRoom`, `history`, `typing` and `members`.
 //!
 //! - `joinRoom` creates a missing room as a public room named after its id (as IRC does),
-//!   refuses private rooms the user is not a member of, and tells the room who joined;
+//!   refuses private rooms the user is not a member of (also one created as private while
+//!   the join was under way), and tells the room who joined;
 //! - `leaveRoom` is idempotent and tells the room who left;
 //! - `history` reads a page by keyset on `seq` (the user may read any room they may use);
 //! - `typing` is relayed to the room's other connections (not in rooms larger than one
@@ -42,7 +43,9 @@ async fn route(
     deps: &RouteDeps,
     ev: &ApiGatewayWebsocketProxyRequest,
 ) -> Result<Option<ServerFrame>, RouteError> {
-    let ctx = deps.live.context(ev)?;
+    let Some(ctx) = deps.live.authorize(ev).await? else {
+        return Ok(None);
+    };
     let frame = parse_frame(ev)?;
     // Typing has its own, stricter gate below, and answers nothing even when it drops.
     if !matches!(frame, ClientFrame::Typing { .. }) {

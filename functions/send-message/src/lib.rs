@@ -44,7 +44,9 @@ async fn send(
     deps: &RouteDeps,
     ev: &ApiGatewayWebsocketProxyRequest,
 ) -> Result<Option<ServerFrame>, RouteError> {
-    let ctx = deps.live.context(ev)?;
+    let Some(ctx) = deps.live.authorize(ev).await? else {
+        return Ok(None);
+    };
     let ClientFrame::SendMessage {
         room,
         body,

@@ -132,7 +132,13 @@ pub(super) async fn invoke(
         Function::Disconnect => disconnect::handle(&state.routes.live, event).await,
         Function::SendMessage => send_message::handle(&state.routes, event).await,
         Function::Rooms => rooms::handle(&state.routes, event).await,
-        Function::Default => default_route::handle(event).await,
+        Function::Default => {
+            let deps = default_route::DefaultDeps {
+                gateway: state.routes.live.gateway.clone(),
+                endpoint_override: state.routes.live.endpoint_override.clone(),
+            };
+            default_route::handle(&deps, event).await
+        }
     };
     log_route(
         route.as_str(),

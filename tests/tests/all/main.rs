@@ -7,6 +7,7 @@ mod deploy;
 mod gateway;
 mod handlers;
 mod http_api;
+mod identity;
 mod load;
 mod local;
 mod postgres_tls;

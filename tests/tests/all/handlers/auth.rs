@@ -159,11 +159,14 @@ async fn connect_stores_the_connection_and_echoes_the_subprotocol() {
 
 #[tokio::test]
 async fn default_route_answers_ping_and_explains_everything_else() {
-    let resp = default_route::handle(&Ws::sample("ping").build()).await;
+    let rec = Recorder::start().await;
+    let dd = default_deps(&rec);
+    let resp = default_route::handle(&dd, &Ws::sample("ping").build()).await;
     assert_eq!(body_json(&resp), json!({"type":"pong"}));
 
     let resp =
-        default_route::handle(&Ws::sample("unknown-action").request_id("req-7").build()).await;
+        default_route::handle(&dd, &Ws::sample("unknown-action").request_id("req-7").build())
+            .await;
     let v = body_json(&resp);
     assert_error(&v, "bad_request");
     assert_eq!(v["requestId"], "req-7");
@@ -179,7 +182,7 @@ async fn default_route_answers_ping_and_explains_everything_else() {
         r#"{"room":"general"}"#,
         "",
     ] {
-        let resp = default_route::handle(&Ws::sample("ping").body(raw).build()).await;
+        let resp = default_route::handle(&dd, &Ws::sample("ping").body(raw).build()).await;
         assert_error(&body_json(&resp), "bad_request");
     }
 }

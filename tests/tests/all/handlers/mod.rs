@@ -57,6 +57,14 @@ fn deps_over(
     }
 }
 
+/// What `$default` needs, posting to `rec`.
+fn default_deps(rec: &Recorder) -> default_route::DefaultDeps {
+    default_route::DefaultDeps {
+        gateway: rec.gateway(),
+        endpoint_override: Some(rec.endpoint()),
+    }
+}
+
 async fn memory_deps() -> (Recorder, RouteDeps) {
     let rec = Recorder::start().await;
     let deps = deps_over(

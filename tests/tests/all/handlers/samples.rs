@@ -54,11 +54,11 @@ async fn every_sample_event_gets_a_sensible_answer() {
         (Some("history"), Some(1))
     );
     assert_eq!(
-        body_json(&default_route::handle(&run("ping")).await)["type"],
+        body_json(&default_route::handle(&default_deps(&rec), &run("ping")).await)["type"],
         "pong"
     );
     assert_eq!(
-        body_json(&default_route::handle(&run("unknown-action")).await)["code"],
+        body_json(&default_route::handle(&default_deps(&rec), &run("unknown-action")).await)["code"],
         "bad_request"
     );
     assert_eq!(

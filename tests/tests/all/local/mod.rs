@@ -10,4 +10,5 @@ mod events;
 mod http;
 mod management;
 mod members;
+mod sessions;
 mod web;

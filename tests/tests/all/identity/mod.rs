@@ -1,0 +1,105 @@
+//! Identity on a live connection and the abuse cases around it, at the handler level: route
+//! handlers fed the sample events (varied), over the in-memory stores and over PostgreSQL and
+//! DynamoDB, with the real management-API client posting to a real HTTP server ([`Recorder`]).
+//!
+//! The end-to-end versions over hubbub-local live in `local/sessions.rs`.
+
+mod bodies;
+mod expiry;
+mod join_race;
+
+use std::sync::Arc;
+
+use hubbub_core::aws_lambda_events::apigw::ApiGatewayProxyResponse;
+use hubbub_core::aws_lambda_events::encodings::Body;
+use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore};
+use hubbub_core::store::{ConnectionStore, HistoryStore};
+use hubbub_core::ws::{Live, RouteDeps};
+use hubbub_tests::Recorder;
+use hubbub_tests::events::Ws;
+use serde_json::{Value, json};
+
+/// Route dependencies over `connections` and `history`, posting to `rec`.
+fn deps_over(
+    rec: &Recorder,
+    connections: Arc<dyn ConnectionStore>,
+    history: Arc<dyn HistoryStore>,
+) -> RouteDeps {
+    RouteDeps {
+        live: Live {
+            connections,
+            gateway: rec.gateway(),
+            endpoint_override: Some(rec.endpoint()),
+            queue: None,
+            presence: None,
+        },
+        history,
+    }
+}
+
+/// Route dependencies over fresh in-memory stores.
+async fn memory_deps() -> (Recorder, RouteDeps) {
+    let rec = Recorder::start().await;
+    let deps = deps_over(
+        &rec,
+        Arc::new(MemoryConnectionStore::new()),
+        Arc::new(MemoryHistoryStore::new()),
+    );
+    (rec, deps)
+}
+
+/// Route dependencies over a fresh PostgreSQL database and a fresh DynamoDB table.
+async fn real_deps() -> (Recorder, RouteDeps) {
+    let rec = Recorder::start().await;
+    let (history, _) = hubbub_tests::fresh_history().await;
+    let deps = deps_over(
+        &rec,
+        Arc::new(hubbub_tests::fresh_connections().await),
+        Arc::new(history),
+    );
+    (rec, deps)
+}
+
+/// The route response's frame.
+fn body_json(resp: &ApiGatewayProxyResponse) -> Value {
+    match &resp.body {
+        Some(Body::Text(t)) => serde_json::from_str(t).expect("route response is JSON"),
+        other => panic!("expected a text body, got {other:?}"),
+    }
+}
+
+/// A MESSAGE event of user `u-{name}` on connection `conn`, carrying `frame`.
+fn event(conn: &str, name: &str, frame: Value) -> Ws {
+    Ws::sample("send-message")
+        .connection(conn)
+        .user(&format!("u-{name}"), name)
+        .frame(frame)
+}
+
+/// Runs `$connect` for `u-{name}` on `conn`.
+async fn connect(deps: &RouteDeps, conn: &str, name: &str) {
+    let ev = Ws::sample("connect")
+        .connection(conn)
+        .user(&format!("u-{name}"), name)
+        .build();
+    let resp = connect::handle(
+        &connect::ConnectDeps {
+            connections: deps.live.connections.clone(),
+        },
+        &ev,
+    )
+    .await;
+    assert_eq!(resp.status_code, 200, "connect {name}");
+}
+
+/// `joinRoom` through the rooms function; its route response.
+async fn join(deps: &RouteDeps, conn: &str, name: &str, room: &str) -> Value {
+    let ev = event(conn, name, json!({"action": "joinRoom", "room": room})).build();
+    body_json(&rooms::handle(deps, &ev).await)
+}
+
+/// Asserts an error frame with `code`.
+fn assert_error(v: &Value, code: &str) {
+    assert_eq!(v["type"], "error", "{v}");
+    assert_eq!(v["code"], code, "{v}");
+}
