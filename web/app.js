@@ -28,6 +28,8 @@ const session = new Session({
   storage: sessionStorage,
   refreshCall: (refreshToken) => api.refresh(refreshToken),
   onEnded: (text) => endSession(text),
+  // A connection must not outlive its token (the server closes it): move to a fresh one.
+  onRefreshed: () => socket.renew(),
 });
 const api = createApi({ base: API_BASE, tokens: session });
 const store = new RoomStore({

@@ -14,11 +14,13 @@ const RETRY_MS = 10_000;
 
 export class Session {
   // `refreshCall(refreshToken)` resolves to the server's session body; `onEnded(text)` is told
-  // when the server refuses the refresh token.
+  // when the server refuses the refresh token; `onRefreshed()` when a refresh brought a new
+  // access token (the WebSocket then reconnects with it before the old one expires).
   constructor({
     storage,
     refreshCall,
     onEnded = () => {},
+    onRefreshed = () => {},
     now = Date.now,
     timers = { set: (fn, ms) => setTimeout(fn, ms), clear: (id) => clearTimeout(id) },
   }) {
@@ -29,6 +31,7 @@ export class Session {
     this.storage = storage;
     this.refreshCall = refreshCall;
     this.onEnded = onEnded;
+    this.onRefreshed = onRefreshed;
     this.now = now;
     this.timers = timers;
     this.refreshTimer = 0;
@@ -108,6 +111,7 @@ export class Session {
         } finally {
           this.refreshing = null;
         }
+        this.onRefreshed();
       })();
     }
     return this.refreshing;

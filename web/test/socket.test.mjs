@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { BACKOFF_BASE_MS, BACKOFF_MAX_MS, PING_EVERY_MS, Socket, backoffDelay } from "../socket.js";
+import { BACKOFF_BASE_MS, BACKOFF_MAX_MS, PING_EVERY_MS, RENEW_OVERLAP_MS, Socket, backoffDelay } from "../socket.js";
 import { manualClock } from "./harness.mjs";
 
 // A WebSocket the test opens, feeds and closes by hand.
@@ -162,4 +162,58 @@ test("a refused token stops reconnecting; other token failures retry", async () 
   await settle();
   assert.equal(b.clock.scheduled, 1);
   assert.match(b.log.at(-1), /^reconnecting: /);
+});
+
+test("renew() moves to a connection opened with the fresh token, keeping the old one's frames during the overlap", async () => {
+  let current = "eyJ.old";
+  const { socket, clock, log } = setup({ token: async () => current });
+  socket.start();
+  await settle();
+  const [old] = FakeSocket.made;
+  old.serverOpens();
+  current = "eyJ.fresh";
+  socket.renew();
+  await settle();
+  assert.equal(FakeSocket.made.length, 2, "a second connection opens beside the first");
+  const fresh = FakeSocket.made[1];
+  assert.deepEqual(fresh.protocols, ["hubbub.v1", "bearer.eyJ.fresh"]);
+  socket.renew();
+  await settle();
+  assert.equal(FakeSocket.made.length, 2, "one renewal at a time");
+  assert.equal(socket.send({ action: "ping" }), true);
+  assert.deepEqual(old.out, [{ action: "ping" }], "the old connection serves until the new one is open");
+
+  const opens = log.filter((l) => l === "open").length;
+  fresh.serverOpens();
+  assert.equal(log.filter((l) => l === "open").length, opens + 1, "onOpen rejoins and catches up");
+  assert.equal(socket.send({ action: "joinRoom", room: "lobby" }), true);
+  assert.deepEqual(fresh.out, [{ action: "joinRoom", room: "lobby" }], "sends go to the new connection");
+  // A message posted to the old connection before the new one rejoined still arrives.
+  old.serverSends('{"type":"message","room":"lobby","seq":7}');
+  assert.deepEqual(log.at(-1), { type: "message", room: "lobby", seq: 7 });
+  assert.equal(old.closedWith, null, "the old connection stays open during the overlap");
+  clock.advance(RENEW_OVERLAP_MS);
+  assert.equal(old.closedWith, 1000);
+  old.serverDrops();
+  assert.ok(!log.includes("close"), "the old connection closing is not a disconnect");
+  assert.equal(FakeSocket.made.length, 2, "and does not reconnect");
+  fresh.serverSends('{"type":"pong"}');
+  assert.deepEqual(log.at(-1), { type: "pong" });
+});
+
+test("a renewal that fails to open leaves the connection as it was", async () => {
+  const { socket, log } = setup();
+  socket.start();
+  await settle();
+  const [ws] = FakeSocket.made;
+  ws.serverOpens();
+  socket.renew();
+  await settle();
+  FakeSocket.made[1].serverDrops();
+  assert.ok(!log.includes("close"));
+  assert.equal(socket.send({ action: "ping" }), true);
+  assert.deepEqual(ws.out, [{ action: "ping" }]);
+  socket.renew();
+  await settle();
+  assert.equal(FakeSocket.made.length, 3, "and a later renewal is tried again");
 });
