@@ -51,11 +51,11 @@ async fn memory_deps() -> (Recorder, RouteDeps) {
 /// Route dependencies over a fresh PostgreSQL database and a fresh DynamoDB table.
 async fn real_deps() -> (Recorder, RouteDeps) {
     let rec = Recorder::start().await;
-    let (history, _) = hubbub_tests::fresh_history().await;
+    let (db, _) = hubbub_tests::migrated_database().await;
     let deps = deps_over(
         &rec,
         Arc::new(hubbub_tests::fresh_connections().await),
-        Arc::new(history),
+        Arc::new(db.history()),
     );
     (rec, deps)
 }
