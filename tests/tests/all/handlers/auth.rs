@@ -164,9 +164,11 @@ async fn default_route_answers_ping_and_explains_everything_else() {
     let resp = default_route::handle(&dd, &Ws::sample("ping").build()).await;
     assert_eq!(body_json(&resp), json!({"type":"pong"}));
 
-    let resp =
-        default_route::handle(&dd, &Ws::sample("unknown-action").request_id("req-7").build())
-            .await;
+    let resp = default_route::handle(
+        &dd,
+        &Ws::sample("unknown-action").request_id("req-7").build(),
+    )
+    .await;
     let v = body_json(&resp);
     assert_error(&v, "bad_request");
     assert_eq!(v["requestId"], "req-7");

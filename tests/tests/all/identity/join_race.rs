@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use hubbub_core::error::StoreError;
 use hubbub_core::protocol::{HistoryQuery, RoomId, UserRef};
-use hubbub_core::store::{Commit, HistoryPage, NewMessage, Room, RoomAccess};
+use hubbub_core::store::{Commit, HistoryPage, NewMessage, NewRoom, Room, RoomAccess};
 use hubbub_tests::contract::{private_room, user};
 
 use super::*;
@@ -23,8 +23,15 @@ struct CreatedInBetween {
 
 #[async_trait]
 impl HistoryStore for CreatedInBetween {
-    async fn create_room(&self, room: &Room, creator: &UserRef) -> Result<(), StoreError> {
-        self.inner.create_room(room, creator).await
+    async fn create_room_within(
+        &self,
+        room: &NewRoom,
+        creator: &UserRef,
+        max_created: u32,
+    ) -> Result<Room, StoreError> {
+        self.inner
+            .create_room_within(room, creator, max_created)
+            .await
     }
     async fn ensure_public_room(&self, id: &RoomId) -> Result<Room, StoreError> {
         self.inner.ensure_public_room(id).await

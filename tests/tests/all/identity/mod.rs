@@ -34,6 +34,7 @@ fn deps_over(
             presence: None,
         },
         history,
+        limits: hubbub_core::limits::Limits::default(),
     }
 }
 
