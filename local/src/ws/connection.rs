@@ -119,7 +119,16 @@ pub(super) async fn run(
                         break Ending::Client { code: 1006, reason: String::new() };
                     }
                 }
-                () = live.kick.notified() => break Ending::Server { code: 1000, reason: "Connection closed by server", cause: "DELETE @connections" },
+                () = live.kick.notified() => {
+                    // A post that was accepted before the DELETE reaches the client before the
+                    // close, as on API Gateway (select! may pick the kick over a ready queue).
+                    if let Ok(out) = rx.try_recv()
+                        && let Err(e) = write_queued(&mut ws, out, &mut rx).await
+                    {
+                        tracing::info!(connection_id = id, error = %e, "could not write to the client");
+                    }
+                    break Ending::Server { code: 1000, reason: "Connection closed by server", cause: "DELETE @connections" };
+                }
                 () = &mut idle => break Ending::Server { code: 1001, reason: "Going away", cause: "idle timeout" },
                 () = &mut max => break Ending::Server { code: 1001, reason: "Going away", cause: "maximum connection duration" },
                 changed = shutdown.changed() => {
