@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use crate::gateway::budget::BudgetConfig;
 use crate::limits::Limits;
 
 /// A configuration variable is missing or unusable.
@@ -61,6 +62,9 @@ pub mod vars {
     pub const MAX_ROOMS_CREATED: &str = "HUBBUB_MAX_ROOMS_CREATED";
     pub const REGISTER_MAX: &str = "HUBBUB_REGISTER_MAX";
     pub const REGISTER_WINDOW_SECS: &str = "HUBBUB_REGISTER_WINDOW_SECS";
+    // The instance's share of the account's @connections quota (crate::gateway::budget).
+    pub const POST_RATE_PER_SEC: &str = "HUBBUB_POST_RATE_PER_SEC";
+    pub const POST_BURST: &str = "HUBBUB_POST_BURST";
 }
 
 /// Reads an optional unsigned number in `min..=max`, or `default` when unset.
@@ -291,11 +295,14 @@ pub struct GatewayConfig {
     /// The SQS queue presence changes are coalesced on (`HUBBUB_PRESENCE_QUEUE_URL`).
     /// Without it, each join and leave is announced at once, on its own.
     pub presence_queue_url: Option<String>,
+    /// The instance's share of the account's `@connections` quota
+    /// (`HUBBUB_POST_RATE_PER_SEC`, `HUBBUB_POST_BURST`); `None`: calls are not paced.
+    pub post_budget: Option<BudgetConfig>,
 }
 
 impl GatewayConfig {
-    /// Reads the optional `HUBBUB_MANAGEMENT_ENDPOINT`, `HUBBUB_FANOUT_QUEUE_URL` and
-    /// `HUBBUB_PRESENCE_QUEUE_URL`.
+    /// Reads the optional `HUBBUB_MANAGEMENT_ENDPOINT`, `HUBBUB_FANOUT_QUEUE_URL`,
+    /// `HUBBUB_PRESENCE_QUEUE_URL` and the post budget ([`BudgetConfig::from_lookup`]).
     pub fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
         let endpoint = get(vars::MANAGEMENT_ENDPOINT);
         if let Some(e) = &endpoint
@@ -310,6 +317,7 @@ impl GatewayConfig {
             endpoint,
             fanout_queue_url: get(vars::FANOUT_QUEUE_URL),
             presence_queue_url: get(vars::PRESENCE_QUEUE_URL),
+            post_budget: BudgetConfig::from_lookup(get)?,
         })
     }
 }

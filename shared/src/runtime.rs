@@ -7,10 +7,11 @@ use crate::auth::{
     ExternalVerifier, HttpJwksSource, JwtKeyring, JwtKeys, JwtVerifier, TokenVerifier,
 };
 use crate::config::{
-    AuthConfig, DatabaseConfig, DynamoConfig, JWT_SECRET_MIN_BYTES, JwtSource, LiveConfig,
-    RouteConfig,
+    AuthConfig, DatabaseConfig, DynamoConfig, GatewayConfig, JWT_SECRET_MIN_BYTES, JwtSource,
+    LiveConfig, RouteConfig,
 };
-use crate::gateway::management::ManagementGateway;
+use crate::gateway::budget::PostBudget;
+use crate::gateway::management::{GatewayOptions, ManagementGateway};
 use crate::presence::PresenceSink;
 use crate::queue::FanoutQueue;
 use crate::queue::sqs::{SqsFanoutQueue, SqsPresenceSink};
@@ -84,6 +85,21 @@ pub async fn history_store(
     Ok(Arc::new(database(sdk, cfg).await?.history()))
 }
 
+/// The management API client, with the instance's post budget when one is configured: one
+/// client, so one budget, per execution environment.
+pub fn management_gateway(
+    sdk: &aws_config::SdkConfig,
+    cfg: &GatewayConfig,
+) -> Result<Arc<ManagementGateway>, InitError> {
+    Ok(ManagementGateway::with_options(
+        sdk,
+        GatewayOptions {
+            budget: cfg.post_budget.map(|b| Arc::new(PostBudget::new(b))),
+            ..GatewayOptions::default()
+        },
+    )?)
+}
+
 /// The live side ([`Live`]): DynamoDB and the management API.
 pub fn live(sdk: &aws_config::SdkConfig, cfg: &LiveConfig) -> Result<Live, InitError> {
     let queue = cfg.gateway.fanout_queue_url.as_ref().map(|url| {
@@ -100,7 +116,7 @@ pub fn live(sdk: &aws_config::SdkConfig, cfg: &LiveConfig) -> Result<Live, InitE
     });
     Ok(Live {
         connections: connection_store(sdk, &cfg.dynamo),
-        gateway: ManagementGateway::new(sdk)?,
+        gateway: management_gateway(sdk, &cfg.gateway)?,
         endpoint_override: cfg.gateway.endpoint.clone(),
         queue,
         presence,

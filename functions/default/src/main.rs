@@ -3,7 +3,6 @@
 use default_route::DefaultDeps;
 use hubbub_core::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use hubbub_core::config::FromLookup;
-use hubbub_core::gateway::management::ManagementGateway;
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -12,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = default_route::Config::from_env()?;
     let sdk = hubbub_core::runtime::sdk_config().await;
     let deps = DefaultDeps {
-        gateway: ManagementGateway::new(&sdk)?,
+        gateway: hubbub_core::runtime::management_gateway(&sdk, &config)?,
         endpoint_override: config.endpoint,
     };
     let deps = &deps;

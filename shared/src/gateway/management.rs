@@ -9,11 +9,12 @@
 //! `POST|GET|DELETE {endpoint}/@connections/{percent-encoded id}`, signed for the
 //! `execute-api` service with the function's credentials.
 //!
-//! Retries follow one rule: a call is retried only when it certainly did not take effect.
-//! 429 (throttled), 500 and 503 answers and failures to connect are retried with jittered
+//! Retries follow the one rule of [`super::retry`]: a call is retried only when it certainly
+//! did not take effect (429, 500 and 503 answers, failures to connect), with jittered
 //! exponential backoff; a timeout or a connection lost mid-request has an unknown outcome
 //! and is never retried (a repeated post could deliver a message twice; catch-up by `seq`
-//! covers a lost one).
+//! covers a lost one). Every attempt first takes a token from the instance's
+//! [`super::budget::PostBudget`] when it has one.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -22,7 +23,7 @@ use async_trait::async_trait;
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use bytes::Bytes;
-use http::{Method, StatusCode};
+use http::Method;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -30,6 +31,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::budget::PostBudget;
+use super::retry::{self, Attempt, Retrier, RetryPolicy};
 use super::sigv4::{self, EMPTY_PAYLOAD_HASH, KeyCache, SigningKey};
 use super::{ConnectionGateway, ConnectionInfo, Endpoint};
 use crate::error::GatewayError;
@@ -38,13 +41,7 @@ use crate::error::GatewayError;
 /// path is stuck, and the message is in history either way. Short enough that a retried
 /// call still ends well inside a route's 29 s integration timeout.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
-/// Attempts per call for answers that certainly were not delivered (429, 500, 503, refused
-/// connections). Three spread over a few hundred ms rides out API Gateway's token-bucket
-/// throttling without letting one recipient hold a fan-out for long.
-pub const MAX_ATTEMPTS: u32 = 3;
-/// First backoff; doubled per attempt, with full jitter so that the recipients of one
-/// throttled fan-out do not retry in lockstep.
-const BACKOFF_BASE: Duration = Duration::from_millis(50);
+pub use super::retry::MAX_ATTEMPTS;
 /// Idle pooled connections kept per host: as many as a fan-out has in flight, so a warm
 /// Lambda's next fan-out reuses its TLS connections instead of handshaking again.
 const POOL_IDLE_PER_HOST: usize = 64;
@@ -60,18 +57,21 @@ const SERVICE: &str = "execute-api";
 /// the Lambda environment always sets one).
 const DEFAULT_REGION: &str = "us-east-1";
 
-/// Tunables, for tests that need short timeouts.
-#[derive(Debug, Clone, Copy)]
+/// Tunables: the attempt timeout (short in tests), the retry policy and the budget.
+#[derive(Debug, Clone)]
 pub struct GatewayOptions {
     pub attempt_timeout: Duration,
-    pub max_attempts: u32,
+    pub retry: RetryPolicy,
+    /// The instance's share of the account's quota; `None`: calls are not paced.
+    pub budget: Option<Arc<PostBudget>>,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
         Self {
             attempt_timeout: ATTEMPT_TIMEOUT,
-            max_attempts: MAX_ATTEMPTS,
+            retry: RetryPolicy::default(),
+            budget: None,
         }
     }
 }
@@ -94,16 +94,8 @@ pub struct ManagementGateway {
     /// The last body posted and its hash: a fan-out posts one body to every recipient, so
     /// it is hashed once. Compared by content, so a different body is never mistaken for it.
     last_body: Mutex<Option<(Bytes, Arc<str>)>>,
-    options: GatewayOptions,
-}
-
-/// How one attempt ended.
-enum Attempt {
-    Done(http::Response<Bytes>),
-    /// Certainly not delivered: worth another attempt.
-    Retry(GatewayError),
-    /// Final: unknown outcome, or a failure a retry cannot fix.
-    Fail(GatewayError),
+    attempt_timeout: Duration,
+    retrier: Retrier,
 }
 
 impl ManagementGateway {
@@ -139,7 +131,8 @@ impl ManagementGateway {
                 .map_or_else(|| DEFAULT_REGION.to_owned(), |r| r.as_ref().to_owned()),
             identity: RwLock::new(None),
             last_body: Mutex::new(None),
-            options,
+            attempt_timeout: options.attempt_timeout,
+            retrier: Retrier::new(options.retry, options.budget),
         }))
     }
 
@@ -255,7 +248,7 @@ impl ManagementGateway {
         endpoint: &Endpoint,
         connection_id: &str,
         body: &Bytes,
-    ) -> Attempt {
+    ) -> Attempt<http::Response<Bytes>> {
         let op = op_name(method);
         let req = match self.request(method, endpoint, connection_id, body).await {
             Ok(r) => r,
@@ -269,7 +262,7 @@ impl ManagementGateway {
                 parts, bytes,
             ))
         };
-        match tokio::time::timeout(self.options.attempt_timeout, call).await {
+        match tokio::time::timeout(self.attempt_timeout, call).await {
             Err(_) => Attempt::Fail(GatewayError::Unknown { op }),
             Ok(Err(e)) => {
                 let not_sent = e
@@ -283,20 +276,8 @@ impl ManagementGateway {
                     Attempt::Fail(GatewayError::Unknown { op })
                 }
             }
-            Ok(Ok(resp)) => match resp.status() {
-                s if s.is_success() => Attempt::Done(resp),
-                StatusCode::GONE => Attempt::Fail(GatewayError::Gone),
-                s @ (StatusCode::TOO_MANY_REQUESTS
-                | StatusCode::INTERNAL_SERVER_ERROR
-                | StatusCode::SERVICE_UNAVAILABLE) => Attempt::Retry(GatewayError::Rejected {
-                    op,
-                    status: s.as_u16(),
-                }),
-                s => Attempt::Fail(GatewayError::Rejected {
-                    op,
-                    status: s.as_u16(),
-                }),
-            },
+            Ok(Ok(resp)) if resp.status().is_success() => Attempt::Done(resp),
+            Ok(Ok(resp)) => retry::refused(op, resp.status().as_u16()),
         }
     }
 
@@ -308,26 +289,12 @@ impl ManagementGateway {
         connection_id: &str,
         body: &Bytes,
     ) -> Result<http::Response<Bytes>, GatewayError> {
-        let mut attempt = 1;
-        loop {
-            match self.attempt(&method, endpoint, connection_id, body).await {
-                Attempt::Done(resp) => return Ok(resp),
-                Attempt::Fail(e) => return Err(e),
-                Attempt::Retry(e) if attempt >= self.options.max_attempts => return Err(e),
-                Attempt::Retry(_) => {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-            }
-        }
+        self.retrier
+            .run(op_name(&method), || {
+                self.attempt(&method, endpoint, connection_id, body)
+            })
+            .await
     }
-}
-
-/// Full jitter: a random wait in `[0, base * 2^(attempt-1)]`.
-fn backoff(attempt: u32) -> Duration {
-    let cap = BACKOFF_BASE.saturating_mul(1 << (attempt - 1).min(6));
-    let millis = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(rand::random_range(0..=millis))
 }
 
 fn op_name(method: &Method) -> &'static str {
@@ -433,17 +400,5 @@ mod tests {
             connection_url(&ep, "L0SM9cOFvHcCIhw=/+ a"),
             "https://abc.example/prod/@connections/L0SM9cOFvHcCIhw%3D%2F%2B%20a"
         );
-    }
-
-    #[test]
-    fn backoff_is_jittered_within_a_doubling_cap() {
-        for attempt in 1..=4 {
-            let cap = BACKOFF_BASE * (1 << (attempt - 1));
-            for _ in 0..50 {
-                assert!(backoff(attempt) <= cap);
-            }
-        }
-        let samples: std::collections::HashSet<Duration> = (0..50).map(|_| backoff(3)).collect();
-        assert!(samples.len() > 5, "jitter varies the wait: {samples:?}");
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! The real adapter is [`management::ManagementGateway`] (SigV4-signed HTTP); it
 //! serves both AWS and hubbub-local, whose emulator speaks the same API, so there is no
-//! in-memory double: tests point it at a real HTTP server.
+//! in-memory double: tests point it at a real HTTP server. Every adapter retries by the one
+//! rule of [`retry`] and paces its calls by the instance's [`budget`].
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -11,7 +12,9 @@ use time::OffsetDateTime;
 
 use crate::error::GatewayError;
 
+pub mod budget;
 pub mod management;
+pub mod retry;
 mod sigv4;
 
 /// The base URL of a stage's management API: `https://{domainName}/{stage}`.

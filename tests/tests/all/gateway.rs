@@ -132,6 +132,27 @@ async fn refusals_are_final_and_unknown_outcomes_are_not_retried() {
     assert_eq!(rec.attempts_to("slow="), 1, "never repeated");
 }
 
+/// A 502 or 504 comes from something between the caller and the API that gave up waiting:
+/// the request may have been carried out, so it is an unknown outcome, never repeated.
+#[tokio::test]
+async fn gateway_timeouts_in_between_are_unknown_outcomes_never_retried() {
+    let rec = Recorder::start().await;
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    for (id, status) in [("bad-gateway=", 502), ("timeout=", 504)] {
+        rec.fail_next(id, &[status]);
+        let err = rec
+            .gateway()
+            .post(&ep, id, &Bytes::from_static(b"{}"))
+            .await
+            .expect_err("not delivered here");
+        assert!(
+            matches!(err, GatewayError::Unknown { .. }),
+            "{status}: {err:?}"
+        );
+        assert_eq!(rec.attempts_to(id), 1, "{status}: never repeated");
+    }
+}
+
 #[tokio::test]
 async fn unreachable_endpoint_is_a_failure_not_gone() {
     let rec = Recorder::start().await;
