@@ -6,7 +6,11 @@
 //! 410 Gone are removed after the posts, together, and the whole fan-out logs one line.
 //!
 //! [`post_chunk`] is the same engine over an explicit list of connection ids: what a
-//! fan-out worker runs for one chunk of a large room.
+//! fan-out worker runs for one chunk of a large room. [`post_chunk_until`] also stops
+//! starting posts at a given time (a worker's deadline) and hands back the recipients it
+//! never posted to, so that they can be passed on instead of being posted twice.
+
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
@@ -68,6 +72,9 @@ pub struct ChunkOutcome {
     /// Connections whose post certainly did not arrive (throttled or refused after the
     /// gateway's retries, unreachable): safe to try again later.
     pub retryable: Vec<String>,
+    /// Connections never posted to because the stop time came first: certainly not
+    /// delivered, and not yet attempted.
+    pub unsent: Vec<String>,
     /// The first failure, kept as a sample for the fan-out's single log line.
     pub first_error: Option<String>,
 }
@@ -133,13 +140,32 @@ pub async fn post_chunk(
     connection_ids: Vec<String>,
     data: &Bytes,
 ) -> ChunkOutcome {
-    let mut outcome = post_all(
-        gateway,
-        endpoint,
-        futures::stream::iter(connection_ids),
-        data,
-    )
-    .await;
+    post_chunk_until(connections, gateway, endpoint, connection_ids, data, None).await
+}
+
+/// [`post_chunk`] that starts no post once `stop` has come: the recipients not yet posted to
+/// are left in [`ChunkOutcome::unsent`]. Posts already started finish (with their retries),
+/// so the caller's `stop` must leave room for them.
+pub async fn post_chunk_until(
+    connections: &dyn ConnectionStore,
+    gateway: &dyn ConnectionGateway,
+    endpoint: &Endpoint,
+    connection_ids: Vec<String>,
+    data: &Bytes,
+    stop: Option<Instant>,
+) -> ChunkOutcome {
+    let mut ids = connection_ids.into_iter();
+    // The clock is read before a recipient is taken, so none is taken and then dropped.
+    let before_stop = std::iter::from_fn(|| {
+        if stop.is_some_and(|s| Instant::now() >= s) {
+            None
+        } else {
+            ids.next()
+        }
+    });
+    let mut outcome = post_all(gateway, endpoint, futures::stream::iter(before_stop), data).await;
+    outcome.unsent = ids.collect();
+    outcome.report.queued += outcome.unsent.len();
     remove_gone(connections, std::mem::take(&mut outcome.gone)).await;
     outcome
 }

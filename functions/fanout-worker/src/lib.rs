@@ -9,8 +9,15 @@
 //! new, delayed job instead. Only a job that could not run at all (a malformed body) is
 //! reported, so that after the queue's `maxReceiveCount` it lands in the dead-letter queue
 //! for inspection.
+//!
+//! For the same reason an invocation must never time out: Lambda would fail the whole batch
+//! and SQS would redeliver every job of it, posted or not. Posting stops at a time given by
+//! the caller ([`stop_posting_at`]: the invocation's deadline less [`DEADLINE_MARGIN`]); the
+//! recipients not reached by then (a slow Management API, a small post budget) are
+//! enqueued again as new jobs, posted to by a later invocation, once.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hubbub_core::aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use hubbub_core::config::{ConfigError, FromLookup, LiveConfig, Lookup, vars};
@@ -18,7 +25,7 @@ use hubbub_core::error::chain;
 use hubbub_core::gateway::ConnectionGateway;
 use hubbub_core::presence;
 use hubbub_core::queue::coalesce::coalesce;
-use hubbub_core::queue::{FanoutQueue, WorkerMessage, retry_delay, run_job};
+use hubbub_core::queue::{FanoutJob, FanoutQueue, WorkerMessage, retry_delay, run_job_until};
 use hubbub_core::store::ConnectionStore;
 
 /// The configuration this function reads at init: the connections table (to remove gone
@@ -44,6 +51,23 @@ impl FromLookup for Config {
     }
 }
 
+/// How long before the invocation's deadline the worker stops starting posts. The posts
+/// already started must finish first: each has up to 3 attempts of at most 1.5 s plus their
+/// backoff (under 5 s in all, `gateway::retry`), then the gone connections are removed and
+/// the unreached recipients enqueued (two store or queue calls). 8 s covers that with room
+/// to spare and still leaves 22 s of the 30 s timeout for posting.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(8);
+
+/// When to stop starting posts, given the invocation's deadline in Unix ms (Lambda's
+/// `Context::deadline`).
+pub fn stop_posting_at(deadline_unix_ms: u64) -> Instant {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let left = Duration::from_millis(deadline_unix_ms.saturating_sub(now_ms));
+    Instant::now() + left.saturating_sub(DEADLINE_MARGIN)
+}
+
 /// What the worker needs.
 #[derive(Clone)]
 pub struct WorkerDeps {
@@ -57,7 +81,10 @@ pub struct WorkerDeps {
 /// room in the batch are coalesced first ([`hubbub_core::queue::coalesce`]): when a busy
 /// room's jobs queue up, each recipient gets one frame for all of its messages. The batch's
 /// presence changes are announced together, one frame per room.
-pub async fn handle(deps: &WorkerDeps, ev: SqsEvent) -> SqsBatchResponse {
+///
+/// No post starts after `stop` (see the module docs): jobs not started by then and the
+/// unreached recipients of the job under way are enqueued again, as they are.
+pub async fn handle(deps: &WorkerDeps, ev: SqsEvent, stop: Option<Instant>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     let mut presence = Vec::new();
     let mut jobs = Vec::new();
@@ -87,8 +114,14 @@ pub async fn handle(deps: &WorkerDeps, ev: SqsEvent) -> SqsBatchResponse {
     }
     for job in jobs {
         let (room, attempt, recipients) = (job.room.clone(), job.attempt, job.connections.len());
-        let started = std::time::Instant::now();
-        let outcome = run_job(deps.connections.as_ref(), deps.gateway.as_ref(), job).await;
+        if stop.is_some_and(|s| Instant::now() >= s) {
+            tracing::warn!(%room, recipients, "deadline near: job passed on unstarted");
+            pass_on(deps, job).await;
+            continue;
+        }
+        let started = Instant::now();
+        let outcome =
+            run_job_until(deps.connections.as_ref(), deps.gateway.as_ref(), job, stop).await;
         let r = outcome.report;
         tracing::info!(
             %room, attempt, recipients, delivered = r.delivered, gone = r.gone,
@@ -103,6 +136,10 @@ pub async fn handle(deps: &WorkerDeps, ev: SqsEvent) -> SqsBatchResponse {
                 tracing::error!(%room, error = %chain(&e), "could not re-enqueue failed recipients");
             }
         }
+        if let Some(rest) = outcome.rest {
+            tracing::warn!(%room, recipients = rest.connections.len(), "deadline near: unreached recipients passed on");
+            pass_on(deps, rest).await;
+        }
     }
     if !presence.is_empty() {
         // Announced at most once: a failure is logged, not reported, as presence is
@@ -116,4 +153,14 @@ pub async fn handle(deps: &WorkerDeps, ev: SqsEvent) -> SqsBatchResponse {
         .await;
     }
     response
+}
+
+/// Enqueues a job none of whose recipients was posted to, to run again at once. A failure is
+/// logged, not reported: reporting the record would repost what already went out, so these
+/// recipients catch up by seq instead.
+async fn pass_on(deps: &WorkerDeps, job: FanoutJob) {
+    let room = job.room.clone();
+    if let Err(e) = deps.queue.enqueue(vec![job]).await {
+        tracing::error!(%room, error = %chain(&e), "could not pass unreached recipients on");
+    }
 }

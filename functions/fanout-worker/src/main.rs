@@ -24,7 +24,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, std::convert::Infallible>(fanout_worker::handle(deps, ev.payload).await)
+        let stop = fanout_worker::stop_posting_at(ev.context.deadline);
+        Ok::<_, std::convert::Infallible>(fanout_worker::handle(deps, ev.payload, Some(stop)).await)
     }))
     .await
 }

@@ -11,9 +11,11 @@
 //! Exactly once: a job is never retried as a whole, because some of its posts may have
 //! succeeded. A worker re-enqueues, with a delay, only the recipients whose posts certainly
 //! failed (throttled or refused after the gateway's own retries); a post whose outcome is
-//! unknown is left to catch-up by `seq`.
+//! unknown is left to catch-up by `seq`. A worker near its deadline stops starting posts
+//! ([`run_job_until`]) and enqueues the recipients it did not reach, rather than time out
+//! and have the queue redeliver the whole batch.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -156,9 +158,12 @@ pub trait FanoutQueue: Send + Sync {
 #[derive(Debug, Default)]
 pub struct JobOutcome {
     pub report: FanoutReport,
-    /// The certainly-failed recipients, to re-enqueue (`None` when there are none or the
-    /// job used its last attempt).
+    /// The certainly-failed recipients, to re-enqueue after a delay (`None` when there are
+    /// none or the job used its last attempt).
     pub retry: Option<FanoutJob>,
+    /// The recipients never posted to because the stop time came first, as a job of the
+    /// same attempt, to enqueue now (`None` when every recipient was posted to).
+    pub rest: Option<FanoutJob>,
 }
 
 /// Runs one job: posts the chunk, removes gone connections, and says what to retry.
@@ -167,9 +172,37 @@ pub async fn run_job(
     gateway: &dyn ConnectionGateway,
     job: FanoutJob,
 ) -> JobOutcome {
+    run_job_until(connections, gateway, job, None).await
+}
+
+/// [`run_job`] that starts no post once `stop` has come (a worker's deadline): the
+/// recipients not reached are handed back in [`JobOutcome::rest`], never posted twice.
+pub async fn run_job_until(
+    connections: &dyn ConnectionStore,
+    gateway: &dyn ConnectionGateway,
+    job: FanoutJob,
+    stop: Option<Instant>,
+) -> JobOutcome {
     let endpoint = Endpoint::for_request("", "", Some(&job.endpoint));
     let data = Bytes::from(job.frame.clone());
-    let outcome = fanout::post_chunk(connections, gateway, &endpoint, job.connections, &data).await;
+    let outcome = fanout::post_chunk_until(
+        connections,
+        gateway,
+        &endpoint,
+        job.connections,
+        &data,
+        stop,
+    )
+    .await;
+    let rest = (!outcome.unsent.is_empty()).then(|| FanoutJob {
+        endpoint: job.endpoint.clone(),
+        room: job.room.clone(),
+        frame: job.frame.clone(),
+        connections: outcome.unsent,
+        attempt: job.attempt,
+        seq: job.seq,
+        chunk: job.chunk,
+    });
     let mut report = outcome.report;
     let retry = if outcome.retryable.is_empty() {
         None
@@ -193,7 +226,11 @@ pub async fn run_job(
     if let Some(sample) = &outcome.first_error {
         tracing::warn!(failed = report.failed, unknown = report.unknown, sample_error = %sample, "fan-out chunk had failures");
     }
-    JobOutcome { report, retry }
+    JobOutcome {
+        report,
+        retry,
+        rest,
+    }
 }
 
 /// The delay before attempt `attempt` of a chunk runs.

@@ -130,6 +130,9 @@ fn stand_in(var: &str) -> String {
         "HUBBUB_MANAGEMENT_ENDPOINT" => {
             "https://abc.execute-api.eu-west-1.amazonaws.com/prod".into()
         }
+        // The post budget parameters' defaults.
+        "HUBBUB_POST_RATE_PER_SEC" => "500".into(),
+        "HUBBUB_POST_BURST" => "250".into(),
         _ => "stand-in".into(),
     }
 }

@@ -296,7 +296,7 @@ async fn worker_posts_chunks_from_sqs_and_retries_only_failed_recipients() {
     let mut ev = SqsEvent::default();
     ev.records = vec![good, bad];
 
-    let resp = fanout_worker::handle(&deps, ev).await;
+    let resp = fanout_worker::handle(&deps, ev, None).await;
     let failed: Vec<&str> = resp
         .batch_item_failures
         .iter()
@@ -320,7 +320,7 @@ async fn worker_posts_chunks_from_sqs_and_retries_only_failed_recipients() {
     let mut ev = SqsEvent::default();
     ev.records = retry;
     assert!(
-        fanout_worker::handle(&deps, ev)
+        fanout_worker::handle(&deps, ev, None)
             .await
             .batch_item_failures
             .is_empty()
@@ -440,7 +440,7 @@ async fn worker_announces_a_batch_of_presence_changes_from_sqs_once_per_room() {
     ev.records = receive_all(&url, 2).await;
     assert_eq!(ev.records.len(), 2);
     assert!(
-        fanout_worker::handle(&deps, ev)
+        fanout_worker::handle(&deps, ev, None)
             .await
             .batch_item_failures
             .is_empty()
@@ -453,4 +453,58 @@ async fn worker_announces_a_batch_of_presence_changes_from_sqs_once_per_room() {
             serde_json::json!([{"id":"u-ann","name":"ann"},{"id":"u-bob","name":"bob"}])
         );
     }
+}
+
+/// A worker whose batch outlasts its invocation stops starting posts at its stop time and
+/// passes the recipients it did not reach on as a new job, instead of running into the
+/// timeout, after which the queue would redeliver the whole batch and every recipient
+/// already posted to would get the frame twice. Simulated as Lambda does it: an invocation
+/// cut off at its deadline is failed, and its batch runs again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_near_its_deadline_passes_unreached_recipients_on_never_twice() {
+    use std::time::{Duration, Instant};
+    let rec = Recorder::start().await;
+    // 1,000 posts of 100 ms, 32 at a time: over 3 s of posting.
+    rec.lock().post_delay = Duration::from_millis(100);
+    let store = Arc::new(MemoryConnectionStore::new());
+    let gateway: Arc<dyn ConnectionGateway> = rec.gateway();
+    let queue = LocalFanoutQueue::new(store.clone(), gateway.clone(), 4);
+    let deps = fanout_worker::WorkerDeps {
+        connections: store.clone(),
+        gateway,
+        queue: Arc::new(queue.clone()),
+    };
+    let ids: Vec<String> = (0..1000).map(|i| format!("c{i}=")).collect();
+    let mut record = SqsMessage::default();
+    record.message_id = Some("m-1".into());
+    record.body = Some(job(&rec.endpoint(), ids.clone()).to_json().expect("json"));
+    let mut ev = SqsEvent::default();
+    ev.records = vec![record];
+
+    // The invocation may start posts for 300 ms; its deadline leaves 1.5 s more for the
+    // posts under way (one round, 100 ms) and the hand-off.
+    let stop = Instant::now() + Duration::from_millis(300);
+    let deadline = stop + Duration::from_millis(1500);
+    let first = tokio::time::timeout_at(
+        deadline.into(),
+        fanout_worker::handle(&deps, ev.clone(), Some(stop)),
+    )
+    .await;
+    if first.is_err() {
+        // Timed out: Lambda fails the batch and SQS delivers it again, whole.
+        fanout_worker::handle(&deps, ev, None).await;
+    }
+    queue.idle().await;
+
+    let per = posts_per_recipient(&rec);
+    let twice = per.values().filter(|n| **n > 1).count();
+    assert_eq!(twice, 0, "{twice} recipients got the frame twice");
+    assert_eq!(per.len(), ids.len(), "every recipient got it");
+    let first = first.expect("the invocation ended before its deadline");
+    assert!(first.batch_item_failures.is_empty());
+    let passed_on = queue.totals().delivered;
+    assert!(
+        passed_on > 0 && passed_on < ids.len(),
+        "the rest went through the queue: {passed_on}"
+    );
 }
