@@ -23,6 +23,7 @@ use crate::config::{
     DEFAULT_REGION, DEFAULT_STAGE, DEFAULT_TABLE, DEFAULT_TOKEN_TTL, DEV_JWT_SECRET,
     ENV_DATABASE_URL, ENV_DYNAMODB_ENDPOINT, ManagementClient, valid_origin, valid_stage,
 };
+use crate::delivery::DeliveryArgs;
 
 /// Most tokens one `token --count` prints: enough for any load test this emulator can hold
 /// (each connection costs it a task and a socket), few enough (~25 MB of output) that a typo
@@ -39,7 +40,9 @@ Environment:
   HUBBUB_ARGON2_*, HUBBUB_MAX_BODY_BYTES, HUBBUB_LOGIN_MAX_FAILURES and HUBBUB_LOGIN_WINDOW_SECS;
   the abuse limits come from HUBBUB_SEND_RATE_PER_SEC, HUBBUB_SEND_BURST, HUBBUB_ROUTE_RATE_PER_SEC,
   HUBBUB_ROUTE_BURST, HUBBUB_TYPING_INTERVAL_MS, HUBBUB_MAX_JOINED_ROOMS, HUBBUB_MAX_ROOMS_CREATED,
-  HUBBUB_REGISTER_MAX and HUBBUB_REGISTER_WINDOW_SECS (docs/protocol.md, Limits).";
+  HUBBUB_REGISTER_MAX and HUBBUB_REGISTER_WINDOW_SECS (docs/protocol.md, Limits). Injected
+  @connections faults are for testing clients and hubbub's retry rule: see README, \"Fault
+  injection\".";
 
 /// The command line. Without a command, the options are `serve`'s.
 #[derive(Debug, Parser)]
@@ -61,7 +64,7 @@ struct Cli {
 enum Sub {
     /// Run the emulator until Ctrl-C (the default when no command is given)
     #[command(after_help = ENVIRONMENT)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print development tokens signed with the configured secret, one per line
     Token(TokenArgs),
 }
@@ -151,6 +154,8 @@ struct ServeArgs {
     /// client)
     #[arg(long, value_enum, value_name = "CLIENT", default_value_t = ManagementClient::InProcess)]
     management_client: ManagementClient,
+    #[command(flatten)]
+    delivery: DeliveryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -278,7 +283,7 @@ pub fn parse_args(
     };
     match cli.command {
         Some(Sub::Token(t)) => token_request(t, env).map(Command::Token),
-        Some(Sub::Serve(s)) => serve_config(s, env).map(|c| Command::Serve(Box::new(c))),
+        Some(Sub::Serve(s)) => serve_config(*s, env).map(|c| Command::Serve(Box::new(c))),
         None => serve_config(cli.serve, env).map(|c| Command::Serve(Box::new(c))),
     }
 }
@@ -325,6 +330,7 @@ fn serve_config(a: ServeArgs, env: Lookup<'_>) -> Result<Config, CliError> {
     cfg.cors_origins = a.cors_origins;
     cfg.web_dir = a.web_dir;
     cfg.management_client = a.management_client;
+    cfg.delivery = a.delivery.into_config(env)?;
     cfg.accounts = AccountsConfig::from_lookup(env)?;
     cfg.limits = Limits::from_lookup(env)?;
     Ok(cfg)
@@ -441,6 +447,16 @@ mod tests {
                 "--cors-origin <ORIGIN>",
                 "[default: *]",
                 "--web-dir <DIR>",
+                "--post-timeout-ms <N>",
+                "[default: 1500]",
+                "--post-rate-per-sec <N>",
+                "[env: HUBBUB_POST_RATE_PER_SEC]",
+                "--post-burst <N>",
+                "[env: HUBBUB_POST_BURST]",
+                "--inject-post-faults <SPEC>",
+                "[env: HUBBUB_INJECT_POST_FAULTS]",
+                "--fault-seed <N>",
+                "[env: HUBBUB_FAULT_SEED]",
                 "HUBBUB_JWT_ISSUER",
                 "HUBBUB_MAX_BODY_BYTES",
             ] {

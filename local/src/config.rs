@@ -13,6 +13,8 @@ use http_api::AccountsConfig;
 use hubbub_core::config::{JwtConfig, vars};
 use hubbub_core::limits::Limits;
 
+use crate::delivery::DeliveryConfig;
+
 /// The port of docs/protocol.md's `ws://127.0.0.1:3001`.
 pub const DEFAULT_PORT: u16 = 3001;
 /// The stage name when none is given; `/{stage}` and `/` both reach the WebSocket.
@@ -85,6 +87,8 @@ pub struct Config {
     pub web_dir: Option<PathBuf>,
     /// How the in-process handlers reach connections.
     pub management_client: ManagementClient,
+    /// The handlers' posts: their attempt timeout, budget and injected faults.
+    pub delivery: DeliveryConfig,
 }
 
 /// How hubbub-local's handlers reach connections (the `ConnectionGateway` they get).
@@ -118,6 +122,7 @@ impl Config {
             api_id: DEFAULT_API_ID.to_owned(),
             account_id: DEFAULT_ACCOUNT_ID.to_owned(),
             management_client: ManagementClient::default(),
+            delivery: DeliveryConfig::default(),
             accounts: default_accounts(),
             limits: Limits::default(),
             cors_origins: vec![DEFAULT_CORS_ORIGIN.to_owned()],

@@ -5,8 +5,9 @@
 //!   handshake, frames are routed on `$request.body.action` to `sendMessage`, the room routes
 //!   or `$default`, and `$disconnect` runs when a connection closes ([`ws`]);
 //! - the @connections management API at `/@connections/{id}` and
-//!   `/{stage}/@connections/{id}`, which the handlers reach through the real AWS SDK client
-//!   ([`management`]);
+//!   `/{stage}/@connections/{id}`, which the handlers reach in-process ([`gateway`]) or through
+//!   the Lambdas' SigV4 client ([`management`]), both by one post path that can inject faults
+//!   ([`delivery`], [`faults`]);
 //! - API Gateway's limits: 32 KB frames and 128 KB messages (close 1009), the idle timeout
 //!   and the maximum connection duration;
 //! - the HTTP API (`/auth/*`, `/rooms`, `/rooms/{room}/members`, `/rooms/{room}/messages`,
@@ -32,7 +33,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod events;
+pub mod faults;
 pub mod gateway;
 pub mod http;
 pub mod ids;

@@ -10,6 +10,10 @@
 //! Paths work with and without the stage prefix (`/{stage}/@connections/{id}` is what the
 //! SDK calls with an `endpoint_url` of `http://host:port/{stage}`). Requests must carry an
 //! `Authorization` header, as SigV4-signed ones do; the signature itself is not checked.
+//!
+//! A POST goes through [`crate::delivery::post`], as the in-process client's do: with
+//! `--inject-post-faults`, a fraction of them answer 429 `LimitExceededException`, 500
+//! `InternalServerErrorException`, or are slow (delivered late, answered after that).
 
 use std::sync::Arc;
 
@@ -22,6 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
+use crate::delivery::{self, PostOutcome};
 use crate::events::datetime;
 use crate::ids::new_id;
 use crate::registry::{LiveConn, PostRefusal};
@@ -111,6 +116,17 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// Whether the request is signed and for this stage.
+fn admit(state: &AppState, stage: Option<&str>, headers: &HeaderMap) -> Result<(), Refusal> {
+    if !headers.contains_key(header::AUTHORIZATION) {
+        return Err(Refusal::Unsigned);
+    }
+    if stage.is_some_and(|s| s != state.config.stage) {
+        return Err(Refusal::WrongStage);
+    }
+    Ok(())
+}
+
 /// The connection a request is about, or the refusal.
 fn target(
     state: &AppState,
@@ -119,12 +135,7 @@ fn target(
     headers: &HeaderMap,
     op: &'static str,
 ) -> Result<LiveConn, Refusal> {
-    if !headers.contains_key(header::AUTHORIZATION) {
-        return Err(Refusal::Unsigned);
-    }
-    if stage.is_some_and(|s| s != state.config.stage) {
-        return Err(Refusal::WrongStage);
-    }
+    admit(state, stage, headers)?;
     state.registry.get(id).ok_or_else(|| {
         // Per call at debug: the fan-out that made the call logs one line for all of them.
         tracing::debug!(op, connection_id = id, status = 410, "@connections: gone");
@@ -139,31 +150,51 @@ async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let conn = match target(&state, stage.as_deref(), &id, &headers, "post") {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
+    if let Err(r) = admit(&state, stage.as_deref(), &headers) {
+        return r.into_response();
+    }
     let bytes = body.len();
-    match state.registry.post(&conn.meta.connection_id, body) {
-        Ok(()) => {
+    match delivery::post(&state.registry, state.faults.as_deref(), &id, body).await {
+        PostOutcome::Posted => {
             tracing::debug!(connection_id = %id, bytes, "@connections: posted");
             answer(StatusCode::OK, None, String::new())
         }
-        Err(PostRefusal::TooLarge) => aws_error(
+        PostOutcome::Refused(PostRefusal::TooLarge) => aws_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLargeException",
             Some("Message too long"),
         ),
-        Err(PostRefusal::NotReading) => {
+        PostOutcome::Refused(PostRefusal::NotReading) => {
             tracing::debug!(connection_id = %id, "@connections: client is not reading; post refused");
+            throttled()
+        }
+        PostOutcome::Refused(PostRefusal::Gone) => {
+            // Per call at debug: the fan-out that made the call logs one line for all of them.
+            tracing::debug!(op = "post", connection_id = %id, status = 410, "@connections: gone");
+            gone()
+        }
+        PostOutcome::Injected(429) => {
+            tracing::debug!(connection_id = %id, "@connections: injected 429");
+            throttled()
+        }
+        PostOutcome::Injected(status) => {
+            tracing::debug!(connection_id = %id, status, "@connections: injected failure");
             aws_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "LimitExceededException",
-                Some("Rate exceeded"),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerErrorException",
+                Some("Internal server error"),
             )
         }
-        Err(PostRefusal::Gone) => gone(),
     }
+}
+
+/// 429, as API Gateway throttles.
+fn throttled() -> Response {
+    aws_error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "LimitExceededException",
+        Some("Rate exceeded"),
+    )
 }
 
 /// `GET @connections/{id}`.

@@ -50,6 +50,17 @@ pub enum PostRefusal {
     NotReading,
 }
 
+impl PostRefusal {
+    /// The management API's status for it.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Gone => 410,
+            Self::TooLarge => 413,
+            Self::NotReading => 429,
+        }
+    }
+}
+
 /// A registered connection: how to reach its task and what `GET @connections/{id}` reports.
 #[derive(Debug, Clone)]
 pub struct LiveConn {

@@ -11,8 +11,9 @@
 //! over the stores the configuration chooses. The WebSocket routes and the HTTP API share
 //! them and the JWT settings: a token from `POST /auth/login` opens a WebSocket.
 //!
-//! The handlers reach connections the way they do on AWS: through the real
-//! aws-sdk-apigatewaymanagement client ([`ManagementGateway`]), pointed at this very server.
+//! The handlers reach connections in-process ([`RegistryGateway`]) or the way they do on
+//! AWS, through the Lambdas' SigV4 client ([`ManagementGateway`]) pointed at this very
+//! server (`--management-client`); both retry by one rule and draw from one post budget.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -28,7 +29,9 @@ use http_api::{HttpDeps, HttpRoute, Passwords};
 use hubbub_core::auth::{AuthError, JwtIssuer, JwtVerifier, TokenVerifier};
 use hubbub_core::config::PostgresConfig;
 use hubbub_core::error::{StoreError, chain};
-use hubbub_core::gateway::management::ManagementGateway;
+use hubbub_core::gateway::budget::PostBudget;
+use hubbub_core::gateway::management::{GatewayOptions, ManagementGateway};
+use hubbub_core::gateway::retry::{Retrier, RetryPolicy};
 use hubbub_core::presence::{LocalPresence, PRESENCE_WINDOW};
 use hubbub_core::queue::FanoutQueue;
 use hubbub_core::queue::local::LocalFanoutQueue;
@@ -42,6 +45,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::config::ManagementClient;
+use crate::faults::{FaultStats, Faults};
 use crate::gateway::RegistryGateway;
 use crate::registry::Registry;
 use crate::{http, management, web, ws};
@@ -109,6 +113,9 @@ pub(crate) struct AppState {
     pub invocations: crate::ws::FunctionSlots,
     /// The open WebSocket connections.
     pub registry: Arc<Registry>,
+    /// Faults injected into `@connections` posts (`--inject-post-faults`), shared by both
+    /// management clients' path ([`crate::delivery::post`]).
+    pub faults: Option<Arc<Faults>>,
     /// Set to `true` once shutdown starts: every connection closes with 1001.
     pub shutdown: watch::Sender<bool>,
     /// Each connection task holds a clone until its `$disconnect` is done; shutdown drops
@@ -302,12 +309,33 @@ impl Server {
             limits: config.limits,
         };
         let registry = Arc::new(Registry::default());
-        let gateway: Arc<dyn hubbub_core::gateway::ConnectionGateway> = match config
-            .management_client
-        {
-            ManagementClient::InProcess => Arc::new(RegistryGateway::new(registry.clone())),
-            ManagementClient::Http => ManagementGateway::new(&sdk).map_err(StartError::Gateway)?,
-        };
+        let delivery = config.delivery;
+        let faults = delivery.faults.map(|f| {
+            let faults = Faults::new(f.spec, f.seed);
+            tracing::warn!(faults = %faults.spec(), seed = faults.seed(), "injecting faults into @connections posts");
+            Arc::new(faults)
+        });
+        // One budget for the whole server, whichever client posts: the emulator stands for
+        // one instance.
+        let budget = delivery.budget.map(|b| Arc::new(PostBudget::new(b)));
+        let gateway: Arc<dyn hubbub_core::gateway::ConnectionGateway> =
+            match config.management_client {
+                ManagementClient::InProcess => Arc::new(RegistryGateway::new(
+                    registry.clone(),
+                    faults.clone(),
+                    Retrier::new(RetryPolicy::default(), budget),
+                    delivery.post_timeout,
+                )),
+                ManagementClient::Http => ManagementGateway::with_options(
+                    &sdk,
+                    GatewayOptions {
+                        attempt_timeout: delivery.post_timeout,
+                        retry: RetryPolicy::default(),
+                        budget,
+                    },
+                )
+                .map_err(StartError::Gateway)?,
+            };
         let queue: Arc<dyn FanoutQueue> = Arc::new(LocalFanoutQueue::new(
             connections.clone(),
             gateway.clone(),
@@ -337,6 +365,7 @@ impl Server {
             },
             invocations: crate::ws::FunctionSlots::new(FUNCTION_CONCURRENCY),
             registry,
+            faults,
             shutdown: watch::Sender::new(false),
             drain: Mutex::new(Some(drain_tx)),
             management_url,
@@ -412,6 +441,11 @@ impl Server {
         self.state.registry.len()
     }
 
+    /// What the injected faults have done so far; `None` when faults are off.
+    pub fn fault_stats(&self) -> Option<FaultStats> {
+        self.state.faults.as_ref().map(|f| f.stats())
+    }
+
     /// The ids of the open connections (what `@connections/{id}` takes), sorted.
     pub fn connection_ids(&self) -> Vec<String> {
         self.state.registry.ids()
@@ -439,6 +473,7 @@ hubbub-local: API Gateway WebSocket + HTTP API emulator, stage `{stage}`
   stores         connections: {conns}; history and users: {hist}
   JWT            HS256, iss `{iss}`, aud `{aud}`, secret: {secret}
   limits         32 KB frames, 128 KB messages (close 1009); idle {idle}s; max {max}s; HTTP bodies {body} bytes
+  posts          {posts}
 
 Open {http}/ in a browser, or register, log in and connect from a shell:
   curl -s {http}/auth/register -H 'content-type: application/json' -d '{{\"username\":\"alice\",\"password\":\"correct horse\"}}'
@@ -448,6 +483,7 @@ Open {http}/ in a browser, or register, log in and connect from a shell:
 (`hubbub-local token` is `cargo run -p hubbub-local -- token` from a checkout.)
 ",
             web = self.state.web.describe(),
+            posts = self.describe_posts(),
             cors = c.cors_origins.join(", "),
             body = c.accounts.max_body_bytes,
             stage = c.stage,
@@ -463,6 +499,27 @@ Open {http}/ in a browser, or register, log in and connect from a shell:
             } else {
                 " --jwt-secret ..."
             },
+        )
+    }
+
+    /// The banner's line on the handlers' posts: client, timeout, budget, faults.
+    fn describe_posts(&self) -> String {
+        let c = &self.state.config;
+        let client = match c.management_client {
+            ManagementClient::InProcess => "in-process",
+            ManagementClient::Http => "over HTTP",
+        };
+        let budget = c.delivery.budget.map_or_else(
+            || "unpaced".to_owned(),
+            |b| format!("{}/s, burst {}", b.rate_per_sec, b.burst),
+        );
+        let faults = self.state.faults.as_ref().map_or_else(
+            || "no injected faults".to_owned(),
+            |f| format!("INJECTED FAULTS {} (seed {})", f.spec(), f.seed()),
+        );
+        format!(
+            "{client}; timeout {} ms; {budget}; {faults}",
+            c.delivery.post_timeout.as_millis()
         )
     }
 

@@ -7,6 +7,7 @@ mod chat;
 mod cli;
 mod connection;
 mod events;
+mod faults;
 mod http;
 mod management;
 mod members;
