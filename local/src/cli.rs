@@ -70,7 +70,7 @@ enum Sub {
 }
 
 /// `[env: VAR]` after a flag's help, for the flags that fall back to a variable.
-fn with_env(help: &str, var: &str) -> String {
+pub(crate) fn with_env(help: &str, var: &str) -> String {
     format!("{help} [env: {var}]")
 }
 

@@ -17,7 +17,7 @@ use hubbub_core::config::{Lookup, vars};
 use hubbub_core::gateway::budget::BudgetConfig;
 use hubbub_core::gateway::management::ATTEMPT_TIMEOUT;
 
-use crate::cli::CliError;
+use crate::cli::{CliError, with_env};
 use crate::faults::{Fault, FaultSpec, Faults};
 use crate::registry::{PostRefusal, Registry};
 
@@ -167,10 +167,6 @@ pub struct DeliveryArgs {
         )
     )]
     fault_seed: Option<u64>,
-}
-
-fn with_env(help: &str, var: &str) -> String {
-    format!("{help} [env: {var}]")
 }
 
 fn fault_spec(v: &str) -> Result<FaultSpec, String> {

@@ -138,6 +138,18 @@ impl TestLocal {
         ws
     }
 
+    /// Connects users `{prefix}0` .. `{prefix}{n-1}` and joins each to `room`.
+    pub async fn joined(&self, prefix: &str, n: usize, room: &str) -> Vec<Client> {
+        let mut clients = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut ws = self.ws(&format!("{prefix}{i}")).await;
+            send(&mut ws, json!({"action":"joinRoom","room":room})).await;
+            recv_type(&mut ws, "joined", &mut Vec::new()).await;
+            clients.push(ws);
+        }
+        clients
+    }
+
     /// Connects `user` to `/{stage}` offering `hubbub.v1, bearer.<jwt>`; the answer must pick
     /// `hubbub.v1`.
     pub async fn ws_subprotocol(&self, user: &str) -> Client {
@@ -331,6 +343,21 @@ pub async fn next_frame(ws: &mut Client, wait: Duration) -> Option<Result<Value,
             Message::Close(f) => return Some(Err(f.map(|f| u16::from(f.code)))),
             _ => {}
         }
+    }
+}
+
+/// The seqs a pushed frame carries: one for `message`, several for a coalesced `messages`,
+/// none for any other frame.
+pub fn message_seqs(frame: &Value) -> Vec<i64> {
+    match frame["type"].as_str() {
+        Some("message") => vec![frame["seq"].as_i64().expect("seq")],
+        Some("messages") => frame["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["seq"].as_i64().expect("seq"))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

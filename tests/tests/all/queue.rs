@@ -149,16 +149,9 @@ fn message_frame(seq: i64) -> ServerFrame {
 
 /// The seqs a recorded frame carries (`message` or coalesced `messages`).
 fn seqs_of(frame: &serde_json::Value) -> Vec<i64> {
-    match frame["type"].as_str() {
-        Some("message") => vec![frame["seq"].as_i64().expect("seq")],
-        Some("messages") => frame["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .map(|m| m["seq"].as_i64().expect("seq"))
-            .collect(),
-        other => panic!("unexpected frame {other:?}"),
-    }
+    let seqs = hubbub_tests::local::message_seqs(frame);
+    assert!(!seqs.is_empty(), "unexpected frame {frame}");
+    seqs
 }
 
 /// Messages that reach a large room faster than its chunks are posted coalesce: jobs that

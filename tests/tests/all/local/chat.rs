@@ -143,13 +143,7 @@ async fn local_concurrent_senders_each_message_once() {
     const MEMBERS: usize = 5;
     const EACH: usize = 10;
     let server = TestLocal::start().await;
-    let mut clients = Vec::new();
-    for i in 0..MEMBERS {
-        let mut ws = server.ws(&format!("user{i}")).await;
-        send(&mut ws, json!({"action":"joinRoom","room":"busy"})).await;
-        recv_type(&mut ws, "joined", &mut Vec::new()).await;
-        clients.push(ws);
-    }
+    let mut clients = server.joined("user", MEMBERS, "busy").await;
     for (i, ws) in clients.iter_mut().enumerate() {
         for n in 0..EACH {
             send(

@@ -14,7 +14,7 @@ use hubbub_local::Config;
 use hubbub_local::config::ManagementClient;
 use hubbub_local::delivery::FaultConfig;
 use hubbub_tests::local::{
-    Client, FRAME_WAIT, QUIET, Stores, TestLocal, next_frame, recv_type, send,
+    Client, FRAME_WAIT, QUIET, Stores, TestLocal, message_seqs, next_frame, recv_type, send,
 };
 use serde_json::{Value, json};
 
@@ -43,20 +43,6 @@ fn faulty(client: ManagementClient, spec: &str, seed: u64) -> Config {
         seed: Some(seed),
     });
     c
-}
-
-/// The seqs a pushed frame carries (`message`, or a coalesced `messages`).
-fn pushed_seqs(frame: &Value) -> Vec<i64> {
-    match frame["type"].as_str() {
-        Some("message") => vec![frame["seq"].as_i64().expect("seq")],
-        Some("messages") => frame["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .map(|m| m["seq"].as_i64().expect("seq"))
-            .collect(),
-        _ => Vec::new(),
-    }
 }
 
 /// The highest `n` such that `1..=n` are all in `have`.
@@ -103,13 +89,7 @@ struct Seen {
 /// `CLIENTS` clients in one room each pipeline `EACH` messages under faults; checks the
 /// delivery contract and returns how many owed live deliveries did not arrive live.
 async fn faulty_room(server: &TestLocal, room: &str) -> usize {
-    let mut clients = Vec::new();
-    for i in 0..CLIENTS {
-        let mut ws = server.ws(&format!("faulty{i}")).await;
-        send(&mut ws, json!({"action":"joinRoom","room":room})).await;
-        recv_type(&mut ws, "joined", &mut Vec::new()).await;
-        clients.push(ws);
-    }
+    let mut clients = server.joined("faulty", CLIENTS, room).await;
     for (i, ws) in clients.iter_mut().enumerate() {
         for k in 0..EACH {
             send(
@@ -130,7 +110,7 @@ async fn faulty_room(server: &TestLocal, room: &str) -> usize {
             assert_eq!(*s.acked.entry(id).or_insert(seq), seq, "{f}");
         }
         Some("error") => panic!("a send failed: {f}"),
-        _ => s.pushed.extend(pushed_seqs(&f)),
+        _ => s.pushed.extend(message_seqs(&f)),
     };
     for (ws, s) in clients.iter_mut().zip(seen.iter_mut()) {
         while s.acked.len() < EACH {
@@ -306,13 +286,7 @@ async fn local_post_budget_paces_the_fan_out() {
         burst: 1,
     });
     let server = TestLocal::with_config(config).await;
-    let mut clients = Vec::new();
-    for i in 0..5 {
-        let mut ws = server.ws(&format!("paced{i}")).await;
-        send(&mut ws, json!({"action":"joinRoom","room":"paced"})).await;
-        recv_type(&mut ws, "joined", &mut Vec::new()).await;
-        clients.push(ws);
-    }
+    let mut clients = server.joined("paced", 5, "paced").await;
     // Let the joins' presence frames go out first (their window is 1 s), and the bucket
     // refill.
     tokio::time::sleep(Duration::from_millis(1500)).await;
