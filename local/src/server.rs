@@ -29,17 +29,20 @@ use http_api::{HttpDeps, HttpRoute, Passwords};
 use hubbub_core::auth::{AuthError, JwtIssuer, JwtVerifier, TokenVerifier};
 use hubbub_core::config::PostgresConfig;
 use hubbub_core::error::{StoreError, chain};
+use hubbub_core::gateway::Endpoint;
 use hubbub_core::gateway::budget::PostBudget;
 use hubbub_core::gateway::management::{GatewayOptions, ManagementGateway};
 use hubbub_core::gateway::retry::{Retrier, RetryPolicy};
 use hubbub_core::presence::{LocalPresence, PRESENCE_WINDOW};
 use hubbub_core::queue::FanoutQueue;
 use hubbub_core::queue::local::LocalFanoutQueue;
+use hubbub_core::session::{REVOCATION_CACHE_TTL, RevocationCheck, SessionEnder};
 use hubbub_core::store::dynamodb::DynamoConnectionStore;
 use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore, MemoryUserStore};
 use hubbub_core::store::postgres::{Database, MigrateOnPoolError};
 use hubbub_core::store::{AttemptStore, ConnectionStore, HistoryStore, UserStore};
 use hubbub_core::ws::{Live, RouteDeps};
+use maintenance::MaintenanceDeps;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -70,6 +73,9 @@ const FUNCTION_CONCURRENCY: usize = 32;
 /// finish: long enough for a disconnect fan-out over real stores (each management call is
 /// bounded at 5 s by the gateway adapter), short enough that Ctrl-C still feels immediate.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How often the scheduled clean-up runs: the template's hourly schedule of the
+/// `maintenance` function.
+const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 /// How long shutdown waits for in-flight HTTP requests once the connections are gone.
 const HTTP_GRACE: Duration = Duration::from_secs(5);
 
@@ -104,6 +110,9 @@ pub(crate) struct AppState {
     /// Verifies tokens for the authorizer (and, shared, for the HTTP API); built once, as a
     /// Lambda does at init.
     pub verifier: Arc<TokenVerifier>,
+    /// The per-user revocation markers the authorizer checks, cached as a Lambda instance
+    /// caches them ([`REVOCATION_CACHE_TTL`]).
+    pub revocations: RevocationCheck,
     /// What `$connect` needs.
     pub connect: ConnectDeps,
     /// What the message routes need; `routes.live` is what `$disconnect` needs.
@@ -270,6 +279,8 @@ pub struct Server {
     drained: mpsc::Receiver<()>,
     stop_http: oneshot::Sender<()>,
     serve: JoinHandle<std::io::Result<()>>,
+    /// The scheduled clean-up's timer ([`start_maintenance`]).
+    maintenance: JoinHandle<()>,
 }
 
 impl Server {
@@ -298,16 +309,10 @@ impl Server {
             attempts,
             info: stores,
         } = stores(&config, &sdk).await?;
-        let http = HttpDeps {
-            users,
-            attempts,
-            history: history.clone(),
-            verifier: verifier.clone(),
-            issuer,
-            passwords,
-            config: config.accounts.clone(),
-            limits: config.limits,
-        };
+        let maintenance = start_maintenance(MaintenanceDeps {
+            users: users.clone(),
+            attempts: attempts.clone(),
+        });
         let registry = Arc::new(Registry::default());
         let delivery = config.delivery;
         let faults = delivery.faults.map(|f| {
@@ -336,6 +341,24 @@ impl Server {
                 )
                 .map_err(StartError::Gateway)?,
             };
+        let sessions = SessionEnder {
+            connections: connections.clone(),
+            gateway: gateway.clone(),
+            endpoint: Endpoint::for_request("", "", Some(management_url.as_str())),
+            access_ttl: config.accounts.access_ttl,
+        };
+        let revocations = RevocationCheck::new(connections.clone(), REVOCATION_CACHE_TTL);
+        let http = HttpDeps {
+            users,
+            attempts,
+            history: history.clone(),
+            verifier: verifier.clone(),
+            issuer,
+            passwords,
+            config: config.accounts.clone(),
+            limits: config.limits,
+            sessions: Some(Arc::new(sessions)),
+        };
         let queue: Arc<dyn FanoutQueue> = Arc::new(LocalFanoutQueue::new(
             connections.clone(),
             gateway.clone(),
@@ -357,6 +380,7 @@ impl Server {
         let (drain_tx, drained) = mpsc::channel(1);
         let state = Arc::new(AppState {
             verifier,
+            revocations,
             connect: ConnectDeps { connections },
             routes: RouteDeps {
                 live,
@@ -402,6 +426,7 @@ impl Server {
             drained,
             stop_http,
             serve,
+            maintenance,
         })
     }
 
@@ -525,6 +550,7 @@ Open {http}/ in a browser, or register, log in and connect from a shell:
 
     /// Closes every connection with 1001 (each gets its `$disconnect`), then stops serving.
     pub async fn shutdown(mut self) {
+        self.maintenance.abort();
         let open = self.state.registry.len();
         tracing::info!(open, "shutting down: closing every connection");
         drop(
@@ -553,6 +579,21 @@ Open {http}/ in a browser, or register, log in and connect from a shell:
             }
         }
     }
+}
+
+/// Runs the scheduled clean-up now and every [`MAINTENANCE_EVERY`], as the template's
+/// schedule runs the `maintenance` function. A failed run is logged and retried at the next.
+fn start_maintenance(deps: MaintenanceDeps) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(MAINTENANCE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            if let Err(e) = maintenance::run(&deps, time::OffsetDateTime::now_utc()).await {
+                tracing::warn!(error = %chain(&e), "scheduled clean-up failed");
+            }
+        }
+    })
 }
 
 /// Raises the soft open-file limit to the hard limit: every WebSocket and every pooled

@@ -3,13 +3,23 @@
 //! route gets) is checked again on every route after `$connect`. An expired connection is told
 //! `unauthorized` and closed through `DELETE @connections`: clients renew by reconnecting with
 //! a fresh token (docs/protocol.md, "Access tokens").
+//!
+//! Revoking a login (logout, a replayed refresh token) ends the user's sessions
+//! ([`SessionEnder`]): a per-user "revoked before" marker the authorizer checks
+//! ([`RevocationCheck`], cached briefly) keeps the user's earlier access tokens from opening
+//! new connections, and the user's open connections are closed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-use crate::error::{RouteError, chain};
-use crate::gateway::ConnectionGateway;
+use crate::error::{RouteError, StoreError, chain};
+use crate::gateway::{ConnectionGateway, Endpoint};
+use crate::store::ConnectionStore;
 use crate::ws::{self, Live, RouteContext};
 
 /// How long after `tokenExp` a connection is still served. It matches the clock skew the
@@ -82,6 +92,125 @@ impl Live {
         Ok(refuse_expired(self.gateway.as_ref(), &ctx, ev)
             .await?
             .then_some(ctx))
+    }
+}
+
+/// How long the authorizer trusts what it last read of a user's revocation marker. A logout
+/// closes the user's open connections at once; the cache only delays when a revoked token
+/// stops opening new ones, by at most this long on an authorizer instance that read the
+/// user's marker just before the logout. 5 s keeps a reconnect storm of one user to one read
+/// per instance and window, while a stolen token's owner, once logged out, is safe within
+/// seconds.
+pub const REVOCATION_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Most users the revocation cache holds at once: bounds an authorizer's memory when many
+/// distinct users connect within one window (it starts over when full).
+const REVOCATION_CACHE_MAX: usize = 10_000;
+
+/// Per-user revocation markers as the authorizer reads them, cached for
+/// [`REVOCATION_CACHE_TTL`].
+pub struct RevocationCheck {
+    store: Arc<dyn ConnectionStore>,
+    ttl: Duration,
+    cache: Mutex<HashMap<String, (Instant, Option<i64>)>>,
+}
+
+impl RevocationCheck {
+    /// Markers read from `store`, each trusted for `ttl` ([`REVOCATION_CACHE_TTL`] on AWS).
+    pub fn new(store: Arc<dyn ConnectionStore>, ttl: Duration) -> Self {
+        Self {
+            store,
+            ttl,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether a token of `user_id` issued at `issued_at` (Unix seconds; `None` counts as
+    /// issued long ago) has been revoked.
+    pub async fn is_revoked(
+        &self,
+        user_id: &str,
+        issued_at: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let cached = self
+            .lock()
+            .get(user_id)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, marker)| *marker);
+        let marker = match cached {
+            Some(marker) => marker,
+            None => {
+                let marker = self.store.tokens_revoked_before(user_id).await?;
+                let mut cache = self.lock();
+                if cache.len() >= REVOCATION_CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(user_id.to_owned(), (Instant::now(), marker));
+                marker
+            }
+        };
+        Ok(marker.is_some_and(|before| issued_at.unwrap_or(i64::MIN) < before))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Option<i64>)>> {
+        // The map is only a cache: after a panic elsewhere, its content is still usable.
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Ends a user's live sessions when a login is revoked (logout, a replayed refresh token):
+/// their access tokens stop opening connections, and their open connections are closed.
+pub struct SessionEnder {
+    pub connections: Arc<dyn ConnectionStore>,
+    pub gateway: Arc<dyn ConnectionGateway>,
+    /// The WebSocket API's management endpoint (`HUBBUB_MANAGEMENT_ENDPOINT`).
+    pub endpoint: Endpoint,
+    /// The longest an access token lives: the marker is kept that long (plus the leeway).
+    pub access_ttl: time::Duration,
+}
+
+impl SessionEnder {
+    /// Revokes every access token of `user_id` issued up to `now` and closes the user's open
+    /// connections; returns how many were closed.
+    ///
+    /// The marker is written first, so a connection opened after the connections are listed
+    /// cannot have been allowed with an old token (beyond the authorizer's cache window).
+    /// Tokens carry `iat` in whole seconds, so tokens issued in the second of the revocation
+    /// are refused too: a new login in that same second must sign in again a second later.
+    pub async fn end_sessions(
+        &self,
+        user_id: &str,
+        now: OffsetDateTime,
+    ) -> Result<usize, StoreError> {
+        let before = now.unix_timestamp().saturating_add(1);
+        let keep_until = now + self.access_ttl + TOKEN_EXPIRY_LEEWAY + time::Duration::seconds(1);
+        self.connections
+            .revoke_tokens_before(user_id, before, keep_until)
+            .await?;
+        let ids = self.connections.user_connections(user_id).await?;
+        let closes = ids.iter().map(|id| async move {
+            match self.gateway.delete(&self.endpoint, id).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(connection_id = %id, error = %chain(&e), "could not close a connection of a revoked login");
+                    false
+                }
+            }
+        });
+        let closed = futures::future::join_all(closes)
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count();
+        tracing::info!(
+            user_id,
+            connections = ids.len(),
+            closed,
+            "ended the user's sessions"
+        );
+        Ok(closed)
     }
 }
 

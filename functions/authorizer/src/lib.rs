@@ -8,7 +8,9 @@
 //! or audience gets a Deny policy (HTTP 403).
 //!
 //! Tokens are hubbub's own HS256 tokens or, when an external issuer is configured, its
-//! RS256/ES256 tokens checked against its JWKS ([`TokenVerifier`]).
+//! RS256/ES256 tokens checked against its JWKS ([`TokenVerifier`]). A token issued before its
+//! user's revocation marker (a logout, a replayed refresh token) is `Unauthorized` too
+//! ([`RevocationCheck`], read from the connections table and cached briefly).
 
 use aws_lambda_events::apigw::{
     ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequestTypeRequest,
@@ -17,12 +19,29 @@ use aws_lambda_events::apigw::{
 use aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use hubbub_core::auth::{AuthError, Identity, TokenVerifier};
 use hubbub_core::aws_lambda_events;
+use hubbub_core::config::{AuthConfig, ConfigError, DynamoConfig, FromLookup, Lookup};
+use hubbub_core::error::{StoreError, chain};
+use hubbub_core::session::RevocationCheck;
 use hubbub_core::ws::context_keys;
 use serde_json::json;
 
-/// The configuration this function reads at init: the JWT secret, issuer and audience, and
-/// the optional external issuer (`HUBBUB_EXTERNAL_*`).
-pub type Config = hubbub_core::config::AuthConfig;
+/// The configuration this function reads at init: the JWT secret, issuer and audience, the
+/// optional external issuer (`HUBBUB_EXTERNAL_*`), and the connections table (`HUBBUB_TABLE`),
+/// which holds the per-user revocation markers.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub auth: AuthConfig,
+    pub dynamo: DynamoConfig,
+}
+
+impl FromLookup for Config {
+    fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            auth: AuthConfig::from_lookup(get)?,
+            dynamo: DynamoConfig::from_lookup(get)?,
+        })
+    }
+}
 
 /// The subprotocol prefix that carries a token.
 pub const BEARER_PREFIX: &str = "bearer.";
@@ -35,6 +54,10 @@ pub const SUBPROTOCOL: &str = "hubbub.v1";
 pub enum AuthorizerError {
     #[error("Unauthorized")]
     Unauthorized,
+    /// The user's revocation marker could not be read: any other error message makes API
+    /// Gateway answer the handshake with 500, and a token that may be revoked is not let in.
+    #[error("the revocation marker could not be read")]
+    Unavailable,
 }
 
 /// What the authorizer decided.
@@ -46,6 +69,8 @@ pub enum Decision {
     Deny(ApiGatewayCustomAuthorizerResponse),
     /// No usable token (401).
     Unauthorized(AuthError),
+    /// The revocation marker could not be read (500).
+    Failed(StoreError),
 }
 
 /// The token of a `$connect` request, from the query string or the subprotocol header.
@@ -111,25 +136,45 @@ fn decision_for(
     }
 }
 
-/// Decides on a request, accepting hubbub's tokens and the external issuer's.
+/// Decides on a request, accepting hubbub's tokens and the external issuer's, and, with
+/// `revocations`, refusing a token its user's revocation marker revokes.
 pub async fn decide(
     verifier: &TokenVerifier,
+    revocations: Option<&RevocationCheck>,
     req: &ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Decision {
     let verified = match token_of(req) {
         Some(t) => verifier.verify(&t).await,
         None => Err(AuthError::Missing),
     };
+    let verified = match (verified, revocations) {
+        (Ok(id), Some(check)) => match check.is_revoked(&id.user_id, id.issued_at).await {
+            Ok(false) => Ok(id),
+            Ok(true) => Err(AuthError::Revoked),
+            Err(e) => return Decision::Failed(e),
+        },
+        (verified, _) => verified,
+    };
     decision_for(verified, req)
 }
 
-/// The Lambda handler over [`TokenVerifier`] (what `main.rs` runs): the policy, or
-/// `Unauthorized`.
+/// The token checks alone, without revocation markers: the policy, or `Unauthorized`.
 pub async fn handle(
     verifier: &TokenVerifier,
     req: &ApiGatewayCustomAuthorizerRequestTypeRequest,
 ) -> Result<ApiGatewayCustomAuthorizerResponse, AuthorizerError> {
-    answer(decide(verifier, req).await, req)
+    answer(decide(verifier, None, req).await, req)
+}
+
+/// The Lambda handler (what `main.rs` and hubbub-local run): the token checks, then the
+/// user's revocation marker. The policy, `Unauthorized`, or `Unavailable` when the marker
+/// cannot be read.
+pub async fn handle_checked(
+    verifier: &TokenVerifier,
+    revocations: &RevocationCheck,
+    req: &ApiGatewayCustomAuthorizerRequestTypeRequest,
+) -> Result<ApiGatewayCustomAuthorizerResponse, AuthorizerError> {
+    answer(decide(verifier, Some(revocations), req).await, req)
 }
 
 fn answer(
@@ -168,13 +213,21 @@ fn answer(
             tracing::info!(request_id, source_ip, %reason, "connection unauthorized");
             Err(AuthorizerError::Unauthorized)
         }
+        Decision::Failed(e) => {
+            tracing::error!(request_id, error = %chain(&e), "connection refused: the revocation marker could not be read");
+            Err(AuthorizerError::Unavailable)
+        }
     }
 }
 
 impl From<AuthorizerError> for lambda_runtime::Diagnostic {
     fn from(e: AuthorizerError) -> Self {
+        let error_type = match e {
+            AuthorizerError::Unauthorized => "Unauthorized",
+            AuthorizerError::Unavailable => "Unavailable",
+        };
         Self {
-            error_type: "Unauthorized".to_owned(),
+            error_type: error_type.to_owned(),
             error_message: e.to_string(),
         }
     }

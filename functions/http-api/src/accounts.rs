@@ -185,25 +185,41 @@ pub async fn login(
     let username = fields.string("username")?;
     let password = fields.string("password")?;
     let now = OffsetDateTime::now_utc();
-    // Counted per username (guessing one account from many addresses) and per source IP
-    // (one address trying many accounts). The username key is counted even for unknown
-    // names, so the limit does not reveal which accounts exist.
-    let mut keys = vec![format!("user:{username}")];
-    if let Some(ip) = &info.source_ip {
-        keys.push(format!("ip:{ip}"));
+    let ip = info.source_ip.as_deref().unwrap_or("unknown");
+    // A name that cannot be a username never becomes a limiter key (it could be any size and
+    // anything): such an attempt is counted against the address alone.
+    let valid = check_username(&username).is_ok();
+    // Counted per address (one address trying many accounts) and per account and address
+    // together (guessing one account): a lockout earned from an attacker's address does not
+    // lock the owner out from theirs. The account key is taken even for names that do not
+    // exist, so the limit does not reveal which accounts exist, and in lower case, as
+    // usernames are one account whatever their case.
+    let mut keys = vec![format!("ip:{ip}")];
+    if valid {
+        keys.push(format!("user:{}|ip:{ip}", username.to_ascii_lowercase()));
     }
+    // Increment first, then compare: every attempt is counted before its password is
+    // checked, so of concurrent guesses (in parallel invocations) no more than the limit are
+    // ever checked.
     let max = deps.config.login_max_failures;
+    let mut limited_until: Option<OffsetDateTime> = None;
     for key in &keys {
-        let a = deps.attempts.attempts(key, now).await?;
-        if a.count >= max {
-            tracing::warn!(key = %key, failures = a.count, "login rate-limited");
-            return Err(ApiError::RateLimited {
-                retry_after_secs: retry_after(a.window_ends, now),
-            });
+        let a = deps
+            .attempts
+            .record_failure(key, deps.config.login_window, now)
+            .await?;
+        if a.count > max {
+            tracing::warn!(key = %key, attempts = a.count, "login rate-limited");
+            limited_until = Some(limited_until.map_or(a.window_ends, |t| t.max(a.window_ends)));
         }
     }
+    if let Some(until) = limited_until {
+        return Err(ApiError::RateLimited {
+            retry_after_secs: retry_after(until, now),
+        });
+    }
     // Unusable names cannot exist: look nothing up, but still pay for a verification.
-    let user = if check_username(&username).is_ok() {
+    let user = if valid {
         deps.users.user_by_name(&username).await?
     } else {
         None
@@ -213,14 +229,15 @@ pub async fn login(
         .verify(password, user.as_ref().map(|u| u.password_hash.clone()))
         .await;
     let Some(user) = user.filter(|_| ok) else {
-        for key in &keys {
-            deps.attempts
-                .record_failure(key, deps.config.login_window, now)
-                .await?;
-        }
         return Err(ApiError::Unauthorized(BAD_CREDENTIALS));
     };
-    deps.attempts.clear(&keys[0]).await?;
+    // A success was no failure: the account's count from this address is cleared, and the
+    // address gets back the attempt it was charged (or logging in to one's own account
+    // between guesses would reset an attacker's budget, had it been cleared instead).
+    if let Some(account_key) = keys.get(1) {
+        deps.attempts.clear(account_key).await?;
+    }
+    deps.attempts.forgive(&keys[0]).await?;
     tracing::info!(user_id = %user.id, "logged in");
     new_session(deps, 200, &user).await
 }
@@ -256,6 +273,8 @@ pub async fn refresh(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, A
                 family = %family,
                 "a spent refresh token was presented again; revoked its family"
             );
+            // The token was stolen or replayed: whoever holds its access tokens is cut off too.
+            end_sessions(deps, &user_id).await?;
             Err(ApiError::Unauthorized(
                 "the refresh token was already used; sign in again",
             ))
@@ -266,8 +285,10 @@ pub async fn refresh(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, A
     }
 }
 
-/// `POST /auth/logout`: revokes the token's family; 204 whether or not it was live (logging
-/// out twice is not an error, and the answer tells nothing about the token).
+/// `POST /auth/logout`: revokes the token's family and ends the user's live sessions (their
+/// access tokens stop opening connections; their open connections are closed); 204 whether or
+/// not it was live (logging out twice is not an error, and the answer tells nothing about the
+/// token).
 pub async fn logout(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiError> {
     let fields = body::fields(req, &["refreshToken"])?;
     let token = fields.string("refreshToken")?;
@@ -276,7 +297,21 @@ pub async fn logout(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, Ap
             .users
             .revoke_refresh_family(&refresh_token_hash(&token))
             .await?;
-        tracing::info!(revoked, "logged out");
+        tracing::info!(revoked = revoked.is_some(), "logged out");
+        if let Some(user_id) = revoked {
+            end_sessions(deps, &user_id).await?;
+        }
     }
     Ok(no_content())
+}
+
+/// Ends the user's live sessions (see [`hubbub_core::session::SessionEnder`]): their access
+/// tokens issued so far stop opening connections, and their open connections are closed.
+async fn end_sessions(deps: &HttpDeps, user_id: &str) -> Result<(), ApiError> {
+    if let Some(sessions) = &deps.sessions {
+        sessions
+            .end_sessions(user_id, OffsetDateTime::now_utc())
+            .await?;
+    }
+    Ok(())
 }

@@ -2,7 +2,10 @@
 //! login rate limits, on top of the token verification and database settings it shares with
 //! the WebSocket functions ([`hubbub_core::config`]).
 
-use hubbub_core::config::{AuthConfig, ConfigError, DatabaseConfig, FromLookup, Lookup, number};
+use hubbub_core::config::{
+    AuthConfig, ConfigError, DatabaseConfig, DynamoConfig, FromLookup, GatewayConfig, Lookup,
+    number,
+};
 use hubbub_core::limits::Limits;
 
 /// The variables only the HTTP API reads.
@@ -27,15 +30,28 @@ pub struct HttpApiConfig {
     /// The registration limit and the cap on rooms created, shared with the WebSocket
     /// routes ([`hubbub_core::limits`]).
     pub limits: Limits,
+    /// Where a revoked login's sessions are ended: the connections table (`HUBBUB_TABLE`,
+    /// revocation markers and the user index) and the WebSocket API's management endpoint
+    /// (`HUBBUB_MANAGEMENT_ENDPOINT`, required here: an HTTP request has no WebSocket domain).
+    pub dynamo: DynamoConfig,
+    pub management_endpoint: String,
 }
 
 impl FromLookup for HttpApiConfig {
     fn from_lookup(get: Lookup<'_>) -> Result<Self, ConfigError> {
+        let management_endpoint = GatewayConfig::from_lookup(get)?.endpoint.ok_or(
+            ConfigError::Missing {
+                var: hubbub_core::config::vars::MANAGEMENT_ENDPOINT,
+                hint: "set it to the WebSocket API's https://{api-id}.execute-api.{region}.amazonaws.com/{stage}: a logout closes the user's connections through it",
+            },
+        )?;
         Ok(Self {
             auth: AuthConfig::from_lookup(get)?,
             postgres: DatabaseConfig::from_lookup(get)?,
             accounts: AccountsConfig::from_lookup(get)?,
             limits: Limits::from_lookup(get)?,
+            dynamo: DynamoConfig::from_lookup(get)?,
+            management_endpoint,
         })
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! - accounts ([`accounts`]): `POST /auth/register`, `/auth/login`, `/auth/refresh`,
 //!   `/auth/logout`: argon2id password hashes, HS256 access tokens, opaque rotating refresh
-//!   tokens with reuse detection, failed-login rate limiting per username and per source IP,
-//!   registrations limited per source IP;
+//!   tokens with reuse detection, login attempts limited per account and address and per
+//!   address (counted before the password is checked), registrations limited per source IP;
 //! - rooms and history ([`rooms`]): `GET /rooms`, `POST /rooms`, `POST /rooms/{room}/members`,
 //!   `GET /rooms/{room}/messages`;
 //! - `GET /health`.
@@ -28,6 +28,7 @@ use std::sync::Arc;
 
 use hubbub_core::auth::{Identity, JwtIssuer, TokenVerifier};
 use hubbub_core::limits::Limits;
+use hubbub_core::session::SessionEnder;
 use hubbub_core::store::{AttemptStore, HistoryStore, UserStore};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, http};
@@ -55,6 +56,10 @@ pub struct HttpDeps {
     pub config: AccountsConfig,
     /// The registration limit and the cap on rooms created ([`hubbub_core::limits`]).
     pub limits: Limits,
+    /// Ends a user's live sessions when one of their logins is revoked (logout, a replayed
+    /// refresh token): revocation marker and open connections. `None` revokes the refresh
+    /// tokens only (handler tests that have no WebSocket side).
+    pub sessions: Option<Arc<SessionEnder>>,
 }
 
 /// What every route knows about the request besides its body.

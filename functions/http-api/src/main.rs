@@ -5,7 +5,10 @@ use std::sync::Arc;
 use http_api::{HttpDeps, Passwords};
 use hubbub_core::auth::JwtIssuer;
 use hubbub_core::config::FromLookup;
+use hubbub_core::gateway::Endpoint;
+use hubbub_core::gateway::management::ManagementGateway;
 use hubbub_core::runtime;
+use hubbub_core::session::SessionEnder;
 use lambda_http::{Request, service_fn};
 
 #[tokio::main]
@@ -16,6 +19,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let db = runtime::database(&sdk, &cfg.postgres).await?;
     let keyring = runtime::jwt_keyring(&sdk, &cfg.auth.jwt).await?;
     let users = Arc::new(db.users());
+    let sessions = SessionEnder {
+        connections: runtime::connection_store(&sdk, &cfg.dynamo),
+        gateway: ManagementGateway::new(&sdk)?,
+        endpoint: Endpoint::for_request("", "", Some(cfg.management_endpoint.as_str())),
+        access_ttl: cfg.accounts.access_ttl,
+    };
     let deps = HttpDeps {
         users: users.clone(),
         attempts: users,
@@ -28,6 +37,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         passwords: Passwords::new(&cfg.accounts.argon2)?,
         config: cfg.accounts,
         limits: cfg.limits,
+        sessions: Some(Arc::new(sessions)),
     };
     let (deps, keyring) = (&deps, &keyring);
     lambda_http::run(service_fn(move |req: Request| async move {

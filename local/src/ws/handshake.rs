@@ -135,11 +135,23 @@ pub(super) async fn answer(state: Arc<AppState>, peer: SocketAddr, mut req: Requ
         Err(e) => return internal_error("could not build the authorizer event", &e),
     };
     let started = Instant::now();
-    let decision = authorizer::handle(&state.verifier, &auth_event).await;
+    let decision =
+        authorizer::handle_checked(&state.verifier, &state.revocations, &auth_event).await;
     let latency = elapsed_ms(started);
     let policy = match decision {
         Ok(policy) => policy,
-        Err(_) => {
+        // API Gateway answers 500 when the authorizer fails with anything but `Unauthorized`.
+        Err(authorizer::AuthorizerError::Unavailable) => {
+            log_route(
+                "$connect authorizer",
+                &connection_id,
+                &request_id,
+                500,
+                started,
+            );
+            return message_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+        }
+        Err(authorizer::AuthorizerError::Unauthorized) => {
             log_route(
                 "$connect authorizer",
                 &connection_id,

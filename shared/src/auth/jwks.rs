@@ -1,4 +1,5 @@
-//! External issuers: RS256/ES256 tokens verified against the issuer's JSON Web Key Set.
+//! External issuers: RS256/ES256 tokens verified against the issuer's JSON Web Key Set. Their
+//! users live in their own namespace ([`EXTERNAL_ID_PREFIX`], [`EXTERNAL_NAME_SUFFIX`]).
 //!
 //! The key set is fetched through a [`JwksSource`] (HTTP in production and in tests, against
 //! a real server), cached, and fetched again when a token names a `kid` the cache does not
@@ -31,6 +32,16 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest accepted key-set document. Real ones hold a handful of keys (a few KiB); the cap
 /// keeps a misbehaving endpoint from filling the function's memory.
 const JWKS_MAX_BYTES: usize = 256 * 1024;
+
+/// The prefix of an external issuer's user ids (`ext:` + `sub`). hubbub's own user ids never
+/// contain `:` (UUIDs, or `u-NAME` from hubbub-local's `token` command), so no `sub` an issuer
+/// hands out can name a local account, its private rooms or its messages.
+pub const EXTERNAL_ID_PREFIX: &str = "ext:";
+
+/// The suffix of an external user's display name (`name` + `@ext`). Local usernames are
+/// `[A-Za-z0-9_.-]`, never `@`, so an external user cannot pass for a local one in messages and
+/// presence.
+pub const EXTERNAL_NAME_SUFFIX: &str = "@ext";
 
 /// Why fetching the key set failed (logged; clients see `unauthorized` or `unavailable`).
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +140,8 @@ struct ExternalClaims {
     name: Option<String>,
     #[serde(default)]
     preferred_username: Option<String>,
+    #[serde(default)]
+    iat: Option<i64>,
 }
 
 /// Verifies RS256/ES256 tokens of one external issuer.
@@ -260,7 +273,16 @@ impl ExternalVerifier {
         let data = jsonwebtoken::decode::<ExternalClaims>(token, &key, &validation)
             .map_err(|e| map_error(e.kind()))?;
         let c = data.claims;
-        identity(c.sub, c.name.or(c.preferred_username), c.exp)
+        let name = c
+            .name
+            .or(c.preferred_username)
+            .unwrap_or_else(|| c.sub.clone());
+        identity(
+            format!("{EXTERNAL_ID_PREFIX}{}", c.sub),
+            Some(format!("{name}{EXTERNAL_NAME_SUFFIX}")),
+            c.exp,
+            c.iat,
+        )
     }
 }
 

@@ -49,6 +49,8 @@ pub enum AuthError {
     UnknownKey,
     #[error("the issuer's key set could not be fetched")]
     KeysUnavailable,
+    #[error("the token was revoked (its user logged out, or a spent refresh token was replayed)")]
+    Revoked,
 }
 
 impl AuthError {
@@ -81,6 +83,9 @@ pub struct Identity {
     pub user_name: String,
     /// `exp` as Unix seconds.
     pub expires_at: i64,
+    /// `iat` as Unix seconds, when the token has one (hubbub's own always do): a revocation
+    /// marker refuses tokens issued before it.
+    pub issued_at: Option<i64>,
 }
 
 /// One HS256 key: its id (the first 6 bytes of its SHA-256, hex, carried in the tokens'
@@ -217,7 +222,7 @@ impl JwtVerifier {
             match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation) {
                 Ok(data) => {
                     let c = data.claims;
-                    return identity(c.sub, c.name, c.exp);
+                    return identity(c.sub, c.name, c.exp, Some(c.iat));
                 }
                 // Signatures are checked before claims: only a bad signature means "try the
                 // other key".
@@ -232,7 +237,12 @@ impl JwtVerifier {
 }
 
 /// Checks the identity claims of a verified token (ours or an external issuer's).
-pub(crate) fn identity(sub: String, name: Option<String>, exp: i64) -> Result<Identity, AuthError> {
+pub(crate) fn identity(
+    sub: String,
+    name: Option<String>,
+    exp: i64,
+    iat: Option<i64>,
+) -> Result<Identity, AuthError> {
     if sub.is_empty() || sub.len() > SUB_MAX || sub.chars().any(char::is_control) {
         return Err(AuthError::BadClaim("sub"));
     }
@@ -244,6 +254,7 @@ pub(crate) fn identity(sub: String, name: Option<String>, exp: i64) -> Result<Id
         user_id: sub,
         user_name: name,
         expires_at: exp,
+        issued_at: iat,
     })
 }
 

@@ -9,5 +9,8 @@
 mod jwks;
 mod jwt;
 
-pub use jwks::{ExternalVerifier, HttpJwksSource, JwksError, JwksSource, TokenVerifier};
+pub use jwks::{
+    EXTERNAL_ID_PREFIX, EXTERNAL_NAME_SUFFIX, ExternalVerifier, HttpJwksSource, JwksError,
+    JwksSource, TokenVerifier,
+};
 pub use jwt::{AuthError, Claims, Identity, JwtIssuer, JwtKey, JwtKeyring, JwtKeys, JwtVerifier};

@@ -1,4 +1,4 @@
-//! DynamoDB [`ConnectionStore`]: one table, three item kinds.
+//! DynamoDB [`ConnectionStore`]: one table, five item kinds.
 //!
 //! | item | `pk` | `sk` | why |
 //! |---|---|---|---|
@@ -6,10 +6,15 @@
 //! | room side of a membership | `ROOM#{room}` | `CONN#{id}` | fan-out is one paginated Query on the room |
 //! | connection side of a membership | `CONN#{id}` | `ROOM#{room}` | `$disconnect` finds the rooms with one Query |
 //! | typing gate of a user in a room | `TYPING#{room}` | `USER#{user id}` | at most one typing fan-out per user, room and interval |
+//! | a user's token revocation marker | `USER#{id}` | `#REVOKED` | the authorizer refuses tokens issued before it |
 //!
 //! The connection item also carries the abuse limits' state ([`crate::limits`]): `roomCount`
 //! (rooms joined, kept in the join and leave transactions) and one TAT per rate bucket
 //! (`sendTat`, `routeTat`).
+//!
+//! Connection items also carry `userKey` = `USER#{id}`, the key of the sparse global secondary
+//! index `byUser` (keys and `expiresAt` projected): a logout finds the user's connections with
+//! one Query.
 //!
 //! Every item carries `expiresAt` (Unix seconds), the table's TTL attribute: API Gateway closes
 //! connections after 2 h and `$disconnect` is best-effort, so stale items expire on their own.
@@ -25,8 +30,9 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, DeleteRequest, KeySchemaElement,
-    KeyType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, Delete,
+    DeleteRequest, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
     TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
 };
 use time::OffsetDateTime;
@@ -55,6 +61,12 @@ const TYPING_TTL_SECS: i64 = 60;
 /// the second write's condition is exactly the bucket rule, so two rounds settle every race
 /// but one where the clock passes the TAT in between; the third is for that one.
 const TOKEN_ROUNDS: u32 = 3;
+/// The global secondary index from a user to their connections (sparse: only connection
+/// items carry [`USER_KEY`]); a logout reads it to close the user's sockets.
+const USER_INDEX: &str = "byUser";
+const USER_KEY: &str = "userKey";
+/// The sort key of a user's token revocation marker (partition `USER#{id}`).
+const REVOKED: &str = "#REVOKED";
 
 /// The DynamoDB-backed connection store.
 #[derive(Clone)]
@@ -73,6 +85,10 @@ fn n(v: i64) -> AttributeValue {
 
 fn conn_pk(id: &str) -> String {
     format!("CONN#{id}")
+}
+
+fn user_key(id: &str) -> String {
+    format!("USER#{id}")
 }
 
 fn room_pk(room: &RoomId) -> String {
@@ -127,9 +143,6 @@ impl DynamoConnectionStore {
             .table_name(&self.table)
             .send()
             .await;
-        if exists.is_ok() {
-            return Ok(());
-        }
         let attr = |name: &str| {
             AttributeDefinition::builder()
                 .attribute_name(name)
@@ -144,6 +157,51 @@ impl DynamoConnectionStore {
                 .build()
                 .map_err(unavailable(OP))
         };
+        let user_index = GlobalSecondaryIndex::builder()
+            .index_name(USER_INDEX)
+            .key_schema(key_elem(USER_KEY, KeyType::Hash)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::Include)
+                    .non_key_attributes(TTL_ATTR)
+                    .build(),
+            )
+            .build()
+            .map_err(unavailable(OP))?;
+        if let Ok(out) = exists {
+            // A table made before the user index existed gets it now.
+            let has_index = out
+                .table()
+                .map(|t| t.global_secondary_indexes())
+                .is_some_and(|ix| ix.iter().any(|i| i.index_name() == Some(USER_INDEX)));
+            if !has_index {
+                self.client
+                    .update_table()
+                    .table_name(&self.table)
+                    .attribute_definitions(attr(USER_KEY)?)
+                    .global_secondary_index_updates(
+                        GlobalSecondaryIndexUpdate::builder()
+                            .create(
+                                CreateGlobalSecondaryIndexAction::builder()
+                                    .index_name(USER_INDEX)
+                                    .key_schema(key_elem(USER_KEY, KeyType::Hash)?)
+                                    .projection(
+                                        Projection::builder()
+                                            .projection_type(ProjectionType::Include)
+                                            .non_key_attributes(TTL_ATTR)
+                                            .build(),
+                                    )
+                                    .build()
+                                    .map_err(unavailable(OP))?,
+                            )
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(unavailable(OP))?;
+            }
+            return Ok(());
+        }
         let created = self
             .client
             .create_table()
@@ -151,8 +209,10 @@ impl DynamoConnectionStore {
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attr("pk")?)
             .attribute_definitions(attr("sk")?)
+            .attribute_definitions(attr(USER_KEY)?)
             .key_schema(key_elem("pk", KeyType::Hash)?)
             .key_schema(key_elem("sk", KeyType::Range)?)
+            .global_secondary_indexes(user_index)
             .send()
             .await;
         if let Err(e) = created {
@@ -273,6 +333,8 @@ impl ConnectionStore for DynamoConnectionStore {
         item.insert("connectionId".into(), s(&conn.id));
         item.insert("userId".into(), s(&conn.user.id));
         item.insert("userName".into(), s(&conn.user.name));
+        // Only connection items carry it: the user index holds nothing else.
+        item.insert(USER_KEY.into(), s(user_key(&conn.user.id)));
         item.insert(
             "connectedAt".into(),
             n((conn.connected_at.unix_timestamp_nanos() / 1_000_000) as i64),
@@ -687,6 +749,93 @@ impl ConnectionStore for DynamoConnectionStore {
             }
             Err(e) => Err(StoreError::unavailable("typing gate", e)),
         }
+    }
+
+    async fn user_connections(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        const OP: &str = "user connections";
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(USER_INDEX)
+                .key_condition_expression("#uk = :uk")
+                .filter_expression("#ttl > :now")
+                .expression_attribute_names("#uk", USER_KEY)
+                .expression_attribute_names("#ttl", TTL_ATTR)
+                .expression_attribute_values(":uk", s(user_key(user_id)))
+                .expression_attribute_values(":now", n(now_secs()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable(OP))?;
+            for item in out.items.unwrap_or_default() {
+                let pk = get_s(&item, "pk")?;
+                let id = pk
+                    .strip_prefix("CONN#")
+                    .ok_or_else(|| StoreError::Corrupt("user index item".into()))?;
+                ids.push(id.to_owned());
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn revoke_tokens_before(
+        &self,
+        user_id: &str,
+        before: i64,
+        keep_until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_key(user_id), REVOKED.to_owned())))
+            .update_expression("SET revokedBefore = :b, #ttl = :until")
+            // Never back: a later marker written first holds.
+            .condition_expression("attribute_not_exists(revokedBefore) OR revokedBefore <= :b")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":b", n(before))
+            .expression_attribute_values(":until", n(keep_until.unix_timestamp()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(StoreError::unavailable("revoke tokens", e)),
+        }
+    }
+
+    async fn tokens_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_key(user_id), REVOKED.to_owned())))
+            // A handshake right after the logout must see the marker.
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable("read revocation"))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        if get_n(&item, TTL_ATTR)? <= now_secs() {
+            return Ok(None);
+        }
+        Ok(Some(get_n(&item, "revokedBefore")?))
     }
 }
 

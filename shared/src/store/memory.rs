@@ -37,6 +37,9 @@ struct ConnState {
     buckets: HashMap<(String, BucketKind), i64>,
     /// (room, user id) -> when a typing indicator was last let through (Unix ms).
     typing: HashMap<(RoomId, String), i64>,
+
+    /// user id -> (tokens issued before this second are revoked, kept until).
+    revoked: HashMap<String, (i64, OffsetDateTime)>,
 }
 
 /// In-memory [`ConnectionStore`].
@@ -211,6 +214,47 @@ impl ConnectionStore for MemoryConnectionStore {
             }
         }
         Ok(rooms.into_iter().collect())
+    }
+
+    async fn user_connections(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let s = lock(&self.state);
+        let mut ids: Vec<String> = s
+            .conns
+            .values()
+            .filter(|c| c.user.id == user_id && live(c))
+            .map(|c| c.id.clone())
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    async fn revoke_tokens_before(
+        &self,
+        user_id: &str,
+        before: i64,
+        keep_until: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        let now = OffsetDateTime::now_utc();
+        // Expired markers go here: the map holds no more users than revoked recently.
+        s.revoked.retain(|_, (_, until)| *until > now);
+        let entry = s
+            .revoked
+            .entry(user_id.to_owned())
+            .or_insert((before, keep_until));
+        if before >= entry.0 {
+            *entry = (before, keep_until.max(entry.1));
+        }
+        Ok(())
+    }
+
+    async fn tokens_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
+        let now = OffsetDateTime::now_utc();
+        Ok(lock(&self.state)
+            .revoked
+            .get(user_id)
+            .filter(|(_, until)| *until > now)
+            .map(|(before, _)| *before))
     }
 }
 
@@ -391,7 +435,8 @@ struct StoredRefresh {
 struct UserState {
     /// id -> account.
     users: HashMap<String, UserRecord>,
-    /// username -> id, the uniqueness index.
+    /// lower-case username -> id, the uniqueness index (usernames are one account whatever
+    /// their case).
     by_name: HashMap<String, String>,
     /// token hash -> token.
     refresh: HashMap<String, StoredRefresh>,
@@ -418,10 +463,11 @@ impl MemoryUserStore {
 impl UserStore for MemoryUserStore {
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         let mut s = lock(&self.state);
-        if s.by_name.contains_key(&user.username) || s.users.contains_key(&user.id) {
+        let key = user.username.to_lowercase();
+        if s.by_name.contains_key(&key) || s.users.contains_key(&user.id) {
             return Err(StoreError::Conflict("user"));
         }
-        s.by_name.insert(user.username.clone(), user.id.clone());
+        s.by_name.insert(key, user.id.clone());
         s.users.insert(user.id.clone(), user.clone());
         Ok(())
     }
@@ -429,7 +475,7 @@ impl UserStore for MemoryUserStore {
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
         let s = lock(&self.state);
         Ok(s.by_name
-            .get(username)
+            .get(&username.to_lowercase())
             .and_then(|id| s.users.get(id))
             .cloned())
     }
@@ -492,13 +538,27 @@ impl UserStore for MemoryUserStore {
         Ok(Rotation::Rotated { user_id, family })
     }
 
-    async fn revoke_refresh_family(&self, presented: &str) -> Result<bool, StoreError> {
+    async fn revoke_refresh_family(&self, presented: &str) -> Result<Option<String>, StoreError> {
         let mut s = lock(&self.state);
-        let Some(family) = s.refresh.get(presented).map(|t| t.family) else {
-            return Ok(false);
+        let Some((family, user_id)) = s
+            .refresh
+            .get(presented)
+            .map(|t| (t.family, t.user_id.clone()))
+        else {
+            return Ok(None);
         };
         s.revoked.insert(family);
-        Ok(true)
+        Ok(Some(user_id))
+    }
+
+    async fn prune_refresh_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut s = lock(&self.state);
+        let before = s.refresh.len();
+        s.refresh.retain(|_, t| t.expires_at > now);
+        let pruned = (before - s.refresh.len()) as u64;
+        let live: HashSet<uuid::Uuid> = s.refresh.values().map(|t| t.family).collect();
+        s.revoked.retain(|f| live.contains(f));
+        Ok(pruned)
     }
 }
 
@@ -538,5 +598,23 @@ impl AttemptStore for MemoryUserStore {
     async fn clear(&self, key: &str) -> Result<(), StoreError> {
         lock(&self.state).attempts.remove(key);
         Ok(())
+    }
+
+    async fn forgive(&self, key: &str) -> Result<(), StoreError> {
+        let mut s = lock(&self.state);
+        if let Some(entry) = s.attempts.get_mut(key) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                s.attempts.remove(key);
+            }
+        }
+        Ok(())
+    }
+
+    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let mut s = lock(&self.state);
+        let before = s.attempts.len();
+        s.attempts.retain(|_, (ends, _)| *ends > now);
+        Ok((before - s.attempts.len()) as u64)
     }
 }

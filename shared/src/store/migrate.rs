@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_room_quotas.sql",
         sql: include_str!("../../../infra/migrations/0003_room_quotas.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_usernames.sql",
+        sql: include_str!("../../../infra/migrations/0004_usernames.sql"),
+    },
 ];
 
 /// Arbitrary but fixed key of the advisory lock ("hubbub" in ASCII).

@@ -1,6 +1,7 @@
 //! Store ports and their adapters.
 //!
-//! - [`ConnectionStore`]: live connections and which room each has joined (DynamoDB on AWS).
+//! - [`ConnectionStore`]: live connections, which room each has joined, and per-user token
+//!   revocation markers (DynamoDB on AWS).
 //! - [`HistoryStore`]: rooms, private-room membership and messages (PostgreSQL).
 //! - [`UserStore`]: accounts and refresh tokens (PostgreSQL).
 //! - [`AttemptStore`]: failed-login counters for rate limiting (PostgreSQL).
@@ -131,6 +132,25 @@ pub trait ConnectionStore: Send + Sync {
         interval: std::time::Duration,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
+
+    /// The ids of the user's live connections (a logout closes them). On DynamoDB this reads
+    /// a global secondary index, which lags writes by a moment: a connection opened in that
+    /// moment may be missing.
+    async fn user_connections(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Revokes the user's access tokens issued (`iat`, Unix seconds) before `before`: the
+    /// authorizer refuses them from now on. The marker is kept until `keep_until` (when every
+    /// such token has expired anyway) and never moves back: of two markers the later holds.
+    async fn revoke_tokens_before(
+        &self,
+        user_id: &str,
+        before: i64,
+        keep_until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// The user's marker in force ([`Self::revoke_tokens_before`]): tokens issued before it
+    /// are revoked. `None` when there is none.
+    async fn tokens_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError>;
 }
 
 /// A room as stored.
@@ -258,7 +278,7 @@ pub trait HistoryStore: Send + Sync {
 pub struct UserRecord {
     /// Stable id: the `sub` of the user's tokens.
     pub id: String,
-    /// The login name, unique; also the display name.
+    /// The login name as registered, unique case-insensitively; also the display name.
     pub username: String,
     /// The argon2id PHC string (algorithm, parameters, per-user salt and hash).
     pub password_hash: String,
@@ -301,10 +321,11 @@ pub enum Rotation {
 /// Accounts and refresh tokens.
 #[async_trait]
 pub trait UserStore: Send + Sync {
-    /// Creates an account. `Conflict("user")` when the username is taken.
+    /// Creates an account. `Conflict("user")` when the username is taken, in any case
+    /// (`Alice` takes `alice`).
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError>;
 
-    /// Reads an account by username (exact match).
+    /// Reads an account by username, case-insensitively.
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
 
     /// Reads an account by id.
@@ -324,9 +345,14 @@ pub trait UserStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Rotation, StoreError>;
 
-    /// Revokes the family of the token whose hash is `presented` (logout). Returns `false`
-    /// when no such token exists.
-    async fn revoke_refresh_family(&self, presented: &str) -> Result<bool, StoreError>;
+    /// Revokes the family of the token whose hash is `presented` (logout). Returns the
+    /// user whose login it was, `None` when no such token exists.
+    async fn revoke_refresh_family(&self, presented: &str) -> Result<Option<String>, StoreError>;
+
+    /// Deletes every refresh token that expired before `now` (spent or not: an expired token
+    /// is refused as invalid either way) and the families left without tokens; returns how
+    /// many tokens went.
+    async fn prune_refresh_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }
 
 /// A fixed-window failure counter after an increment.
@@ -338,14 +364,15 @@ pub struct Attempts {
     pub window_ends: OffsetDateTime,
 }
 
-/// Failed-attempt counters, keyed by an opaque string (`user:alice`, `ip:203.0.113.7`).
+/// Attempt counters, keyed by an opaque string (`user:alice|ip:203.0.113.7`, `ip:203.0.113.7`).
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
     /// The failures counted for `key` in the window that contains `now` (`count` 0 when none).
     async fn attempts(&self, key: &str, now: OffsetDateTime) -> Result<Attempts, StoreError>;
 
-    /// Counts one failure for `key`: in the current window, or in a new window of `window`
-    /// starting at `now` when the last one has ended.
+    /// Counts one attempt for `key`, atomically: in the current window, or in a new window of
+    /// `window` starting at `now` when the last one has ended. Of concurrent calls, each gets
+    /// its own count (1, 2, 3, ...).
     async fn record_failure(
         &self,
         key: &str,
@@ -353,6 +380,13 @@ pub trait AttemptStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Attempts, StoreError>;
 
-    /// Forgets the failures of `key` (a successful login clears its username's counter).
+    /// Forgets the failures of `key` (a successful login clears its account's counter).
     async fn clear(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Takes back one count of `key` (an attempt counted before it was checked that turned
+    /// out to succeed); the key is forgotten when its count reaches zero.
+    async fn forgive(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Deletes every counter whose window ended before `now`; returns how many.
+    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
 }

@@ -48,7 +48,15 @@ pub async fn user_store(store: &dyn UserStore) {
         store.user_by_name("alice").await.expect("by name"),
         Some(alice.clone())
     );
-    assert_eq!(store.user_by_name("Alice").await.expect("by name"), None);
+    // One account whatever the case: found by any spelling, and no second one under another.
+    assert_eq!(
+        store.user_by_name("ALICE").await.expect("by name"),
+        Some(alice.clone())
+    );
+    assert!(matches!(
+        store.create_user(&account("Alice")).await,
+        Err(StoreError::Conflict("user"))
+    ));
     assert_eq!(
         store.user_by_id(&alice.id).await.expect("by id"),
         Some(alice.clone())
@@ -136,18 +144,24 @@ pub async fn user_store(store: &dyn UserStore) {
             .expect("rotate"),
         rotated(&bob, fam2)
     );
-    assert!(store.revoke_refresh_family("l2").await.expect("revoke"));
-    assert!(
+    // Revoking answers whose login it was (its user's sessions are then ended).
+    assert_eq!(
+        store.revoke_refresh_family("l2").await.expect("revoke"),
+        Some(bob.id.clone())
+    );
+    assert_eq!(
         store
             .revoke_refresh_family("l2")
             .await
-            .expect("revoke twice")
+            .expect("revoke twice"),
+        Some(bob.id.clone())
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
             .revoke_refresh_family("nope")
             .await
-            .expect("revoke unknown")
+            .expect("revoke unknown"),
+        None
     );
     for presented in ["l2", "l1"] {
         assert_eq!(
@@ -209,6 +223,38 @@ pub async fn user_store(store: &dyn UserStore) {
             .expect("rotate"),
         Rotation::Invalid
     );
+
+    // pruning: expired tokens go (with families left empty), live ones stay
+    let old_family = uuid::Uuid::new_v4();
+    store
+        .put_refresh_token(&token("p-old", &bob, old_family, -hour))
+        .await
+        .expect("put expired");
+    store
+        .put_refresh_token(&token("p-live", &bob, uuid::Uuid::new_v4(), hour))
+        .await
+        .expect("put live");
+    let pruned = store
+        .prune_refresh_tokens(now_micros())
+        .await
+        .expect("prune");
+    assert!(pruned >= 1, "{pruned}");
+    assert_eq!(
+        store
+            .prune_refresh_tokens(now_micros())
+            .await
+            .expect("prune"),
+        0,
+        "nothing left to prune"
+    );
+    let kept = store
+        .rotate_refresh_token("p-live", "p-live-next", later(), now_micros())
+        .await
+        .expect("rotate");
+    assert!(
+        matches!(&kept, Rotation::Rotated { user_id, .. } if *user_id == bob.id),
+        "a live token survives pruning: {kept:?}"
+    );
 }
 
 /// The `AttemptStore` contract.
@@ -264,4 +310,31 @@ pub async fn attempt_store(store: &dyn AttemptStore) {
     counts.sort_unstable();
     assert_eq!(counts, (1..=10).collect::<Vec<_>>());
     assert_eq!(store.attempts(&busy, now).await.expect("read").count, 10);
+
+    // forgiving takes back one count; the key goes at zero
+    store.forgive(&busy).await.expect("forgive");
+    assert_eq!(store.attempts(&busy, now).await.expect("read").count, 9);
+    let once = format!("ip:{}", uuid::Uuid::new_v4().simple());
+    store
+        .record_failure(&once, minute, now)
+        .await
+        .expect("record");
+    store.forgive(&once).await.expect("forgive");
+    assert_eq!(store.attempts(&once, now).await.expect("read").count, 0);
+    store.forgive(&once).await.expect("forgive an unknown key");
+    let again = store
+        .record_failure(&once, minute, now)
+        .await
+        .expect("record");
+    assert_eq!(again.count, 1);
+
+    // pruning removes ended windows only
+    let ended = format!("ip:{}", uuid::Uuid::new_v4().simple());
+    store
+        .record_failure(&ended, minute, now - time::Duration::hours(1))
+        .await
+        .expect("record");
+    assert!(store.prune(now).await.expect("prune") >= 1);
+    assert_eq!(store.attempts(&busy, now).await.expect("read").count, 9);
+    assert_eq!(store.prune(now).await.expect("prune"), 0);
 }

@@ -138,4 +138,99 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
             .expect("remove unknown")
             .is_empty()
     );
+
+    user_sessions(store).await;
+}
+
+/// A user's connections (the user index) and token revocation markers.
+async fn user_sessions(store: &dyn ConnectionStore) {
+    // A user name of its own: the suite's other connections must not count.
+    let name = format!("dora{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let tabs = [connection(&name), connection(&name)];
+    for c in &tabs {
+        store.put_connection(c).await.expect("put");
+    }
+    store
+        .put_connection(&connection("someone-else"))
+        .await
+        .expect("put");
+    let user_id = tabs[0].user.id.clone();
+    let mut expected: Vec<String> = tabs.iter().map(|c| c.id.clone()).collect();
+    expected.sort();
+    // The DynamoDB index is eventually consistent: give it a moment.
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found = store
+            .user_connections(&user_id)
+            .await
+            .expect("user connections");
+        if found == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(found, expected);
+    store.remove_connection(&tabs[0].id).await.expect("remove");
+    let mut left = Vec::new();
+    for _ in 0..50 {
+        left = store
+            .user_connections(&user_id)
+            .await
+            .expect("user connections");
+        if left == [tabs[1].id.clone()] {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, [tabs[1].id.clone()]);
+    assert!(
+        store
+            .user_connections("u-nobody")
+            .await
+            .expect("none")
+            .is_empty()
+    );
+
+    // Markers: none at first; the later of two holds; an expired one is gone.
+    assert_eq!(
+        store.tokens_revoked_before(&user_id).await.expect("read"),
+        None
+    );
+    let now = OffsetDateTime::now_utc();
+    let until = now + time::Duration::minutes(20);
+    store
+        .revoke_tokens_before(&user_id, 2_000, until)
+        .await
+        .expect("revoke");
+    assert_eq!(
+        store.tokens_revoked_before(&user_id).await.expect("read"),
+        Some(2_000)
+    );
+    store
+        .revoke_tokens_before(&user_id, 1_000, until)
+        .await
+        .expect("an older marker");
+    assert_eq!(
+        store.tokens_revoked_before(&user_id).await.expect("read"),
+        Some(2_000),
+        "a marker never moves back"
+    );
+    store
+        .revoke_tokens_before(&user_id, 3_000, until)
+        .await
+        .expect("a newer marker");
+    assert_eq!(
+        store.tokens_revoked_before(&user_id).await.expect("read"),
+        Some(3_000)
+    );
+    let other = format!("u-{name}-gone");
+    store
+        .revoke_tokens_before(&other, 3_000, now - time::Duration::seconds(5))
+        .await
+        .expect("revoke");
+    assert_eq!(
+        store.tokens_revoked_before(&other).await.expect("read"),
+        None,
+        "a marker past its keep-until is not in force"
+    );
 }

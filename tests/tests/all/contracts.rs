@@ -101,6 +101,7 @@ async fn migrations_are_recorded_and_safe_to_rerun_concurrently_on_postgres() {
             (1, "0001_init.sql".to_owned()),
             (2, "0002_accounts.sql".to_owned()),
             (3, "0003_room_quotas.sql".to_owned()),
+            (4, "0004_usernames.sql".to_owned()),
         ]
     );
     // A tampered record (an edited migration) is refused, not silently accepted.

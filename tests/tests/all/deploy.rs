@@ -110,6 +110,7 @@ fn config_checks() -> BTreeMap<&'static str, ConfigCheck> {
         ("migrate", check::<migrate::Config>),
         ("http-api", check::<http_api::Config>),
         ("fanout-worker", check::<fanout_worker::Config>),
+        ("maintenance", check::<maintenance::Config>),
     ])
 }
 

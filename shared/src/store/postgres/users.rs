@@ -59,7 +59,8 @@ impl UserStore for PostgresUserStore {
         let conn = self.db.session("user by name").await?;
         let row = conn
             .query_opt(
-                &format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"),
+                // Served by the unique index on lower(username) (migration 0004).
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE lower(username) = lower($1)"),
                 &[&username],
             )
             .await?;
@@ -159,16 +160,32 @@ impl UserStore for PostgresUserStore {
         Ok(Rotation::Rotated { user_id, family })
     }
 
-    async fn revoke_refresh_family(&self, presented: &str) -> Result<bool, StoreError> {
+    async fn revoke_refresh_family(&self, presented: &str) -> Result<Option<String>, StoreError> {
         let conn = self.db.session("revoke refresh family").await?;
-        let n = conn
-            .execute(
+        let row = conn
+            .query_opt(
                 "UPDATE refresh_families SET revoked_at = coalesce(revoked_at, now())
-                 WHERE family = (SELECT family FROM refresh_tokens WHERE hash = $1)",
+                 WHERE family = (SELECT family FROM refresh_tokens WHERE hash = $1)
+                 RETURNING user_id",
                 &[&presented],
             )
             .await?;
-        Ok(n > 0)
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn prune_refresh_tokens(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let conn = self.db.session("prune refresh tokens").await?;
+        let pruned = conn
+            .execute("DELETE FROM refresh_tokens WHERE expires_at <= $1", &[&now])
+            .await?;
+        // Families are written with their first token, so one without tokens is spent for good.
+        conn.execute(
+            "DELETE FROM refresh_families f
+             WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family = f.family)",
+            &[],
+        )
+        .await?;
+        Ok(pruned)
     }
 }
 
@@ -225,5 +242,28 @@ impl AttemptStore for PostgresUserStore {
         conn.execute("DELETE FROM login_failures WHERE key = $1", &[&key])
             .await?;
         Ok(())
+    }
+
+    async fn forgive(&self, key: &str) -> Result<(), StoreError> {
+        let conn = self.db.session("forgive attempt").await?;
+        // One statement, so a concurrent increment is never lost: a row at 1 goes, a higher
+        // one goes down by one (the two conditions are disjoint in one snapshot).
+        conn.execute(
+            "WITH gone AS (DELETE FROM login_failures WHERE key = $1 AND failures <= 1)
+             UPDATE login_failures SET failures = failures - 1 WHERE key = $1 AND failures > 1",
+            &[&key],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn prune(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let conn = self.db.session("prune attempts").await?;
+        Ok(conn
+            .execute(
+                "DELETE FROM login_failures WHERE window_ends <= $1",
+                &[&now],
+            )
+            .await?)
     }
 }

@@ -8,6 +8,8 @@
 mod accounts;
 mod errors;
 mod journey;
+mod login_limit;
+mod names;
 mod rooms;
 mod samples;
 mod tokens;
@@ -158,6 +160,8 @@ fn deps_over(
         passwords: Passwords::new(&config.argon2).expect("passwords"),
         config,
         limits: hubbub_core::limits::Limits::default(),
+        // The WebSocket side of a logout is tested over hubbub-local (local/sessions.rs).
+        sessions: None,
     }
 }
 

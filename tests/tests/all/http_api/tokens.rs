@@ -187,7 +187,7 @@ async fn jwt_attacks_are_refused_on_http_and_at_the_authorizer() {
                 "rsa-private.pem",
                 &external_claims(),
             ),
-            "ext|4711",
+            "ext:ext|4711",
         ),
         (
             "external ES256",
@@ -197,7 +197,7 @@ async fn jwt_attacks_are_refused_on_http_and_at_the_authorizer() {
                 "ec-private.pem",
                 &external_claims(),
             ),
-            "ext|4711",
+            "ext:ext|4711",
         ),
     ] {
         let a = call(&deps, get("/rooms", &token)).await;
@@ -290,8 +290,8 @@ async fn the_key_set_is_cached_and_refetched_on_an_unknown_kid() {
     assert_eq!(jwks.fetches(), 1, "cached");
     jwks.publish(fixture("jwks-rotated.json"));
     let id = eager.verify(&new_key).await.expect("rotated key");
-    assert_eq!(id.user_id, "ext|4711");
-    assert_eq!(id.user_name, "Erin");
+    assert_eq!(id.user_id, "ext:ext|4711");
+    assert_eq!(id.user_name, "Erin@ext");
     assert_eq!(jwks.fetches(), 2, "refetched for the new kid");
     assert!(eager.verify(&old_key).await.is_err(), "the old key is gone");
 

@@ -7,6 +7,7 @@
 mod bodies;
 mod expiry;
 mod join_race;
+mod maintenance;
 
 use std::sync::Arc;
 
