@@ -37,7 +37,6 @@ struct ConnState {
     buckets: HashMap<(String, BucketKind), i64>,
     /// (room, user id) -> when a typing indicator was last let through (Unix ms).
     typing: HashMap<(RoomId, String), i64>,
-
     /// user id -> (tokens issued before this second are revoked, kept until).
     revoked: HashMap<String, (i64, OffsetDateTime)>,
 }

@@ -28,14 +28,14 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction, Delete,
-    DeleteRequest, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem, Update, WriteRequest,
+    AttributeValue, Delete, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
 };
 use time::OffsetDateTime;
+
+mod buckets;
+mod sessions;
+mod table;
 
 use super::{Connection, ConnectionStore, Member, MemberPage};
 use crate::error::StoreError;
@@ -133,111 +133,26 @@ impl DynamoConnectionStore {
         }
     }
 
-    /// Creates the table (on-demand, TTL on `expiresAt`) unless it exists. For hubbub-local
-    /// and tests; on AWS the template creates it.
-    pub async fn ensure_table(&self) -> Result<(), StoreError> {
-        const OP: &str = "create table";
-        let exists = self
+    /// Reads an item strongly consistently; `None` when there is none or its `expiresAt` has
+    /// passed (TTL deletion lags by up to days).
+    async fn live_item(
+        &self,
+        item_key: HashMap<String, AttributeValue>,
+        op: &'static str,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
             .client
-            .describe_table()
+            .get_item()
             .table_name(&self.table)
-            .send()
-            .await;
-        let attr = |name: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(name)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(unavailable(OP))
-        };
-        let key_elem = |name: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(name)
-                .key_type(kind)
-                .build()
-                .map_err(unavailable(OP))
-        };
-        let user_index = GlobalSecondaryIndex::builder()
-            .index_name(USER_INDEX)
-            .key_schema(key_elem(USER_KEY, KeyType::Hash)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::Include)
-                    .non_key_attributes(TTL_ATTR)
-                    .build(),
-            )
-            .build()
-            .map_err(unavailable(OP))?;
-        if let Ok(out) = exists {
-            // A table made before the user index existed gets it now.
-            let has_index = out
-                .table()
-                .map(|t| t.global_secondary_indexes())
-                .is_some_and(|ix| ix.iter().any(|i| i.index_name() == Some(USER_INDEX)));
-            if !has_index {
-                self.client
-                    .update_table()
-                    .table_name(&self.table)
-                    .attribute_definitions(attr(USER_KEY)?)
-                    .global_secondary_index_updates(
-                        GlobalSecondaryIndexUpdate::builder()
-                            .create(
-                                CreateGlobalSecondaryIndexAction::builder()
-                                    .index_name(USER_INDEX)
-                                    .key_schema(key_elem(USER_KEY, KeyType::Hash)?)
-                                    .projection(
-                                        Projection::builder()
-                                            .projection_type(ProjectionType::Include)
-                                            .non_key_attributes(TTL_ATTR)
-                                            .build(),
-                                    )
-                                    .build()
-                                    .map_err(unavailable(OP))?,
-                            )
-                            .build(),
-                    )
-                    .send()
-                    .await
-                    .map_err(unavailable(OP))?;
-            }
-            return Ok(());
-        }
-        let created = self
-            .client
-            .create_table()
-            .table_name(&self.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attr("pk")?)
-            .attribute_definitions(attr("sk")?)
-            .attribute_definitions(attr(USER_KEY)?)
-            .key_schema(key_elem("pk", KeyType::Hash)?)
-            .key_schema(key_elem("sk", KeyType::Range)?)
-            .global_secondary_indexes(user_index)
-            .send()
-            .await;
-        if let Err(e) = created {
-            // Another process may have created it in between: that is success.
-            let raced = e
-                .as_service_error()
-                .is_some_and(|se| se.is_resource_in_use_exception());
-            if !raced {
-                return Err(StoreError::unavailable(OP, e));
-            }
-        }
-        self.client
-            .update_time_to_live()
-            .table_name(&self.table)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name(TTL_ATTR)
-                    .build()
-                    .map_err(unavailable(OP))?,
-            )
+            .set_key(Some(item_key))
+            .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable(OP))?;
-        Ok(())
+            .map_err(unavailable(op))?;
+        match out.item {
+            Some(item) if get_n(&item, TTL_ATTR)? > now_secs() => Ok(Some(item)),
+            _ => Ok(None),
+        }
     }
 
     /// Deletes keys in batches of 25, retrying unprocessed items with backoff.
@@ -351,23 +266,14 @@ impl ConnectionStore for DynamoConnectionStore {
     }
 
     async fn get_connection(&self, id: &str) -> Result<Option<Connection>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(conn_pk(id), META.to_owned())))
-            // A route runs right after `$connect` wrote the item: read our own write.
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable("get connection"))?;
-        let Some(item) = out.item else {
+        // A route runs right after `$connect` wrote the item: read our own write.
+        let Some(item) = self
+            .live_item(key(conn_pk(id), META.to_owned()), "get connection")
+            .await?
+        else {
             return Ok(None);
         };
         let expires = get_n(&item, TTL_ATTR)?;
-        if expires <= now_secs() {
-            return Ok(None);
-        }
         let connected_ms = get_n(&item, "connectedAt")?;
         let ts = |nanos: i128| {
             OffsetDateTime::from_unix_timestamp_nanos(nanos)
@@ -618,16 +524,6 @@ impl ConnectionStore for DynamoConnectionStore {
         Ok(rooms)
     }
 
-    // One bucket check is one conditional UpdateItem on the connection's own item in the
-    // usual case (a frame after a quiet spell: one write request unit, as the item is far
-    // below 1 KB), two inside a burst and for a refused frame, and no read: the rule of
-    // `Bucket::check` is written as condition expressions. At on-demand prices that is about
-    // a dollar per million frames, less than the API Gateway messages the same frame costs
-    // (its own, the ack and one post per member) and a few milliseconds of latency in the
-    // region. It is the price of a limit that holds across Lambda environments: a counter in
-    // memory would not (each environment would grant the full rate), API Gateway's route
-    // throttling is per stage and route, not per connection (one flood would throttle
-    // everyone), and a cache cluster would cost more than these writes at this scale.
     async fn take_token(
         &self,
         connection_id: &str,
@@ -635,88 +531,8 @@ impl ConnectionStore for DynamoConnectionStore {
         bucket: Bucket,
         now_ms: i64,
     ) -> Result<Take, StoreError> {
-        const OP: &str = "take token";
-        let interval = bucket.interval_ms();
-        let limit = now_ms + bucket.tolerance_ms();
-        let item_key = key(conn_pk(connection_id), META.to_owned());
-        for _ in 0..TOKEN_ROUNDS {
-            // A full bucket (never used, or quiet for a burst's worth of intervals): the TAT
-            // starts again from now.
-            let refill = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(item_key.clone()))
-                .update_expression("SET #tat = :next")
-                .condition_expression(
-                    "attribute_exists(pk) AND (attribute_not_exists(#tat) OR #tat <= :now)",
-                )
-                .expression_attribute_names("#tat", kind.attribute())
-                .expression_attribute_values(":next", n(now_ms + interval))
-                .expression_attribute_values(":now", n(now_ms))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            let tat = match self
-                .failed_condition(refill, connection_id, kind, OP)
-                .await?
-            {
-                Failed::No => return Ok(Take::Allowed),
-                // Not a connection of ours (the route refuses it), or the TAT fell due
-                // between the write and the read: look again.
-                Failed::Gone => return Ok(Take::Allowed),
-                Failed::Tat(None) => continue,
-                Failed::Tat(Some(tat)) => tat,
-            };
-            if tat > limit {
-                return Ok(Take::Limited {
-                    retry_after_ms: u64::try_from(tat - limit).unwrap_or(1).max(1),
-                });
-            }
-            if tat <= now_ms {
-                continue;
-            }
-            // Inside the burst: one more interval on the TAT, if it is still within the limit
-            // (concurrent frames each add theirs; the condition stops them at the limit).
-            let spend = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(item_key.clone()))
-                .update_expression("SET #tat = #tat + :interval")
-                .condition_expression("attribute_exists(pk) AND #tat > :now AND #tat <= :limit")
-                .expression_attribute_names("#tat", kind.attribute())
-                .expression_attribute_values(":interval", n(interval))
-                .expression_attribute_values(":now", n(now_ms))
-                .expression_attribute_values(":limit", n(limit))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            match self
-                .failed_condition(spend, connection_id, kind, OP)
-                .await?
-            {
-                Failed::No | Failed::Gone => return Ok(Take::Allowed),
-                Failed::Tat(Some(tat)) if tat > limit => {
-                    return Ok(Take::Limited {
-                        retry_after_ms: u64::try_from(tat - limit).unwrap_or(1).max(1),
-                    });
-                }
-                Failed::Tat(_) => continue,
-            }
-        }
-        tracing::warn!(
-            connection_id,
-            ?kind,
-            "token bucket still contended; refusing the frame"
-        );
-        Ok(Take::Limited {
-            retry_after_ms: u64::try_from(interval).unwrap_or(1),
-        })
+        self.take_bucket_token(connection_id, kind, bucket, now_ms)
+            .await
     }
 
     async fn typing_gate(
@@ -726,65 +542,11 @@ impl ConnectionStore for DynamoConnectionStore {
         interval: Duration,
         now_ms: i64,
     ) -> Result<bool, StoreError> {
-        let interval = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
-        let mut item = key(format!("TYPING#{room}"), format!("USER#{user_id}"));
-        item.insert("at".into(), n(now_ms));
-        item.insert(TTL_ATTR.into(), n(now_ms / 1000 + TYPING_TTL_SECS));
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR #at <= :cutoff")
-            .expression_attribute_names("#at", "at")
-            .expression_attribute_values(":cutoff", n(now_ms.saturating_sub(interval)))
-            .send()
-            .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(ctx))
-                if ctx.err().is_conditional_check_failed_exception() =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(StoreError::unavailable("typing gate", e)),
-        }
+        self.pass_typing_gate(room, user_id, interval, now_ms).await
     }
 
     async fn user_connections(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
-        const OP: &str = "user connections";
-        let mut ids = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(USER_INDEX)
-                .key_condition_expression("#uk = :uk")
-                .filter_expression("#ttl > :now")
-                .expression_attribute_names("#uk", USER_KEY)
-                .expression_attribute_names("#ttl", TTL_ATTR)
-                .expression_attribute_values(":uk", s(user_key(user_id)))
-                .expression_attribute_values(":now", n(now_secs()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable(OP))?;
-            for item in out.items.unwrap_or_default() {
-                let pk = get_s(&item, "pk")?;
-                let id = pk
-                    .strip_prefix("CONN#")
-                    .ok_or_else(|| StoreError::Corrupt("user index item".into()))?;
-                ids.push(id.to_owned());
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        self.connections_of_user(user_id).await
     }
 
     async fn revoke_tokens_before(
@@ -793,101 +555,10 @@ impl ConnectionStore for DynamoConnectionStore {
         before: i64,
         keep_until: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_key(user_id), REVOKED.to_owned())))
-            .update_expression("SET revokedBefore = :b, #ttl = :until")
-            // Never back: a later marker written first holds.
-            .condition_expression("attribute_not_exists(revokedBefore) OR revokedBefore <= :b")
-            .expression_attribute_names("#ttl", TTL_ATTR)
-            .expression_attribute_values(":b", n(before))
-            .expression_attribute_values(":until", n(keep_until.unix_timestamp()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(StoreError::unavailable("revoke tokens", e)),
-        }
+        self.write_revocation(user_id, before, keep_until).await
     }
 
     async fn tokens_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_key(user_id), REVOKED.to_owned())))
-            // A handshake right after the logout must see the marker.
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable("read revocation"))?;
-        let Some(item) = out.item else {
-            return Ok(None);
-        };
-        if get_n(&item, TTL_ATTR)? <= now_secs() {
-            return Ok(None);
-        }
-        Ok(Some(get_n(&item, "revokedBefore")?))
-    }
-}
-
-/// How a conditional update of a connection's bucket went.
-enum Failed {
-    /// It was applied.
-    No,
-    /// The condition failed because the connection has no item.
-    Gone,
-    /// The condition failed; the bucket's TAT at that moment (`None`: never used).
-    Tat(Option<i64>),
-}
-
-impl DynamoConnectionStore {
-    /// Sorts the outcome of a bucket update. DynamoDB hands back the item whose condition
-    /// failed (`ReturnValuesOnConditionCheckFailure`); a server that does not is asked with a
-    /// consistent read.
-    async fn failed_condition<T>(
-        &self,
-        outcome: Result<T, SdkError<UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>>,
-        connection_id: &str,
-        kind: BucketKind,
-        op: &'static str,
-    ) -> Result<Failed, StoreError> {
-        let err = match outcome {
-            Ok(_) => return Ok(Failed::No),
-            Err(SdkError::ServiceError(ctx)) => ctx.into_err(),
-            Err(e) => return Err(StoreError::unavailable(op, e)),
-        };
-        let UpdateItemError::ConditionalCheckFailedException(failed) = err else {
-            return Err(StoreError::unavailable(op, err));
-        };
-        let item = match failed.item {
-            Some(item) => Some(item),
-            None => {
-                self.client
-                    .get_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key(conn_pk(connection_id), META.to_owned())))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(unavailable(op))?
-                    .item
-            }
-        };
-        let Some(item) = item.filter(|i| i.contains_key("pk")) else {
-            return Ok(Failed::Gone);
-        };
-        Ok(Failed::Tat(match item.get(kind.attribute()) {
-            Some(_) => Some(get_n(&item, kind.attribute())?),
-            None => None,
-        }))
+        self.read_revocation(user_id).await
     }
 }
