@@ -6,10 +6,13 @@
 -- is the whole of case folding for them.
 --
 -- Accounts registered before this version may clash case-insensitively: the oldest keeps its
--- name, each later one is renamed to its name followed by `-` and the first 8 characters of its
--- id (a rename its owner learns at the next login, which still works under the new name).
+-- name, each later one is renamed to its name (cut to 23 characters) followed by `-` and the
+-- last 8 characters of its id, at most 32 characters as the API requires (a rename its owner
+-- learns at the next login, which still works under the new name). The last characters, not
+-- the first: ids are UUIDv7, whose first 8 hex digits are the same for every account made
+-- within the same minute, while their last ones are random.
 UPDATE users AS u
-SET username = left(u.username, 23) || '-' || left(u.id, 8)
+SET username = left(u.username, 23) || '-' || right(u.id, 8)
 WHERE EXISTS (
     SELECT 1 FROM users AS o
     WHERE lower(o.username) = lower(u.username)

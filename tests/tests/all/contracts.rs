@@ -115,3 +115,92 @@ async fn migrations_are_recorded_and_safe_to_rerun_concurrently_on_postgres() {
     let err = db.migrate().await.expect_err("checksum mismatch");
     assert!(err.to_string().contains("checksum"), "{err}");
 }
+
+/// Migration 0004 on a database that already holds accounts differing only in case: the oldest
+/// keeps its name, the later ones are renamed apart (even when registered within the same
+/// minute, so their UUIDv7 ids share a prefix), and every name then logs in to its account.
+#[tokio::test]
+async fn usernames_migration_renames_case_duplicates_apart_on_postgres() {
+    use hubbub_core::store::UserStore;
+    use hubbub_core::store::migrate::MIGRATIONS;
+
+    let (db, url) = migrated_database().await;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(conn);
+    // The schema as it was before version 4: uniqueness of the name as given only.
+    client
+        .batch_execute("DROP INDEX users_username_lower_key")
+        .await
+        .expect("drop the case-insensitive index");
+    let long = "L".repeat(32);
+    let accounts = [
+        ("alice", "2026-01-01T00:00:00Z"),
+        ("Alice", "2026-01-02T00:00:00Z"),
+        ("ALICE", "2026-01-02T00:00:01Z"),
+        (long.as_str(), "2026-01-01T00:00:00Z"),
+        (&long.to_lowercase(), "2026-01-03T00:00:00Z"),
+        ("bob", "2026-01-01T00:00:00Z"),
+    ];
+    let mut ids = Vec::new();
+    for (name, created) in accounts {
+        let id = uuid::Uuid::now_v7().to_string();
+        client
+            .execute(
+                "INSERT INTO users (id, username, password_hash, created_at)
+                 VALUES ($1, $2, 'stand-in', $3::text::timestamptz)",
+                &[&id, &name, &created],
+            )
+            .await
+            .expect("insert");
+        ids.push(id);
+    }
+    let v4 = MIGRATIONS
+        .iter()
+        .find(|m| m.version == 4)
+        .expect("migration 4");
+    client
+        .batch_execute(v4.sql)
+        .await
+        .expect("migration 4 applies over case duplicates");
+
+    let users = db.users();
+    let name_of = |i: usize| {
+        let users = &users;
+        let id = ids[i].clone();
+        async move {
+            users
+                .user_by_id(&id)
+                .await
+                .expect("by id")
+                .expect("still there")
+                .username
+        }
+    };
+    assert_eq!(name_of(0).await, "alice", "the oldest keeps its name");
+    assert_eq!(name_of(3).await, long, "the oldest keeps its name");
+    assert_eq!(name_of(5).await, "bob", "no duplicate, no rename");
+    let renamed = [
+        (1, format!("Alice-{}", &ids[1][ids[1].len() - 8..])),
+        (2, format!("ALICE-{}", &ids[2][ids[2].len() - 8..])),
+        (
+            4,
+            format!(
+                "{}-{}",
+                &long.to_lowercase()[..23],
+                &ids[4][ids[4].len() - 8..]
+            ),
+        ),
+    ];
+    for (i, expected) in renamed {
+        let name = name_of(i).await;
+        assert_eq!(name, expected);
+        assert!(
+            name.len() <= 32,
+            "{name}: usernames are at most 32 characters"
+        );
+        let found = users.user_by_name(&name).await.expect("by name");
+        assert_eq!(found.map(|u| u.id), Some(ids[i].clone()), "{name} logs in");
+    }
+}
