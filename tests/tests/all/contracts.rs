@@ -204,3 +204,78 @@ async fn usernames_migration_renames_case_duplicates_apart_on_postgres() {
         assert_eq!(found.map(|u| u.id), Some(ids[i].clone()), "{name} logs in");
     }
 }
+
+/// A connections table made before the user index existed (hubbub-local's, a test server's)
+/// gets the index from `ensure_table`, and a logout then finds the user's connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_table_without_the_user_index_gets_it_on_dynamodb() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    use hubbub_core::protocol::UserRef;
+    use hubbub_core::store::dynamodb::DynamoConnectionStore;
+    use hubbub_core::store::{Connection, ConnectionStore};
+
+    let client = hubbub_tests::dynamodb_client();
+    let table = format!("hubbub-old-{}", uuid::Uuid::new_v4().simple());
+    let mut create = client
+        .create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (name, kind) in [("pk", KeyType::Hash), ("sk", KeyType::Range)] {
+        create = create
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(kind)
+                    .build()
+                    .expect("key"),
+            );
+    }
+    create.send().await.expect("the table as it was");
+
+    let store = DynamoConnectionStore::new(client.clone(), table.clone());
+    store.ensure_table().await.expect("ensure");
+    store
+        .ensure_table()
+        .await
+        .expect("ensure again: nothing to do");
+    let described = client
+        .describe_table()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("describe");
+    let indexes: Vec<&str> = described
+        .table()
+        .map(|t| t.global_secondary_indexes())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect();
+    assert_eq!(indexes, ["byUser"]);
+
+    let user = UserRef {
+        id: "u-old".into(),
+        name: "old".into(),
+    };
+    store
+        .put_connection(&Connection::new(
+            "old-tab",
+            user,
+            time::OffsetDateTime::now_utc(),
+        ))
+        .await
+        .expect("put");
+    assert_eq!(
+        store.user_connections("u-old").await.expect("by user"),
+        ["old-tab"]
+    );
+}

@@ -8,6 +8,7 @@ mod bodies;
 mod expiry;
 mod join_race;
 mod maintenance;
+mod revocation;
 
 use std::sync::Arc;
 
