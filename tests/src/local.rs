@@ -131,7 +131,13 @@ impl TestLocal {
 
     /// Connects `user` with `?token=`.
     pub async fn ws(&self, user: &str) -> Client {
-        let url = format!("{}/?token={}", self.ws_url(), token(user));
+        self.ws_token(&token(user)).await
+    }
+
+    /// Connects with `?token=` and an access token of the caller's making (an expired one, or
+    /// one from `POST /auth/login`).
+    pub async fn ws_token(&self, access_token: &str) -> Client {
+        let url = format!("{}/?token={access_token}", self.ws_url());
         let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("handshake");

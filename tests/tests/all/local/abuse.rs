@@ -2,14 +2,16 @@
 //! broken client would drive it. A send flood and a typing flood from one connection are held
 //! to their limits while the other users of the same room keep chatting with normal latency;
 //! every other route has its own budget; rooms joined per connection and rooms created per
-//! user are capped; registration is limited per client address. The limits are the
-//! documented defaults (docs/protocol.md, "Limits").
+//! user are capped; registration is limited per client address; a stolen login is cut off by
+//! its owner's logout or by a replayed refresh token, which close the user's sockets. The
+//! limits are the documented defaults (docs/protocol.md, "Limits").
 
 use std::time::{Duration, Instant};
 
 use hubbub_core::limits::Limits;
 use hubbub_tests::local::{
-    Client, FRAME_WAIT, TestLocal, drain, next_frame, recv_type, send, token,
+    Client, FRAME_WAIT, Stores, TestLocal, close_code, drain, next_frame, recv_type,
+    refused_status, send, token,
 };
 use serde_json::{Value, json};
 
@@ -426,5 +428,125 @@ async fn local_abuse_registration_is_rate_limited_per_address() {
         )
         .await;
     assert_eq!(status, 401);
+    server.shutdown().await;
+}
+
+/// How long hubbub-local's authorizer may keep answering from its revocation cache (5 s,
+/// `REVOCATION_CACHE_TTL`) plus the one-second granularity of `iat`: after this, a revoked
+/// access token is refused at every handshake.
+const REVOCATION_SETTLES: Duration = Duration::from_secs(7);
+
+fn field(session: &Value, name: &str) -> String {
+    session[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("{name} in {session}"))
+        .to_owned()
+}
+
+/// Connects with an access token and joins `room`.
+async fn member_with(server: &TestLocal, access_token: &str, room: &str) -> Client {
+    let mut ws = server.ws_token(access_token).await;
+    send(&mut ws, json!({"action":"joinRoom","room":room})).await;
+    recv_type(&mut ws, "joined", &mut Vec::new()).await;
+    ws
+}
+
+/// Mallory holds a copy of one of alice's logins. Alice logging out closes every socket of
+/// hers (mallory's included, and no one else's), the copied refresh token dies with its
+/// family, and the copied access token no longer opens a socket. When mallory later spends a
+/// refresh token of alice's other login first, alice's own refresh with it is a replay: her
+/// sessions end again, mallory's socket with them.
+async fn stolen_login_suite(server: &TestLocal) {
+    let laptop = server.register("alice").await;
+    let phone = server.login("alice").await;
+    server.register("bob").await;
+    let mut bob = member_with(
+        server,
+        &field(&server.login("bob").await, "accessToken"),
+        "lobby",
+    )
+    .await;
+    let mut mallory = member_with(server, &field(&laptop, "accessToken"), "lobby").await;
+    let mut alice_tabs = [
+        member_with(server, &field(&laptop, "accessToken"), "lobby").await,
+        member_with(server, &field(&phone, "accessToken"), "lobby").await,
+    ];
+
+    let (status, _) = server
+        .post(
+            "/auth/logout",
+            json!({"refreshToken": field(&laptop, "refreshToken")}),
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        close_code(&mut mallory).await,
+        Some(1000),
+        "mallory's socket"
+    );
+    for ws in &mut alice_tabs {
+        assert_eq!(close_code(ws).await, Some(1000), "alice's own sockets");
+    }
+    still_open(&mut bob).await;
+    let (status, _) = server
+        .post(
+            "/auth/refresh",
+            json!({"refreshToken": field(&laptop, "refreshToken")}),
+        )
+        .await;
+    assert_eq!(status, 401, "the copied refresh token died with its family");
+    tokio::time::sleep(REVOCATION_SETTLES).await;
+    for session in [&laptop, &phone] {
+        let url = format!(
+            "{}/?token={}",
+            server.ws_url(),
+            field(session, "accessToken")
+        );
+        assert_eq!(refused_status(&url).await, 401, "a revoked access token");
+    }
+
+    // Mallory refreshes with the phone's refresh token before alice does.
+    let (status, stolen) = server
+        .post(
+            "/auth/refresh",
+            json!({"refreshToken": field(&phone, "refreshToken")}),
+        )
+        .await;
+    assert_eq!(status, 200, "{stolen}");
+    let mut mallory = member_with(server, &field(&stolen, "accessToken"), "lobby").await;
+    still_open(&mut mallory).await;
+    let (status, replay) = server
+        .post(
+            "/auth/refresh",
+            json!({"refreshToken": field(&phone, "refreshToken")}),
+        )
+        .await;
+    assert_eq!(status, 401, "{replay}");
+    assert_eq!(
+        close_code(&mut mallory).await,
+        Some(1000),
+        "the replay ends mallory's socket"
+    );
+    let (status, _) = server
+        .post(
+            "/auth/refresh",
+            json!({"refreshToken": field(&stolen, "refreshToken")}),
+        )
+        .await;
+    assert_eq!(status, 401, "and the family mallory renewed is revoked");
+    still_open(&mut bob).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_abuse_logout_closes_the_users_sockets() {
+    let server = TestLocal::start().await;
+    stolen_login_suite(&server).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_abuse_logout_closes_the_users_sockets_over_postgres_and_dynamodb() {
+    let server = TestLocal::over(Stores::PostgresAndDynamo, TestLocal::config()).await;
+    stolen_login_suite(&server).await;
     server.shutdown().await;
 }

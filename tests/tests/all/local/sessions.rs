@@ -1,7 +1,7 @@
 //! Identity on live connections, end to end over hubbub-local with real WebSocket and HTTP
-//! clients: a socket whose access token expired is refused and closed; logging out (or
-//! replaying a spent refresh token) closes the user's sockets and keeps the revoked access
-//! tokens from opening new ones.
+//! clients: a socket whose access token expired is refused and closed. (Logging out and
+//! replaying a spent refresh token, which close the user's sockets, are in the abuse suite,
+//! `abuse.rs`.)
 
 use std::time::Duration;
 
@@ -10,25 +10,7 @@ use hubbub_tests::local::{
     Client, FRAME_WAIT, Stores, TestLocal, close_code, next_frame, recv_type, refused_status, send,
 };
 use hubbub_tests::settings::jwt_config;
-use serde_json::{Value, json};
-
-/// How long the authorizer may keep answering from its revocation cache (5 s) plus the
-/// one-second granularity of `iat`: after this, a revoked token is refused everywhere.
-const REVOCATION_SETTLES: Duration = Duration::from_secs(7);
-
-/// The socket is still served: a ping gets its pong.
-async fn assert_served(ws: &mut Client) {
-    send(ws, json!({"action": "ping"})).await;
-    recv_type(ws, "pong", &mut Vec::new()).await;
-}
-
-/// Connects with an explicit access token.
-async fn ws_with(server: &TestLocal, token: &str) -> Client {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("{}/?token={token}", server.ws_url()))
-        .await
-        .expect("handshake");
-    ws
-}
+use serde_json::json;
 
 /// Joins `room` and waits for `joined`.
 async fn join(ws: &mut Client, room: &str) {
@@ -46,7 +28,7 @@ async fn expired_socket_suite(server: &TestLocal) {
     claims.nbf = now - 900;
     claims.exp = now - 27;
     let stale = issuer.sign(&claims).expect("token");
-    let mut alice = ws_with(server, &stale).await;
+    let mut alice = server.ws_token(&stale).await;
     join(&mut alice, "lobby").await;
     let mut bob = server.ws("bob").await;
     join(&mut bob, "lobby").await;
@@ -98,91 +80,5 @@ async fn local_expired_token_socket_is_refused_and_closed() {
 async fn local_expired_token_socket_is_refused_and_closed_over_postgres_and_dynamodb() {
     let server = TestLocal::over(Stores::PostgresAndDynamo, TestLocal::config()).await;
     expired_socket_suite(&server).await;
-    server.shutdown().await;
-}
-
-fn access(session: &Value) -> String {
-    session["accessToken"]
-        .as_str()
-        .expect("accessToken")
-        .to_owned()
-}
-
-fn refresh_token(session: &Value) -> String {
-    session["refreshToken"]
-        .as_str()
-        .expect("refreshToken")
-        .to_owned()
-}
-
-async fn revocation_suite(server: &TestLocal) {
-    let first = server.register("alice").await;
-    let second = server.login("alice").await;
-    server.register("bob").await;
-    let bob_session = server.login("bob").await;
-    let mut tabs = vec![
-        ws_with(server, &access(&first)).await,
-        ws_with(server, &access(&second)).await,
-    ];
-    let mut bob = ws_with(server, &access(&bob_session)).await;
-    for ws in tabs.iter_mut().chain(std::iter::once(&mut bob)) {
-        join(ws, "lobby").await;
-    }
-
-    // Logging out of one login closes every socket of the user, and only the user's.
-    let (status, _) = server
-        .post(
-            "/auth/logout",
-            json!({"refreshToken": refresh_token(&first)}),
-        )
-        .await;
-    assert_eq!(status, 204);
-    for ws in &mut tabs {
-        assert_eq!(close_code(ws).await, Some(1000));
-    }
-    assert_served(&mut bob).await;
-
-    // The access tokens issued before the logout no longer open a socket.
-    tokio::time::sleep(REVOCATION_SETTLES).await;
-    for session in [&first, &second] {
-        assert_eq!(
-            refused_status(&format!("{}/?token={}", server.ws_url(), access(session))).await,
-            401
-        );
-    }
-
-    // A new login works; replaying its spent refresh token closes its socket too.
-    let third = server.login("alice").await;
-    let mut tab = ws_with(server, &access(&third)).await;
-    assert_served(&mut tab).await;
-    let (status, renewed) = server
-        .post(
-            "/auth/refresh",
-            json!({"refreshToken": refresh_token(&third)}),
-        )
-        .await;
-    assert_eq!(status, 200, "{renewed}");
-    let (status, reused) = server
-        .post(
-            "/auth/refresh",
-            json!({"refreshToken": refresh_token(&third)}),
-        )
-        .await;
-    assert_eq!(status, 401, "{reused}");
-    assert_eq!(close_code(&mut tab).await, Some(1000));
-    assert_served(&mut bob).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_logout_closes_the_users_sockets() {
-    let server = TestLocal::start().await;
-    revocation_suite(&server).await;
-    server.shutdown().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn local_logout_closes_the_users_sockets_over_postgres_and_dynamodb() {
-    let server = TestLocal::over(Stores::PostgresAndDynamo, TestLocal::config()).await;
-    revocation_suite(&server).await;
     server.shutdown().await;
 }
