@@ -45,7 +45,8 @@ fn s(v: &Value) -> Option<&str> {
     untag(v).as_str()
 }
 
-/// The binaries of the crates under `functions/`, from `cargo metadata`.
+/// The binaries of the crates under `functions/`, from `cargo metadata`; each crate must be a
+/// default member of the workspace.
 fn function_binaries() -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = std::process::Command::new(cargo)
@@ -65,12 +66,25 @@ fn function_binaries() -> BTreeSet<String> {
         String::from_utf8_lossy(&out.stderr)
     );
     let meta: Json = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let default_members: BTreeSet<&str> = meta["workspace_default_members"]
+        .as_array()
+        .expect("workspace_default_members (cargo 1.71 and later)")
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
     let mut bins = BTreeSet::new();
     for pkg in meta["packages"].as_array().expect("packages") {
         let manifest = pkg["manifest_path"].as_str().unwrap_or_default();
         if !manifest.contains("/functions/") {
             continue;
         }
+        // `cargo lambda build` at the root builds the default members only.
+        assert!(
+            pkg["id"]
+                .as_str()
+                .is_some_and(|id| default_members.contains(id)),
+            "{manifest}: a function crate belongs in the root Cargo.toml's default-members"
+        );
         let pkg_bins: Vec<String> = pkg["targets"]
             .as_array()
             .expect("targets")
