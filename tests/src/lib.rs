@@ -10,7 +10,8 @@
 //!   plaintext, with a throwaway CA.
 //! - @connections: [`Recorder`] is a real HTTP server on 127.0.0.1 speaking the management
 //!   API's wire format; hubbub's real management client posts to it (SigV4-signed), and it can
-//!   inject faults (status answers, slow answers) per connection.
+//!   inject faults (status answers, slow answers) per connection; [`route_deps`] builds the
+//!   WebSocket routes' dependencies over it.
 //! - hubbub-local: [`local::TestLocal`] starts it on port 0 over memory or real stores, with
 //!   HTTP and WebSocket clients; [`settings`] holds the JWT and password-hashing settings
 //!   every test shares.
@@ -21,6 +22,7 @@
 pub mod contract;
 pub mod events;
 pub mod local;
+pub mod route_deps;
 pub mod settings;
 pub mod tls_postgres;
 

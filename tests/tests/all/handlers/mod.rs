@@ -20,12 +20,13 @@ use hubbub_core::aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use hubbub_core::aws_lambda_events::encodings::Body;
 use hubbub_core::config::JwtConfig;
 use hubbub_core::protocol::HistoryQuery;
-use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore};
-use hubbub_core::store::{ConnectionStore, HistoryStore};
-use hubbub_core::ws::{Live, RouteDeps};
+use hubbub_core::store::ConnectionStore;
+use hubbub_core::store::memory::MemoryConnectionStore;
+use hubbub_core::ws::RouteDeps;
+use hubbub_tests::Recorder;
 use hubbub_tests::contract::{private_room, room, user};
 use hubbub_tests::events::{self, Ws};
-use hubbub_tests::{Recorder, fresh_connections, migrated_database};
+use hubbub_tests::route_deps::{memory_deps, real_deps};
 use serde_json::{Value, json};
 
 const SECRET: &str = "handler-tests-secret-at-least-32-bytes-long";
@@ -39,51 +40,12 @@ fn jwt_config() -> JwtConfig {
     }
 }
 
-fn deps_over(
-    rec: &Recorder,
-    connections: Arc<dyn ConnectionStore>,
-    history: Arc<dyn HistoryStore>,
-) -> RouteDeps {
-    RouteDeps {
-        live: Live {
-            connections,
-            gateway: rec.gateway(),
-            endpoint_override: Some(rec.endpoint()),
-            queue: None,
-            presence: None,
-        },
-        history,
-        limits: hubbub_core::limits::Limits::default(),
-    }
-}
-
 /// What `$default` needs, posting to `rec`.
 fn default_deps(rec: &Recorder) -> default_route::DefaultDeps {
     default_route::DefaultDeps {
         gateway: rec.gateway(),
         endpoint_override: Some(rec.endpoint()),
     }
-}
-
-async fn memory_deps() -> (Recorder, RouteDeps) {
-    let rec = Recorder::start().await;
-    let deps = deps_over(
-        &rec,
-        Arc::new(MemoryConnectionStore::new()),
-        Arc::new(MemoryHistoryStore::new()),
-    );
-    (rec, deps)
-}
-
-async fn real_deps() -> (Recorder, RouteDeps, String) {
-    let rec = Recorder::start().await;
-    let (db, url) = migrated_database().await;
-    let deps = deps_over(
-        &rec,
-        Arc::new(fresh_connections().await),
-        Arc::new(db.history()),
-    );
-    (rec, deps, url)
 }
 
 fn body_json(resp: &ApiGatewayProxyResponse) -> Value {

@@ -51,6 +51,6 @@ async fn nul_in_a_body_is_bad_request_on_memory_stores() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nul_in_a_body_is_bad_request_on_postgres_and_dynamodb() {
-    let (rec, deps) = real_deps().await;
+    let (rec, deps, _) = real_deps().await;
     nul_body_suite(&rec, &deps).await;
 }

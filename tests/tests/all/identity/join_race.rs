@@ -100,6 +100,6 @@ async fn join_racing_a_private_rooms_creation_is_forbidden_on_memory_stores() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn join_racing_a_private_rooms_creation_is_forbidden_on_postgres_and_dynamodb() {
-    let (_rec, deps) = real_deps().await;
+    let (_rec, deps, _) = real_deps().await;
     race_suite(deps).await;
 }

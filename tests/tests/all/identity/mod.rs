@@ -14,54 +14,13 @@ use std::sync::Arc;
 
 use hubbub_core::aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use hubbub_core::aws_lambda_events::encodings::Body;
-use hubbub_core::store::memory::{MemoryConnectionStore, MemoryHistoryStore};
+use hubbub_core::store::memory::MemoryConnectionStore;
 use hubbub_core::store::{ConnectionStore, HistoryStore};
-use hubbub_core::ws::{Live, RouteDeps};
+use hubbub_core::ws::RouteDeps;
 use hubbub_tests::Recorder;
 use hubbub_tests::events::Ws;
+use hubbub_tests::route_deps::{memory_deps, real_deps};
 use serde_json::{Value, json};
-
-/// Route dependencies over `connections` and `history`, posting to `rec`.
-fn deps_over(
-    rec: &Recorder,
-    connections: Arc<dyn ConnectionStore>,
-    history: Arc<dyn HistoryStore>,
-) -> RouteDeps {
-    RouteDeps {
-        live: Live {
-            connections,
-            gateway: rec.gateway(),
-            endpoint_override: Some(rec.endpoint()),
-            queue: None,
-            presence: None,
-        },
-        history,
-        limits: hubbub_core::limits::Limits::default(),
-    }
-}
-
-/// Route dependencies over fresh in-memory stores.
-async fn memory_deps() -> (Recorder, RouteDeps) {
-    let rec = Recorder::start().await;
-    let deps = deps_over(
-        &rec,
-        Arc::new(MemoryConnectionStore::new()),
-        Arc::new(MemoryHistoryStore::new()),
-    );
-    (rec, deps)
-}
-
-/// Route dependencies over a fresh PostgreSQL database and a fresh DynamoDB table.
-async fn real_deps() -> (Recorder, RouteDeps) {
-    let rec = Recorder::start().await;
-    let (db, _) = hubbub_tests::migrated_database().await;
-    let deps = deps_over(
-        &rec,
-        Arc::new(hubbub_tests::fresh_connections().await),
-        Arc::new(db.history()),
-    );
-    (rec, deps)
-}
 
 /// The route response's frame.
 fn body_json(resp: &ApiGatewayProxyResponse) -> Value {
