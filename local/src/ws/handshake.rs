@@ -138,53 +138,36 @@ pub(super) async fn answer(state: Arc<AppState>, peer: SocketAddr, mut req: Requ
     let decision =
         authorizer::handle_checked(&state.verifier, &state.revocations, &auth_event).await;
     let latency = elapsed_ms(started);
+    // The authorizer's outcome as API Gateway answers it, logged once.
+    let refuse = |status: StatusCode, text: &str| {
+        log_route(
+            "$connect authorizer",
+            &connection_id,
+            &request_id,
+            i64::from(status.as_u16()),
+            started,
+        );
+        message_response(status, text)
+    };
     let policy = match decision {
         Ok(policy) => policy,
+        Err(authorizer::AuthorizerError::Unauthorized) => {
+            return refuse(StatusCode::UNAUTHORIZED, "Unauthorized");
+        }
         // API Gateway answers 500 when the authorizer fails with anything but `Unauthorized`.
         Err(authorizer::AuthorizerError::Unavailable) => {
-            log_route(
-                "$connect authorizer",
-                &connection_id,
-                &request_id,
-                500,
-                started,
-            );
-            return message_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
-        }
-        Err(authorizer::AuthorizerError::Unauthorized) => {
-            log_route(
-                "$connect authorizer",
-                &connection_id,
-                &request_id,
-                401,
-                started,
-            );
-            return message_response(StatusCode::UNAUTHORIZED, "Unauthorized");
+            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
         }
     };
     if !policy::allows(&policy, &arn) {
-        log_route(
-            "$connect authorizer",
-            &connection_id,
-            &request_id,
-            403,
-            started,
-        );
-        return message_response(StatusCode::FORBIDDEN, "Forbidden");
+        return refuse(StatusCode::FORBIDDEN, "Forbidden");
     }
     let Some(context) = authorizer_context(&policy, latency) else {
-        log_route(
-            "$connect authorizer",
-            &connection_id,
-            &request_id,
-            500,
-            started,
-        );
         tracing::error!(
             connection_id,
             "authorizer context holds a non-primitive value"
         );
-        return message_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
+        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error");
     };
     log_route(
         "$connect authorizer",
