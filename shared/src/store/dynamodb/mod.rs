@@ -27,6 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Delete, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
@@ -152,6 +153,30 @@ impl DynamoConnectionStore {
         match out.item {
             Some(item) if get_n(&item, TTL_ATTR)? > now_secs() => Ok(Some(item)),
             _ => Ok(None),
+        }
+    }
+
+    /// Every item `query` matches, page after page (for queries whose results are small:
+    /// a connection's memberships, a user's connections).
+    async fn query_all(
+        &self,
+        query: QueryFluentBuilder,
+        op: &'static str,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(unavailable(op))?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
         }
     }
 
@@ -492,33 +517,26 @@ impl ConnectionStore for DynamoConnectionStore {
         const OP: &str = "remove connection";
         let mut keys = Vec::new();
         let mut rooms = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(conn_pk(connection_id)))
-                .set_exclusive_start_key(start)
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(unavailable(OP))?;
-            for item in out.items.unwrap_or_default() {
-                let sk = get_s(&item, "sk")?.to_owned();
-                if let Some(room) = sk.strip_prefix("ROOM#") {
-                    let room = RoomId::parse(room)
-                        .map_err(|_| StoreError::Corrupt("membership room id".into()))?;
-                    keys.push(key(room_pk(&room), conn_pk(connection_id)));
-                    rooms.push(room);
-                }
-                keys.push(key(conn_pk(connection_id), sk));
+        let items = self
+            .query_all(
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("pk = :pk")
+                    .expression_attribute_values(":pk", s(conn_pk(connection_id)))
+                    .consistent_read(true),
+                OP,
+            )
+            .await?;
+        for item in items {
+            let sk = get_s(&item, "sk")?.to_owned();
+            if let Some(room) = sk.strip_prefix("ROOM#") {
+                let room = RoomId::parse(room)
+                    .map_err(|_| StoreError::Corrupt("membership room id".into()))?;
+                keys.push(key(room_pk(&room), conn_pk(connection_id)));
+                rooms.push(room);
             }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
+            keys.push(key(conn_pk(connection_id), sk));
         }
         self.batch_delete(keys).await?;
         Ok(rooms)

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::{
     DynamoConnectionStore, REVOKED, TTL_ATTR, USER_INDEX, USER_KEY, get_n, get_s, key, n, now_secs,
-    s, unavailable, user_key,
+    s, user_key,
 };
 use crate::error::StoreError;
 
@@ -15,37 +15,30 @@ impl DynamoConnectionStore {
         &self,
         user_id: &str,
     ) -> Result<Vec<String>, StoreError> {
-        const OP: &str = "user connections";
-        let mut ids = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(USER_INDEX)
-                .key_condition_expression("#uk = :uk")
-                .filter_expression("#ttl > :now")
-                .expression_attribute_names("#uk", USER_KEY)
-                .expression_attribute_names("#ttl", TTL_ATTR)
-                .expression_attribute_values(":uk", s(user_key(user_id)))
-                .expression_attribute_values(":now", n(now_secs()))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(unavailable(OP))?;
-            for item in out.items.unwrap_or_default() {
-                let pk = get_s(&item, "pk")?;
-                let id = pk
+        let items = self
+            .query_all(
+                self.client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(USER_INDEX)
+                    .key_condition_expression("#uk = :uk")
+                    .filter_expression("#ttl > :now")
+                    .expression_attribute_names("#uk", USER_KEY)
+                    .expression_attribute_names("#ttl", TTL_ATTR)
+                    .expression_attribute_values(":uk", s(user_key(user_id)))
+                    .expression_attribute_values(":now", n(now_secs())),
+                "user connections",
+            )
+            .await?;
+        let mut ids = items
+            .iter()
+            .map(|item| {
+                get_s(item, "pk")?
                     .strip_prefix("CONN#")
-                    .ok_or_else(|| StoreError::Corrupt("user index item".into()))?;
-                ids.push(id.to_owned());
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
+                    .map(str::to_owned)
+                    .ok_or_else(|| StoreError::Corrupt("user index item".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         ids.sort();
         Ok(ids)
     }
