@@ -142,6 +142,27 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
     user_sessions(store).await;
 }
 
+/// The user's connections once they equal `expected`, or what they are after 5 s: the
+/// DynamoDB index is eventually consistent, so a write shows there a moment later.
+async fn user_connections_settled(
+    store: &dyn ConnectionStore,
+    user_id: &str,
+    expected: &[String],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found = store
+            .user_connections(user_id)
+            .await
+            .expect("user connections");
+        if found == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    found
+}
+
 /// A user's connections (the user index) and token revocation markers.
 async fn user_sessions(store: &dyn ConnectionStore) {
     // A user name of its own: the suite's other connections must not count.
@@ -157,32 +178,13 @@ async fn user_sessions(store: &dyn ConnectionStore) {
     let user_id = tabs[0].user.id.clone();
     let mut expected: Vec<String> = tabs.iter().map(|c| c.id.clone()).collect();
     expected.sort();
-    // The DynamoDB index is eventually consistent: give it a moment.
-    let mut found = Vec::new();
-    for _ in 0..50 {
-        found = store
-            .user_connections(&user_id)
-            .await
-            .expect("user connections");
-        if found == expected {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(found, expected);
+    assert_eq!(
+        user_connections_settled(store, &user_id, &expected).await,
+        expected
+    );
     store.remove_connection(&tabs[0].id).await.expect("remove");
-    let mut left = Vec::new();
-    for _ in 0..50 {
-        left = store
-            .user_connections(&user_id)
-            .await
-            .expect("user connections");
-        if left == [tabs[1].id.clone()] {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert_eq!(left, [tabs[1].id.clone()]);
+    let left = [tabs[1].id.clone()];
+    assert_eq!(user_connections_settled(store, &user_id, &left).await, left);
     assert!(
         store
             .user_connections("u-nobody")
@@ -198,31 +200,18 @@ async fn user_sessions(store: &dyn ConnectionStore) {
     );
     let now = OffsetDateTime::now_utc();
     let until = now + time::Duration::minutes(20);
-    store
-        .revoke_tokens_before(&user_id, 2_000, until)
-        .await
-        .expect("revoke");
-    assert_eq!(
-        store.tokens_revoked_before(&user_id).await.expect("read"),
-        Some(2_000)
-    );
-    store
-        .revoke_tokens_before(&user_id, 1_000, until)
-        .await
-        .expect("an older marker");
-    assert_eq!(
-        store.tokens_revoked_before(&user_id).await.expect("read"),
-        Some(2_000),
-        "a marker never moves back"
-    );
-    store
-        .revoke_tokens_before(&user_id, 3_000, until)
-        .await
-        .expect("a newer marker");
-    assert_eq!(
-        store.tokens_revoked_before(&user_id).await.expect("read"),
-        Some(3_000)
-    );
+    // (marker written, marker in force): a marker never moves back.
+    for (written, in_force) in [(2_000, 2_000), (1_000, 2_000), (3_000, 3_000)] {
+        store
+            .revoke_tokens_before(&user_id, written, until)
+            .await
+            .expect("revoke");
+        assert_eq!(
+            store.tokens_revoked_before(&user_id).await.expect("read"),
+            Some(in_force),
+            "after writing {written}"
+        );
+    }
     let other = format!("u-{name}-gone");
     store
         .revoke_tokens_before(&other, 3_000, now - time::Duration::seconds(5))

@@ -443,6 +443,16 @@ fn field(session: &Value, name: &str) -> String {
         .to_owned()
 }
 
+/// `POST /auth/refresh` (or `logout`) with the refresh token of `session`.
+async fn spend(server: &TestLocal, path: &str, session: &Value) -> (u16, Value) {
+    server
+        .post(
+            path,
+            json!({"refreshToken": field(session, "refreshToken")}),
+        )
+        .await
+}
+
 /// Connects with an access token and joins `room`.
 async fn member_with(server: &TestLocal, access_token: &str, room: &str) -> Client {
     let mut ws = server.ws_token(access_token).await;
@@ -472,12 +482,7 @@ async fn stolen_login_suite(server: &TestLocal) {
         member_with(server, &field(&phone, "accessToken"), "lobby").await,
     ];
 
-    let (status, _) = server
-        .post(
-            "/auth/logout",
-            json!({"refreshToken": field(&laptop, "refreshToken")}),
-        )
-        .await;
+    let (status, _) = spend(server, "/auth/logout", &laptop).await;
     assert_eq!(status, 204);
     assert_eq!(
         close_code(&mut mallory).await,
@@ -488,12 +493,7 @@ async fn stolen_login_suite(server: &TestLocal) {
         assert_eq!(close_code(ws).await, Some(1000), "alice's own sockets");
     }
     still_open(&mut bob).await;
-    let (status, _) = server
-        .post(
-            "/auth/refresh",
-            json!({"refreshToken": field(&laptop, "refreshToken")}),
-        )
-        .await;
+    let (status, _) = spend(server, "/auth/refresh", &laptop).await;
     assert_eq!(status, 401, "the copied refresh token died with its family");
     tokio::time::sleep(REVOCATION_SETTLES).await;
     for session in [&laptop, &phone] {
@@ -506,33 +506,18 @@ async fn stolen_login_suite(server: &TestLocal) {
     }
 
     // Mallory refreshes with the phone's refresh token before alice does.
-    let (status, stolen) = server
-        .post(
-            "/auth/refresh",
-            json!({"refreshToken": field(&phone, "refreshToken")}),
-        )
-        .await;
+    let (status, stolen) = spend(server, "/auth/refresh", &phone).await;
     assert_eq!(status, 200, "{stolen}");
     let mut mallory = member_with(server, &field(&stolen, "accessToken"), "lobby").await;
     still_open(&mut mallory).await;
-    let (status, replay) = server
-        .post(
-            "/auth/refresh",
-            json!({"refreshToken": field(&phone, "refreshToken")}),
-        )
-        .await;
+    let (status, replay) = spend(server, "/auth/refresh", &phone).await;
     assert_eq!(status, 401, "{replay}");
     assert_eq!(
         close_code(&mut mallory).await,
         Some(1000),
         "the replay ends mallory's socket"
     );
-    let (status, _) = server
-        .post(
-            "/auth/refresh",
-            json!({"refreshToken": field(&stolen, "refreshToken")}),
-        )
-        .await;
+    let (status, _) = spend(server, "/auth/refresh", &stolen).await;
     assert_eq!(status, 401, "and the family mallory renewed is revoked");
     still_open(&mut bob).await;
 }
