@@ -33,9 +33,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// keeps a misbehaving endpoint from filling the function's memory.
 const JWKS_MAX_BYTES: usize = 256 * 1024;
 
-/// The prefix of an external issuer's user ids (`ext:` + `sub`). hubbub's own user ids never
-/// contain `:` (UUIDs, or `u-NAME` from hubbub-local's `token` command), so no `sub` an issuer
-/// hands out can name a local account, its private rooms or its messages.
+/// The prefix of an external issuer's user ids (`ext:` + `sub`). Registered accounts' ids are
+/// UUIDs, which never contain `:`, so no `sub` an issuer hands out can name a local account, its
+/// private rooms or its messages.
 pub const EXTERNAL_ID_PREFIX: &str = "ext:";
 
 /// The suffix of an external user's display name (`name` + `@ext`). Local usernames are
