@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use bytes::Bytes;
+use futures::StreamExt;
 use time::OffsetDateTime;
 
 use crate::error::{RouteError, StoreError, chain};
@@ -160,6 +161,12 @@ impl RevocationCheck {
     }
 }
 
+/// DELETEs in flight while ending a user's sessions. A user has a handful of connections (tabs,
+/// devices), which all close at once; one with hundreds (a script) closes them in rounds of
+/// this many (tens of milliseconds each against a healthy management API) without one logout
+/// holding hundreds of requests to it at once, as a fan-out's own bound does.
+const CLOSE_CONCURRENCY: usize = 16;
+
 /// Ends a user's live sessions when a login is revoked (logout, a replayed refresh token):
 /// their access tokens stop opening connections, and their open connections are closed.
 pub struct SessionEnder {
@@ -190,7 +197,11 @@ impl SessionEnder {
             .revoke_tokens_before(user_id, before, keep_until)
             .await?;
         let ids = self.connections.user_connections(user_id).await?;
-        let closes = ids.iter().map(|id| async move {
+        // Collected first: a stream that maps borrowed ids to futures borrowing `self` is not
+        // `Send` for every lifetime, which the HTTP server's handlers require.
+        let closes: Vec<_> = ids
+            .iter()
+            .map(|id| async move {
             match self.gateway.delete(&self.endpoint, id).await {
                 Ok(()) => true,
                 Err(e) => {
@@ -198,12 +209,13 @@ impl SessionEnder {
                     false
                 }
             }
-        });
-        let closed = futures::future::join_all(closes)
-            .await
-            .into_iter()
-            .filter(|ok| *ok)
-            .count();
+            })
+            .collect();
+        let outcomes: Vec<bool> = futures::stream::iter(closes)
+            .buffer_unordered(CLOSE_CONCURRENCY)
+            .collect()
+            .await;
+        let closed = outcomes.into_iter().filter(|ok| *ok).count();
         tracing::info!(
             user_id,
             connections = ids.len(),
