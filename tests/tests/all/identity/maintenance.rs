@@ -17,14 +17,19 @@ fn token(hash: &str, user: &str, expires_at: OffsetDateTime) -> NewRefreshToken 
     }
 }
 
-async fn suite(deps: MaintenanceDeps) {
-    let now = OffsetDateTime::now_utc();
-    let user = UserRecord {
+/// An account to hang refresh tokens on.
+fn account(now: OffsetDateTime) -> UserRecord {
+    UserRecord {
         id: uuid::Uuid::now_v7().to_string(),
         username: "alice".into(),
         password_hash: "$argon2id$stand-in".into(),
         created_at: now,
-    };
+    }
+}
+
+async fn suite(deps: MaintenanceDeps) {
+    let now = OffsetDateTime::now_utc();
+    let user = account(now);
     deps.users.create_user(&user).await.expect("user");
     for (hash, at) in [
         ("old-1", now - Duration::days(2)),
@@ -108,12 +113,7 @@ async fn hubbub_local_prunes_on_its_timer_over_postgres() {
     let (db, url) = hubbub_tests::migrated_database().await;
     let users = db.users();
     let now = OffsetDateTime::now_utc();
-    let user = UserRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        username: "alice".into(),
-        password_hash: "$argon2id$stand-in".into(),
-        created_at: now,
-    };
+    let user = account(now);
     users.create_user(&user).await.expect("user");
     users
         .put_refresh_token(&token("expired", &user.id, now - Duration::minutes(1)))
