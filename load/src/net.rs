@@ -246,7 +246,7 @@ fn bind_address_no_port(socket: &TcpSocket) {
     }
 }
 
-/// One rustls configuration for every `wss://` connection: aws-lc-rs and the platform's roots.
+/// One rustls configuration for every `wss://` connection: ring and the platform's roots.
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, NetError> {
     let found = rustls_native_certs::load_native_certs();
     let mut roots = rustls::RootCertStore::empty();
@@ -257,7 +257,7 @@ fn tls_config() -> Result<Arc<rustls::ClientConfig>, NetError> {
             found.errors.len()
         )));
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| NetError::Tls(e.to_string()))?

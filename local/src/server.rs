@@ -156,6 +156,7 @@ impl AppState {
 pub fn sdk_config(region: &str) -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(hubbub_core::runtime::https_client())
         .region(aws_config::Region::new(region.to_owned()))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
             "hubbub-local",

@@ -212,6 +212,7 @@ async fn room_of(n: usize) -> (MemoryConnectionStore, RoomId, ServerFrame) {
 fn bench_sdk() -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(hubbub_core::runtime::https_client())
         .region(aws_config::Region::new("eu-west-1"))
         .credentials_provider(
             aws_credential_types::provider::SharedCredentialsProvider::new(

@@ -32,9 +32,24 @@ pub type InitError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub const LAMBDA_POOL_SIZE: usize = 1;
 
 /// The AWS SDK configuration from the Lambda environment (region, credentials, and
-/// `AWS_ENDPOINT_URL_*` overrides).
+/// `AWS_ENDPOINT_URL_*` overrides), over [`https_client`].
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
+}
+
+/// The HTTP client every AWS SDK client uses: hyper 1 and rustls on ring with the platform's
+/// roots, the workspace's one TLS stack (the SDK's own default links aws-lc, about 1 MB more
+/// in every function's zip). Each `SdkConfig` in the workspace (Lambdas, hubbub-local, tests)
+/// sets it: without it an SDK client fails its first call with "no HTTP client".
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 /// The DynamoDB connection store.

@@ -53,6 +53,7 @@ pub(crate) fn service_var(var: &str) -> String {
 pub fn sdk_config() -> aws_config::SdkConfig {
     aws_config::SdkConfig::builder()
         .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(hubbub_core::runtime::https_client())
         .region(aws_config::Region::new(REGION))
         .credentials_provider(
             aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(

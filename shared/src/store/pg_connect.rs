@@ -242,7 +242,7 @@ impl DbTarget {
 }
 
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 fn roots(root: Option<&str>) -> Result<RootCertStore, DbUrlError> {
