@@ -11,6 +11,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -38,14 +39,17 @@ pub fn init() {
     drop(result);
 }
 
-/// The filter from Lambda's log level, else `RUST_LOG`, else `info`; the first that parses.
+/// The filter from Lambda's log level (`TRACE` .. `ERROR`, and `FATAL` as `ERROR`), else
+/// `RUST_LOG`, else `info`; the first that parses.
 fn filter_from(lambda_level: Option<String>, rust_log: Option<String>) -> Targets {
-    lambda_level
-        .map(|l| l.to_ascii_lowercase())
-        .into_iter()
-        .chain(rust_log)
-        .find_map(|f| f.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO))
+    let lambda = lambda_level.and_then(|l| match l.to_ascii_uppercase().as_str() {
+        "FATAL" => Some(Level::ERROR),
+        other => other.parse::<Level>().ok(),
+    });
+    lambda
+        .map(|level| Targets::new().with_default(level))
+        .or_else(|| rust_log.and_then(|f| f.parse::<Targets>().ok()))
+        .unwrap_or_else(|| Targets::new().with_default(Level::INFO))
 }
 
 static WARM: AtomicBool = AtomicBool::new(false);
@@ -58,8 +62,6 @@ pub fn cold_start() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use tracing::Level;
-
     use super::*;
 
     #[test]
@@ -75,8 +77,11 @@ mod tests {
     }
 
     #[test]
-    fn an_unparsable_filter_falls_back_to_the_next_source() {
-        let f = filter_from(Some("loud".into()), Some("[span{x=1}]=debug".into()));
+    fn an_unknown_level_or_unparsable_filter_falls_back_to_the_next_source() {
+        let f = filter_from(Some("FATAL".into()), None);
+        assert!(f.would_enable("anything", &Level::ERROR));
+        assert!(!f.would_enable("anything", &Level::WARN));
+        let f = filter_from(Some("loud".into()), Some("hubbub=verbose".into()));
         assert!(f.would_enable("anything", &Level::INFO));
         assert!(!f.would_enable("anything", &Level::DEBUG));
     }
