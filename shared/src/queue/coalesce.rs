@@ -6,8 +6,9 @@
 //! jobs queue up (in a lane of the in-process workers, or in an SQS batch); instead of one
 //! post per message per recipient, each recipient then gets one `messages` frame carrying
 //! every queued message it is owed, in `seq` order. Posts per delivered message fall below
-//! one exactly when the room is busy, and a quiet room is not delayed at all: nothing waits
-//! for a timer, a job merges only with jobs that were already waiting.
+//! one exactly when the room is busy. This module only merges jobs that are already waiting
+//! together; when they wait is the queue's rule (`local::ROUND_INTERVAL`: a lane posts at most
+//! every 25 ms, and a room's first message after a quiet spell does not wait).
 //!
 //! Only message jobs ([`FanoutJob::seq`] set) merge; other frames (presence) are delivered
 //! as they are. Each recipient gets exactly the messages whose jobs named it, so the

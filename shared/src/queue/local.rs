@@ -6,7 +6,7 @@
 //! Jobs wait in lanes, one per (room, chunk place): a lane is run by one worker at a time,
 //! so a connection gets a room's frames in the order they were enqueued, and the jobs that
 //! piled up in a lane while its previous round was posted go out together as one coalesced
-//! round ([`super::coalesce`]); a busy lane starts a round at most every [`ROUND_INTERVAL`].
+//! round ([`super::coalesce`]); a lane starts a round at most every [`ROUND_INTERVAL`].
 //! Different lanes (other rooms, other chunks of a large room) run in parallel.
 //!
 //! The backlog is bounded ([`MAX_BACKLOG`]): `enqueue` waits while it is full, which holds
@@ -32,12 +32,13 @@ use crate::store::ConnectionStore;
 /// fast messages arrive; beyond it, senders wait.
 pub const MAX_BACKLOG: usize = 1024;
 
-/// The shortest time between the starts of two rounds of one lane. A lane whose jobs keep
-/// arriving (a busy room: more than 40 messages a second) rests the remainder of this
-/// interval after a round, so what arrives meanwhile goes out in one frame per recipient
-/// instead of a frame per message; a quiet lane never waits (its jobs find it idle). 25 ms
-/// adds at most that to a busy room's delivery latency and caps it at 40 frames a second
-/// per recipient, whatever the message rate.
+/// The shortest time between the starts of two rounds of one lane. After a round the lane
+/// rests the remainder of this interval, so whatever arrives meanwhile goes out in one frame
+/// per recipient instead of a frame per message. A room's first message after a quiet spell
+/// (no round in the last interval) goes out at once; in a busy room (more than 40 messages a
+/// second) every round carries several messages. 25 ms adds at most that to a message's
+/// delivery latency and caps a room at 40 frames a second per recipient, whatever the
+/// message rate.
 pub const ROUND_INTERVAL: Duration = Duration::from_millis(25);
 
 /// What one worker slot did, for the benchmark and logs.
@@ -81,6 +82,16 @@ impl Lanes {
         };
         let n = round_len(lane.iter().map(|w| &w.job));
         lane.drain(..n).collect()
+    }
+
+    /// A lane's round (and rest) is over: ready again if jobs wait, forgotten otherwise.
+    fn release(&mut self, key: &LaneKey) {
+        self.running.remove(key);
+        if self.waiting.get(key).is_some_and(|l| !l.is_empty()) {
+            self.ready.push_back(key.clone());
+        } else {
+            self.waiting.remove(key);
+        }
     }
 }
 
@@ -198,19 +209,16 @@ impl LocalFanoutQueue {
             let started = Instant::now();
             self.run_round(slot, round).await;
             let mut lanes = lock(&self.inner.lanes);
-            if lanes.waiting.get(&key).is_some_and(|l| !l.is_empty()) {
-                let since = started.elapsed();
-                if since < ROUND_INTERVAL {
-                    // A busy lane: its next round waits out the interval (still marked
-                    // running), gathering what arrives meanwhile into the same frames.
-                    self.ready_later(key.clone(), ROUND_INTERVAL - since);
-                } else {
-                    lanes.running.remove(&key);
-                    lanes.ready.push_back(key.clone());
-                }
+            let since = started.elapsed();
+            if since < ROUND_INTERVAL {
+                // The lane rests out the interval (still marked running, so `push` leaves
+                // it alone): what arrives meanwhile goes out together in its next round.
+                // Whether or not jobs are waiting now: at a steady 100 messages a second
+                // each round ends before the next message arrives, and a lane that became
+                // idle at once would post every message on its own.
+                self.ready_later(key.clone(), ROUND_INTERVAL - since);
             } else {
-                lanes.running.remove(&key);
-                lanes.waiting.remove(&key);
+                lanes.release(&key);
             }
             match lanes.ready.pop_front() {
                 Some(next) => {
@@ -258,14 +266,13 @@ impl LocalFanoutQueue {
         self.pending_done(taken);
     }
 
-    /// Makes a resting lane ready again after `delay`.
+    /// Ends a lane's rest after `delay`.
     fn ready_later(&self, key: LaneKey, delay: Duration) {
         let this = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let mut lanes = lock(&this.inner.lanes);
-            lanes.running.remove(&key);
-            lanes.ready.push_back(key);
+            lanes.release(&key);
             this.start_workers(&mut lanes);
         });
     }

@@ -10,7 +10,7 @@ use hubbub_core::presence::{LocalPresence, PRESENCE_DETAIL_LIMIT, PresenceChange
 use hubbub_core::protocol::{
     ChatMessage, ClientMsgId, MessageBody, PresenceState, ServerFrame, UserRef,
 };
-use hubbub_core::queue::local::LocalFanoutQueue;
+use hubbub_core::queue::local::{LocalFanoutQueue, ROUND_INTERVAL};
 use hubbub_core::queue::sqs::{SqsFanoutQueue, SqsPresenceSink};
 use hubbub_core::queue::{CHUNK_SIZE, FanoutJob, FanoutQueue, LARGE_ROOM_THRESHOLD, deliver};
 use hubbub_core::store::ConnectionStore;
@@ -204,6 +204,47 @@ async fn a_busy_large_room_gets_coalesced_frames_exactly_once_in_order() {
         (totals.delivered, totals.failed, totals.unknown),
         (posts, 0, 0)
     );
+}
+
+/// A room that is busy but whose rounds finish before its next message arrives (100
+/// messages a second, each chunk posted in a few ms) is still coalesced: a lane starts a
+/// round at most every `ROUND_INTERVAL` (25 ms), so a recipient gets at most one frame per
+/// interval instead of one per message, and still every message once, in order. (Chunks of
+/// three members: rounds must be quick for the rule to matter.)
+#[tokio::test]
+async fn a_steady_busy_room_gets_at_most_one_frame_per_round_interval() {
+    let rec = Recorder::start().await;
+    let store = Arc::new(MemoryConnectionStore::new());
+    let ids = big_room(&store, 3).await;
+    let gateway: Arc<dyn ConnectionGateway> = rec.gateway();
+    let queue = LocalFanoutQueue::new(store.clone(), gateway.clone(), 2);
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    let messages = 20;
+    let mut pace = tokio::time::interval(std::time::Duration::from_millis(10));
+    let started = std::time::Instant::now();
+    for seq in 1..=messages {
+        pace.tick().await;
+        let frame = serde_json::to_string(&message_frame(seq)).expect("frame");
+        let job = FanoutJob::first(&ep, &room("big"), &frame, Some(seq), 0, ids.clone());
+        queue.enqueue(vec![job]).await.expect("enqueue");
+    }
+    queue.idle().await;
+    let elapsed = started.elapsed();
+
+    let want: Vec<i64> = (1..=messages).collect();
+    // One round may start at once, then at most one per interval until the queue is idle.
+    let max_rounds =
+        usize::try_from(elapsed.as_millis() / ROUND_INTERVAL.as_millis() + 1).expect("small");
+    for id in &ids {
+        let frames = rec.frames_to(id);
+        let got: Vec<i64> = frames.iter().flat_map(seqs_of).collect();
+        assert_eq!(got, want, "{id}: every message once, in seq order");
+        assert!(
+            frames.len() <= max_rounds,
+            "{id}: {} frames for {messages} messages in {elapsed:?} (at most {max_rounds})",
+            frames.len()
+        );
+    }
 }
 
 fn job(endpoint: &str, connections: Vec<String>) -> FanoutJob {
