@@ -31,13 +31,55 @@ pub type InitError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// connection").
 pub const LAMBDA_POOL_SIZE: usize = 1;
 
-/// The AWS SDK configuration from the Lambda environment (region, credentials, and
-/// `AWS_ENDPOINT_URL_*` overrides), over [`https_client`].
+/// The AWS SDK configuration from the Lambda environment, over [`https_client`]: the region
+/// from `AWS_REGION`, credentials from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and
+/// `AWS_SESSION_TOKEN` (Lambda sets all four in every execution environment), and endpoint
+/// overrides from `AWS_ENDPOINT_URL_<SERVICE>` and `AWS_ENDPOINT_URL` (local invocation).
+///
+/// Built by hand rather than with `aws_config::load_defaults`: its default chains (profile
+/// files, web identity through STS, ECS, IMDS) are never used in a Lambda, yet linked into
+/// every function's zip. The SDK clients supply the rest (retry, timeouts, identity cache)
+/// from their behaviour version's defaults, as for `load_defaults`.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let region = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION"));
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
         .http_client(https_client())
-        .load()
-        .await
+        .region(region.map(aws_config::Region::new))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            ),
+        )
+        // Both the per-service and the global override, as each client asks for its own.
+        .service_config(EnvEndpoints)
+        .build()
+}
+
+/// Endpoint overrides from the environment, as `aws_config` reads them (without its profile
+/// files): a service's own variable (`AWS_ENDPOINT_URL_DYNAMODB`: the base name the client
+/// asks for, `_`, its service id in upper case with `_` for spaces), else the base one
+/// (`AWS_ENDPOINT_URL`).
+#[derive(Debug)]
+struct EnvEndpoints;
+
+impl aws_types::service_config::LoadServiceConfig for EnvEndpoints {
+    fn load_config(&self, key: aws_types::service_config::ServiceConfigKey<'_>) -> Option<String> {
+        service_env_value(key.env(), key.service_id(), |name| std::env::var(name).ok())
+    }
+}
+
+/// `base_env`'s value for `service_id`: the service's own variable first, then `base_env`.
+fn service_env_value(
+    base_env: &str,
+    service_id: &str,
+    get: impl Fn(&str) -> Option<String>,
+) -> Option<String> {
+    let service = service_id.to_ascii_uppercase().replace([' ', '-'], "_");
+    get(&format!("{base_env}_{service}"))
+        .or_else(|| get(base_env))
+        .filter(|v| !v.is_empty())
 }
 
 /// The HTTP client every AWS SDK client uses: hyper 1 and rustls on ring with the platform's
@@ -210,4 +252,34 @@ pub async fn database(
         db_credentials(sdk, cfg).await?,
         LAMBDA_POOL_SIZE,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_endpoint_override_wins_over_the_global_one() {
+        let vars = |name: &str| match name {
+            "AWS_ENDPOINT_URL_DYNAMODB" => Some("http://127.0.0.1:8000".to_owned()),
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:4566".to_owned()),
+            "AWS_ENDPOINT_URL_API_GATEWAY" => Some(String::new()),
+            _ => None,
+        };
+        let get = |service| service_env_value("AWS_ENDPOINT_URL", service, vars);
+        assert_eq!(get("DynamoDB").as_deref(), Some("http://127.0.0.1:8000"));
+        assert_eq!(
+            get("Secrets Manager").as_deref(),
+            Some("http://127.0.0.1:4566")
+        );
+        assert_eq!(get("API Gateway"), None, "an empty override is no override");
+    }
+
+    #[tokio::test]
+    async fn the_lambda_sdk_config_reads_the_region_and_an_http_client() {
+        let config = sdk_config().await;
+        assert!(config.http_client().is_some());
+        assert!(config.credentials_provider().is_some());
+        assert!(config.service_config().is_some());
+    }
 }
