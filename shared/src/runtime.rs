@@ -83,7 +83,7 @@ fn service_env_value(
 }
 
 /// The HTTP client every AWS SDK client uses: hyper 1 and rustls on ring with the platform's
-/// roots, the workspace's one TLS stack (the SDK's own default links aws-lc, about 1 MB more
+/// roots, the workspace's one TLS stack (the SDK's own default links aws-lc as a second one,
 /// in every function's zip). Each `SdkConfig` in the workspace (Lambdas, hubbub-local, tests)
 /// sets it: without it an SDK client fails its first call with "no HTTP client".
 pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
