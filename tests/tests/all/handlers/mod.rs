@@ -62,7 +62,8 @@ fn as_user(conn: &str, name: &str) -> Ws {
         .user(&format!("u-{name}"), name)
 }
 
-async fn connect(deps: &RouteDeps, conn: &str, name: &str) {
+/// Runs `$connect` for `u-{name}` on `conn` and expects it accepted.
+pub(crate) async fn connect(deps: &RouteDeps, conn: &str, name: &str) {
     let ev = Ws::sample("connect")
         .connection(conn)
         .user(&format!("u-{name}"), name)

@@ -22,6 +22,9 @@ use hubbub_tests::events::Ws;
 use hubbub_tests::route_deps::{memory_deps, real_deps};
 use serde_json::{Value, json};
 
+// `$connect` for `u-{name}`, shared with the handler tests.
+use crate::handlers::connect;
+
 /// The route response's frame.
 fn body_json(resp: &ApiGatewayProxyResponse) -> Value {
     match &resp.body {
@@ -36,22 +39,6 @@ fn event(conn: &str, name: &str, frame: Value) -> Ws {
         .connection(conn)
         .user(&format!("u-{name}"), name)
         .frame(frame)
-}
-
-/// Runs `$connect` for `u-{name}` on `conn`.
-async fn connect(deps: &RouteDeps, conn: &str, name: &str) {
-    let ev = Ws::sample("connect")
-        .connection(conn)
-        .user(&format!("u-{name}"), name)
-        .build();
-    let resp = connect::handle(
-        &connect::ConnectDeps {
-            connections: deps.live.connections.clone(),
-        },
-        &ev,
-    )
-    .await;
-    assert_eq!(resp.status_code, 200, "connect {name}");
 }
 
 /// `joinRoom` through the rooms function; its route response.
