@@ -89,6 +89,16 @@ pub struct Args {
     /// Skip the `history after` catch-up of missing messages at the end.
     #[arg(long)]
     pub no_catch_up: bool,
+    /// Skip reading each room's stored history back at the end (the storage check).
+    #[arg(long)]
+    pub no_storage_check: bool,
+    /// How long a connection that lost its socket mid-run keeps reconnecting, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub reconnect_window_secs: f64,
+    /// The run spans faults on purpose: reconnects, `unavailable` errors and catch-up
+    /// recoveries are reported but allowed; lost messages and storage duplicates still fail.
+    #[arg(long)]
+    pub faults: bool,
     /// Fail when the p99 of send-to-ack exceeds this many ms.
     #[arg(long)]
     pub max_ack_p99_ms: Option<f64>,
@@ -158,10 +168,13 @@ impl Args {
             source_addrs: self.source_addrs,
             drain: secs("drain-secs", self.drain_secs, true)?,
             catch_up: !self.no_catch_up,
+            check_storage: !self.no_storage_check,
+            reconnect_window: secs("reconnect-window-secs", self.reconnect_window_secs, true)?,
             thresholds: Thresholds {
                 max_ack_p99_ms: self.max_ack_p99_ms,
                 max_delivery_p99_ms: self.max_delivery_p99_ms,
                 max_recovered: self.max_recovered,
+                allow_faults: self.faults,
             },
         })
     }
@@ -207,7 +220,12 @@ mod tests {
         assert_eq!(c.auth, AuthMode::Subprotocol);
         assert_eq!(c.thresholds.max_delivery_p99_ms, Some(250.0));
         assert!(c.catch_up);
+        assert!(c.check_storage);
+        assert!(!c.thresholds.allow_faults);
         assert!(matches!(a.token_source(), TokenSource::File(p) if p.as_os_str() == "t.txt"));
+        let a = parse(&["--tokens", "t", "--faults", "--no-storage-check"]).unwrap();
+        let c = a.config(vec!["t".into()]).unwrap();
+        assert!(c.thresholds.allow_faults && !c.check_storage);
     }
 
     #[test]

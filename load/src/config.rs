@@ -29,6 +29,10 @@ pub struct Thresholds {
     /// How many owed deliveries may arrive only through catch-up. 0 by default: the server
     /// promises never to skip a member, so on a healthy server live delivery is complete.
     pub max_recovered: u64,
+    /// The run spans faults on purpose (a store stopped, the server restarted): reconnects,
+    /// `unavailable` error frames and deliveries recovered by catch-up are reported but do not
+    /// fail the verdict. Lost messages, storage duplicates and seq gaps still do.
+    pub allow_faults: bool,
 }
 
 /// One run.
@@ -66,6 +70,12 @@ pub struct Config {
     pub drain: Duration,
     /// Whether owed-but-missing messages are fetched with `history after` at the end.
     pub catch_up: bool,
+    /// Whether each room's stored history is read back at the end (`history after 0`) to
+    /// check that every acked message is stored once under a gap-free `seq`.
+    pub check_storage: bool,
+    /// How long a connection whose socket closed or failed mid-run keeps trying to reconnect
+    /// (with backoff) before it counts as ended early.
+    pub reconnect_window: Duration,
     pub thresholds: Thresholds,
 }
 
@@ -96,6 +106,10 @@ impl Config {
             source_addrs: 0,
             drain: Duration::from_secs(5),
             catch_up: true,
+            check_storage: true,
+            // A store's failover or a server restart takes seconds; 30 s rides those out
+            // and still ends a run against a server that is gone for good.
+            reconnect_window: Duration::from_secs(30),
             thresholds: Thresholds::default(),
         }
     }

@@ -1,7 +1,12 @@
 //! One connection of a run, as one task: connect, join its room, report ready, send on its
 //! schedule (if it is one of the room's senders) while recording every ack and delivery, hand
 //! its record to the coordinator when told to collect, then serve the `history after` catch-up
-//! the coordinator asks for, and close.
+//! (and the read-back of the stored history) the coordinator asks for, and close.
+//!
+//! When the socket closes or fails before the coordinator says `Close`, the task acts as a
+//! client would ([`crate::reconnect`]): it reconnects with backoff, rejoins its room, resends
+//! its unanswered sends under the same `clientMsgId`, and reads `history after` its highest
+//! contiguous `seq` to fill the gap; what that read finds counts as recovered, not live.
 //!
 //! The hot path is a received frame: one borrowed parse ([`ServerFrame`]), one push onto the
 //! record, one relaxed atomic add for the coordinator's drain check.
@@ -53,6 +58,8 @@ pub struct Counters {
     pub deliveries: AtomicU64,
     /// Live deliveries that arrived after the records were collected (not judged).
     pub after_collect: AtomicU64,
+    /// Messages read by the catch-ups of reconnected connections during the run.
+    pub recovered: AtomicU64,
 }
 
 impl Counters {
@@ -147,8 +154,11 @@ pub struct TaskReport {
     pub connect_error: Option<String>,
     /// Why joining failed.
     pub join_error: Option<String>,
-    /// Why the connection ended before the run did.
+    /// Why the connection ended before the run did (it lost its socket and could not
+    /// reconnect within the window).
     pub closed_early: Option<String>,
+    /// Why the socket was lost, once per loss that a reconnect repaired.
+    pub reconnects: Vec<String>,
     pub frames: FrameCounts,
     /// `error` frames by code.
     pub error_codes: HashMap<String, u64>,
@@ -184,7 +194,7 @@ struct Pending {
 
 impl ConnTask {
     /// Runs the connection; `permit` is held until the handshake ends (the connect bound).
-    pub async fn run(mut self, permit: OwnedSemaphorePermit) {
+    pub async fn run(self, permit: OwnedSemaphorePermit) {
         let room = self.shared.cfg.room_of(self.conn);
         let mut rep = TaskReport {
             conn: self.conn,
@@ -230,7 +240,7 @@ impl ConnTask {
     }
 
     /// Sends `joinRoom` and reads until `joined` for the room.
-    async fn join(&mut self, ws: &mut Ws, rep: &mut TaskReport) -> Result<(), String> {
+    pub(crate) async fn join(&self, ws: &mut Ws, rep: &mut TaskReport) -> Result<(), String> {
         let room = &self.shared.room_names[rep.record.room as usize];
         ws.send(Message::Text(frames::join_room(room).into()))
             .await
@@ -249,7 +259,9 @@ impl ConnTask {
             match f.ty.as_str() {
                 "joined" if f.room.as_ref().map(|r| r.as_str()) == Some(room.as_str()) => {
                     rep.frames.joined += 1;
-                    rep.record.joined_at = Some(self.shared.now_us());
+                    // A rejoin after a reconnect keeps the first join: the connection is owed
+                    // everything since then, through catch-up if not live.
+                    rep.record.joined_at.get_or_insert(self.shared.now_us());
                     return Ok(());
                 }
                 "error" => {
@@ -276,6 +288,10 @@ impl ConnTask {
         let mut collected = false;
         let mut open = true;
         let mut pending: Option<Pending> = None;
+        // Why the socket was just lost: the task reconnects after this turn of the loop.
+        let mut lost: Option<String> = None;
+        // A reconnected connection's `history after` read is in progress.
+        let mut resyncing = false;
         let (mut id_buf, mut body_buf) = (String::new(), String::new());
         loop {
             let sending = open && !collected && start.is_some() && next_n < total;
@@ -285,13 +301,16 @@ impl ConnTask {
                         Some(f) if collected => {
                             self.after_collect(&f, &mut rep, &mut pending, &mut ws).await;
                         }
+                        Some(f) if resyncing && f.ty.as_str() == "history" => {
+                            resyncing = self.resync_page(&f, &mut rep, &mut ws).await;
+                        }
                         Some(f) => self.frame(&f, &mut rep),
                         None => rep.frames.unparseable += 1,
                     },
                     Some(Ok(Message::Binary(_))) => rep.frames.unparseable += 1,
                     Some(Ok(Message::Close(f))) => {
                         open = false;
-                        rep.closed_early.get_or_insert_with(|| match f {
+                        lost = Some(match f {
                             Some(f) => format!("closed by server: {}", u16::from(f.code)),
                             None => "closed by server".into(),
                         });
@@ -299,11 +318,11 @@ impl ConnTask {
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         open = false;
-                        rep.closed_early.get_or_insert_with(|| format!("read: {e}"));
+                        lost = Some(crate::reconnect::read_error(&e));
                     }
                     None => {
                         open = false;
-                        rep.closed_early.get_or_insert_with(|| "stream ended".into());
+                        lost = Some("stream ended".into());
                     }
                 },
                 () = &mut timer, if sending => {
@@ -329,7 +348,7 @@ impl ConnTask {
                         next_n += 1;
                         if let Err(e) = ws.send(Message::Text(text.into())).await {
                             open = false;
-                            rep.closed_early.get_or_insert_with(|| format!("send: {e}"));
+                            lost = Some(format!("send: {e}"));
                             break;
                         }
                     }
@@ -350,6 +369,7 @@ impl ConnTask {
                         };
                         std::mem::swap(&mut out, &mut rep);
                         out.closed_early = rep.closed_early.clone();
+                        resyncing = false;
                         let _ = self.events.send(Event::Report(Box::new(out)));
                     }
                     Some(Command::CatchUp { after, until, reply }) => {
@@ -367,6 +387,35 @@ impl ConnTask {
                     }
                     Some(Command::Close) | None => break,
                 },
+            }
+            while let Some(why) = lost.take() {
+                if let Some(p) = pending.take() {
+                    let mut result = p.result;
+                    result.error = Some(format!("connection lost: {why}"));
+                    let _ = p.reply.send(result);
+                }
+                resyncing = false;
+                tracing::debug!(conn = self.conn, why, "connection lost; reconnecting");
+                match self.reconnect(&mut rep).await {
+                    Some(mut fresh) => {
+                        rep.reconnects.push(why);
+                        // After collection the record is handed over: nothing to resend or
+                        // fill, the connection only serves the coordinator's reads.
+                        if !collected {
+                            if let Err(e) = self.resume(&mut fresh, &mut rep, start.is_some()).await
+                            {
+                                lost = Some(e);
+                                continue;
+                            }
+                            resyncing = true;
+                        }
+                        ws = fresh;
+                        open = true;
+                    }
+                    None => {
+                        rep.closed_early.get_or_insert(why);
+                    }
+                }
             }
             if collected && !open {
                 if let Some(p) = pending.take() {
@@ -495,7 +544,12 @@ impl ConnTask {
         }
     }
 
-    fn delivery(&self, m: &WireMessage<'_>, f: &ServerFrame<'_>, latency_us: u32) -> Delivery {
+    pub(crate) fn delivery(
+        &self,
+        m: &WireMessage<'_>,
+        f: &ServerFrame<'_>,
+        latency_us: u32,
+    ) -> Delivery {
         let room = m.room.as_ref().or(f.room.as_ref()).map(|r| r.as_str());
         let mine = self.shared.room_names[self.shared.cfg.room_of(self.conn)].as_str();
         Delivery {

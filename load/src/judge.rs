@@ -359,6 +359,24 @@ fn gap_count(rec: &ConnRecord) -> u64 {
         .sum()
 }
 
+/// Where a connection that just reconnected asks `history after`, as a client does: its highest
+/// contiguous `seq`, counted from the lowest it knows of (0 when it knows none). A hole below
+/// the lowest known `seq` is left to the end's catch-up plan, which sees what was owed.
+pub fn resync_after(rec: &ConnRecord) -> i64 {
+    let seqs = known_seqs(rec);
+    let Some(&first) = seqs.first() else {
+        return 0;
+    };
+    let mut last = first;
+    for &s in &seqs[1..] {
+        if s != last + 1 {
+            break;
+        }
+        last = s;
+    }
+    last
+}
+
 /// Where each connection's `history after` catch-up must start, as a client would decide: after
 /// its highest contiguous `seq`, when it has a hole or is missing an acked message of its room
 /// that it was owed. Connections with nothing missing are left out.
@@ -591,6 +609,31 @@ mod tests {
             });
         }
         assert_eq!(outcomes(&conns).receivers_with_gaps, 0);
+    }
+
+    #[test]
+    fn a_reconnected_connection_resyncs_after_its_highest_contiguous_seq() {
+        let mut conns = clean();
+        assert_eq!(resync_after(&conns[3]), 0, "knows nothing");
+        assert_eq!(resync_after(&conns[1]), 1);
+        conns[1].live.push(delivery(2, 2, 0));
+        conns[1].live.push(delivery(5, 2, 1));
+        conns[1].recovered.push(delivery(3, 2, 2));
+        assert_eq!(
+            resync_after(&conns[1]),
+            3,
+            "the hole at 4 is where it resumes"
+        );
+        // Its own acks count as known.
+        conns[1].sends.push(SendRecord {
+            sent_at: 40,
+            outcome: SendOutcome::Acked {
+                seq: 4,
+                at: 45,
+                room_ok: true,
+            },
+        });
+        assert_eq!(resync_after(&conns[1]), 5);
     }
 
     #[test]

@@ -27,8 +27,10 @@ pub mod conn;
 pub mod frames;
 pub mod judge;
 pub mod net;
+pub mod reconnect;
 pub mod report;
 pub mod run;
+pub mod stored;
 pub mod sys;
 pub mod tokens;
 

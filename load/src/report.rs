@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::config::{AuthMode, Thresholds};
 use crate::conn::FrameCounts;
 use crate::judge::Outcomes;
+use crate::stored::Storage;
 
 /// p50/p90/p99/max of a latency histogram, in milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -68,8 +69,12 @@ pub struct Connecting {
     pub connect_errors: BTreeMap<String, u64>,
     /// Join failures by reason.
     pub join_errors: BTreeMap<String, u64>,
-    /// Connections that ended before the run did, by reason.
+    /// Connections that ended before the run did (and could not reconnect), by reason.
     pub closed_early: BTreeMap<String, u64>,
+    /// Sockets lost mid-run and repaired by a reconnect.
+    pub reconnects: u64,
+    /// Why those sockets were lost.
+    pub reconnect_reasons: BTreeMap<String, u64>,
     /// TCP connect plus handshake, per connection.
     pub connect_time: Percentiles,
     /// From the first connect to the last join.
@@ -127,6 +132,8 @@ pub struct Report {
     pub shape: RunShape,
     pub connecting: Connecting,
     pub outcomes: Outcomes,
+    /// The stored history read back and compared with the acks.
+    pub storage: Storage,
     pub ack_latency: Percentiles,
     pub delivery_latency: Percentiles,
     pub traffic: Traffic,
@@ -136,6 +143,9 @@ pub struct Report {
     pub client: ClientCost,
     pub verdict: Verdict,
 }
+
+/// The error code a store outage answers with, allowed in a run with faults.
+const FAULT_ERROR: &str = "unavailable";
 
 /// Joins `counts` as `key: n, key: n`.
 fn listing(counts: &BTreeMap<String, u64>) -> String {
@@ -173,6 +183,14 @@ impl Report {
                 listing(&c.closed_early)
             ));
         }
+        let faults = self.shape.thresholds.allow_faults;
+        if c.reconnects > 0 && !faults {
+            reasons.push(format!(
+                "{} connections lost their socket and reconnected ({})",
+                c.reconnects,
+                listing(&c.reconnect_reasons)
+            ));
+        }
         let o = &self.outcomes;
         if o.sent == 0 {
             reasons.push("nothing was sent".into());
@@ -205,15 +223,37 @@ impl Report {
                 o.receivers_with_gaps, o.gap_seqs
             ));
         }
-        let errors: u64 = self.error_codes.values().sum();
-        if errors > 0 {
-            reasons.push(format!(
-                "{errors} error frames ({})",
-                listing(&self.error_codes)
-            ));
+        let st = &self.storage;
+        let storage = [
+            (
+                st.rooms_unread,
+                "rooms whose stored history could not be read",
+            ),
+            (st.missing, "acked messages missing from storage"),
+            (st.duplicates, "duplicate copies in storage"),
+            (st.seq_mismatch, "stored under another seq than the ack's"),
+            (st.seq_repeats, "seqs stored twice"),
+            (st.seq_gaps, "seqs missing from storage"),
+        ];
+        for (n, what) in storage {
+            if n > 0 {
+                reasons.push(format!("{n} {what}"));
+            }
+        }
+        // A store outage answers `unavailable` ("nothing was stored, retry"): expected in a
+        // run with faults, an error in any other.
+        let errors: BTreeMap<String, u64> = self
+            .error_codes
+            .iter()
+            .filter(|(code, _)| !(faults && code.as_str() == FAULT_ERROR))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let n_errors: u64 = errors.values().sum();
+        if n_errors > 0 {
+            reasons.push(format!("{n_errors} error frames ({})", listing(&errors)));
         }
         let t = &self.shape.thresholds;
-        if o.recovered > t.max_recovered {
+        if o.recovered > t.max_recovered && !faults {
             reasons.push(format!(
                 "{} owed deliveries came only through catch-up (allowed {})",
                 o.recovered, t.max_recovered
@@ -294,6 +334,7 @@ impl Report {
             ("connect errors", &c.connect_errors),
             ("join errors", &c.join_errors),
             ("ended early", &c.closed_early),
+            ("reconnects", &c.reconnect_reasons),
         ] {
             if !m.is_empty() {
                 writeln!(s, "{label:<16}{}", listing(m))?;
@@ -311,6 +352,25 @@ impl Report {
             "  per message {} delivered live, {} recovered by catch-up, {} lost, {} duplicated",
             o.msgs_delivered_live, o.msgs_recovered, o.msgs_lost, o.msgs_duplicated
         )?;
+        let st = &self.storage;
+        if st.checked {
+            writeln!(
+                s,
+                "storage       {} rooms read ({} unread), {} messages: {} acked stored once, {} missing, {} duplicate copies, {} seq mismatches, {} seqs repeated, {} seq gaps, {} unacked stored",
+                st.rooms_read,
+                st.rooms_unread,
+                st.messages_read,
+                st.stored_once,
+                st.missing,
+                st.duplicates,
+                st.seq_mismatch,
+                st.seq_repeats,
+                st.seq_gaps,
+                st.unacked_stored
+            )?;
+        } else {
+            writeln!(s, "storage       not checked")?;
+        }
         writeln!(
             s,
             "deliveries    {} owed: {} live, {} recovered by catch-up, {} lost; {} duplicate copies",
@@ -438,6 +498,13 @@ mod tests {
                 p99_ms: 7.0,
                 ..Percentiles::default()
             },
+            storage: Storage {
+                checked: true,
+                rooms_read: 1,
+                messages_read: 1,
+                stored_once: 1,
+                ..Storage::default()
+            },
             traffic: Traffic::default(),
             frames: FrameCounts::default(),
             error_codes: BTreeMap::new(),
@@ -509,5 +576,93 @@ mod tests {
         r.shape.thresholds.max_delivery_p99_ms = None;
         r.decide();
         assert!(r.verdict.ok);
+    }
+
+    /// A run with faults: reconnects, `unavailable` answers and catch-up recoveries are
+    /// reported but allowed; anything else fails it as before.
+    fn faulty() -> Report {
+        let mut r = report();
+        r.connecting.reconnects = 2;
+        r.connecting
+            .reconnect_reasons
+            .insert("closed by server: 1001".into(), 2);
+        r.error_codes.insert("unavailable".into(), 3);
+        r.outcomes.send_errors = 3;
+        r.outcomes.recovered = 4;
+        r
+    }
+
+    #[test]
+    fn reconnects_unavailable_and_recoveries_fail_only_a_run_without_faults() {
+        let mut r = faulty();
+        r.decide();
+        let line = r.verdict_line();
+        for needle in [
+            "2 connections lost their socket and reconnected (closed by server: 1001: 2)",
+            "3 error frames (unavailable: 3)",
+            "4 owed deliveries came only through catch-up",
+        ] {
+            assert!(line.contains(needle), "{needle} missing from {line}");
+        }
+        r.shape.thresholds.allow_faults = true;
+        r.decide();
+        assert!(r.verdict.ok, "{:?}", r.verdict);
+        r.error_codes.insert("internal".into(), 1);
+        r.decide();
+        assert_eq!(r.verdict.reasons, vec!["1 error frames (internal: 1)"]);
+    }
+
+    #[test]
+    fn lost_messages_and_storage_faults_fail_even_a_run_with_faults() {
+        for (set, needle) in [
+            (
+                (|r: &mut Report| r.outcomes.lost = 1) as fn(&mut Report),
+                "1 owed deliveries lost",
+            ),
+            (
+                |r| r.storage.duplicates = 2,
+                "2 duplicate copies in storage",
+            ),
+            (
+                |r| r.storage.missing = 1,
+                "1 acked messages missing from storage",
+            ),
+            (|r| r.storage.seq_gaps = 3, "3 seqs missing from storage"),
+            (|r| r.storage.seq_repeats = 1, "1 seqs stored twice"),
+            (|r| r.storage.seq_mismatch = 1, "1 stored under another seq"),
+            (
+                |r| r.storage.rooms_unread = 1,
+                "1 rooms whose stored history",
+            ),
+            (
+                |r| {
+                    r.connecting.closed_early.insert("read: reset".into(), 1);
+                },
+                "1 connections ended early",
+            ),
+        ] {
+            let mut r = faulty();
+            r.shape.thresholds.allow_faults = true;
+            set(&mut r);
+            r.decide();
+            assert!(!r.verdict.ok, "{needle}");
+            assert!(r.verdict_line().contains(needle), "{}", r.verdict_line());
+        }
+    }
+
+    #[test]
+    fn the_storage_figures_are_in_the_text_and_the_json() {
+        let mut r = report();
+        r.storage.duplicates = 1;
+        r.decide();
+        let text = r.to_text();
+        assert!(
+            text.contains("storage       1 rooms read (0 unread), 1 messages: 1 acked stored once, 0 missing, 1 duplicate copies"),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["storage"]["duplicates"], 1);
+        assert_eq!(v["storage"]["storedOnce"], 1);
+        assert_eq!(v["connecting"]["reconnects"], 0);
     }
 }

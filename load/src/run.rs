@@ -15,10 +15,10 @@ use tokio::time::Instant;
 use crate::config::{Config, ConfigError};
 use crate::conn::{CatchUp, Command, ConnTask, Counters, Event, FrameCounts, Shared, TaskReport};
 use crate::frames::MsgIds;
-use crate::judge::{self, ConnRecord, SendOutcome};
+use crate::judge::{self, ConnRecord, Delivery, SendOutcome};
 use crate::net::{HANDSHAKE_TIMEOUT, NetError, Target};
 use crate::report::{ClientCost, Connecting, Percentiles, Report, RunShape, Traffic};
-use crate::sys;
+use crate::{stored, sys};
 
 /// Lead time between the start signal and the first send, so that every task has seen the
 /// signal before its first message is due (a late task would burst to catch up).
@@ -34,6 +34,11 @@ const CATCH_UP_CONCURRENCY: usize = 64;
 /// Longest catch-up of one connection (all its pages): a history page is one indexed read, so
 /// 30 s covers dozens of pages on a loaded server; a catch-up past it counts as failed.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest read of one room's whole stored history: one indexed page per 100 messages, so
+/// 60 s covers thousands of messages on a loaded server; past it the room counts as unread.
+const STORAGE_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections of a room tried in turn for the storage read (one may have lost its socket).
+const STORAGE_READERS: usize = 3;
 /// Longest wait for the tasks to end after `Close` (a close handshake each); the report is
 /// already made, so stragglers are aborted rather than waited for.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,9 +120,9 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
         let Ok(permit) = handshakes.clone().acquire_owned().await else {
             break;
         };
-        // Room for every command a task gets (Start, Collect, CatchUp, Close), so that the
-        // coordinator never waits on a slow task.
-        let (cmd_tx, cmd_rx) = mpsc::channel(4);
+        // Room for every command a task gets (Start, Collect, a CatchUp, the storage read's
+        // CatchUp, Close), so that the coordinator never waits on a slow task.
+        let (cmd_tx, cmd_rx) = mpsc::channel(5);
         commands.push(Some(cmd_tx));
         let task = ConnTask {
             conn: i,
@@ -208,7 +213,8 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
             .zip(&joined_per_room)
             .map(|(a, &m)| a.load(Ordering::Relaxed) * m.saturating_sub(1))
             .sum();
-        if answered >= planned && c.deliveries.load(Ordering::Relaxed) >= owed {
+        let arrived = c.deliveries.load(Ordering::Relaxed) + c.recovered.load(Ordering::Relaxed);
+        if answered >= planned && arrived >= owed {
             break;
         }
         if Instant::now() >= drain_deadline {
@@ -267,43 +273,7 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
         let jobs = plan.into_iter().filter_map(|(conn, after)| {
             let tx = commands.get(conn)?.clone()?;
             let until = until[cfg.room_of(conn)];
-            Some(async move {
-                let (reply, rx) = oneshot::channel();
-                if tx
-                    .send(Command::CatchUp {
-                        after,
-                        until,
-                        reply,
-                    })
-                    .await
-                    .is_err()
-                {
-                    return (
-                        conn,
-                        CatchUp {
-                            error: Some("task ended".into()),
-                            ..CatchUp::default()
-                        },
-                    );
-                }
-                match tokio::time::timeout(CATCH_UP_TIMEOUT, rx).await {
-                    Ok(Ok(c)) => (conn, c),
-                    Ok(Err(_)) => (
-                        conn,
-                        CatchUp {
-                            error: Some("task ended".into()),
-                            ..CatchUp::default()
-                        },
-                    ),
-                    Err(_) => (
-                        conn,
-                        CatchUp {
-                            error: Some("timeout".into()),
-                            ..CatchUp::default()
-                        },
-                    ),
-                }
-            })
+            Some(async move { (conn, read_history(tx, after, until, CATCH_UP_TIMEOUT).await) })
         });
         let mut results = futures::stream::iter(jobs).buffer_unordered(CATCH_UP_CONCURRENCY);
         while let Some((conn, c)) = results.next().await {
@@ -315,6 +285,35 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
             records[conn].recovered = c.recovered;
         }
     }
+
+    // Read each room's stored history back and compare it with the acks.
+    let storage = if cfg.check_storage {
+        let reads = (0..cfg.rooms).map(|room| {
+            let readers: Vec<mpsc::Sender<Command>> = (room..cfg.connections)
+                .step_by(cfg.rooms)
+                .filter(|&i| ready[i])
+                .filter_map(|i| commands.get(i).cloned().flatten())
+                .take(STORAGE_READERS)
+                .collect();
+            async move {
+                for tx in readers {
+                    let read = read_history(tx, 0, i64::MAX, STORAGE_READ_TIMEOUT).await;
+                    match read.error {
+                        None => return Some(read.recovered),
+                        Some(e) => tracing::info!(room, error = %e, "storage read failed"),
+                    }
+                }
+                None
+            }
+        });
+        let rooms: Vec<Option<Vec<Delivery>>> = futures::stream::iter(reads)
+            .buffered(CATCH_UP_CONCURRENCY)
+            .collect()
+            .await;
+        stored::check(&records, &rooms)
+    } else {
+        stored::Storage::default()
+    };
 
     let judgement = judge::judge(&records, cfg.rooms)?;
 
@@ -363,6 +362,10 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
         }
         if let Some(e) = &r.closed_early {
             *connecting.closed_early.entry(e.clone()).or_default() += 1;
+        }
+        for why in &r.reconnects {
+            connecting.reconnects += 1;
+            *connecting.reconnect_reasons.entry(why.clone()).or_default() += 1;
         }
         frames.add(&r.frames);
         for (code, n) in &r.error_codes {
@@ -416,6 +419,7 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
         },
         connecting,
         outcomes: judgement.outcomes,
+        storage,
         ack_latency: Percentiles::of_us(&judgement.ack_latency),
         delivery_latency: Percentiles::of_us(&judgement.delivery_latency),
         traffic,
@@ -426,6 +430,37 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
     };
     report.decide();
     Ok(report)
+}
+
+/// Asks a connection to read `history` after `after` until `until` (or the last page), within
+/// `timeout`.
+async fn read_history(
+    tx: mpsc::Sender<Command>,
+    after: i64,
+    until: i64,
+    timeout: Duration,
+) -> CatchUp {
+    let failed = |why: &str| CatchUp {
+        error: Some(why.into()),
+        ..CatchUp::default()
+    };
+    let (reply, rx) = oneshot::channel();
+    if tx
+        .send(Command::CatchUp {
+            after,
+            until,
+            reply,
+        })
+        .await
+        .is_err()
+    {
+        return failed("task ended");
+    }
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(_)) => failed("task ended"),
+        Err(_) => failed("timeout"),
+    }
 }
 
 /// Sends a command to every task still listening (ended tasks have dropped their receiver).

@@ -1,5 +1,7 @@
 //! hubbub-load against hubbub-local: the load client, called as a library, runs a small load on
-//! the emulator (port 0, in-memory stores) and its judge finds every owed delivery, once.
+//! the emulator (port 0, in-memory stores) and its judge finds every owed delivery, once; and
+//! when the server closes connections mid-run, the client reconnects, resends, catches up, and
+//! the stored history read back holds every acked message once.
 
 use std::time::Duration;
 
@@ -83,6 +85,74 @@ async fn load_client_registers_users_and_connects_by_subprotocol() {
         2 * 3,
         "{}",
         report.to_text()
+    );
+    server.shutdown().await;
+}
+
+/// `DELETE @connections` on half the connections in the middle of the send phase (the server
+/// closes them, 1000): each reconnects with backoff, rejoins, resends what was unanswered and
+/// reads `history after` for the gap. With faults allowed the run is ok; every acked message is
+/// stored once under its ack's seq, and every owed delivery arrived live or by catch-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_client_reconnects_and_catches_up_after_the_server_closes_connections() {
+    let server = TestLocal::start().await;
+    let mut cfg = hubbub_load::Config::new(format!("{}/", server.ws_url()), tokens(10));
+    cfg.connections = 10;
+    cfg.senders_per_room = 2;
+    cfg.rate = 4.0;
+    cfg.duration = Duration::from_secs(3);
+    cfg.thresholds.allow_faults = true;
+    let run = tokio::spawn(hubbub_load::run(cfg));
+    // Joined by now (10 local handshakes), and mid-way through the 3 s of sending.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    let api = aws_sdk_apigatewaymanagement::Client::from_conf(
+        aws_sdk_apigatewaymanagement::config::Builder::from(&hubbub_tests::sdk_config())
+            .endpoint_url(server.management_url())
+            .build(),
+    );
+    let ids = server.connection_ids();
+    assert_eq!(ids.len(), 10, "every connection is open before the kick");
+    for id in ids.iter().step_by(2) {
+        api.delete_connection()
+            .connection_id(id)
+            .send()
+            .await
+            .expect("DELETE @connections");
+    }
+    let report = run
+        .await
+        .expect("run task")
+        .expect("the run is carried out");
+    let text = report.to_text();
+    let (o, st) = (&report.outcomes, &report.storage);
+    eprintln!(
+        "server closes 5 of 10: acked {}, stored {}, live {}, recovered {}, lost {}, stored duplicates {}, reconnects {}",
+        o.acked,
+        st.stored_once,
+        o.delivered_live,
+        o.recovered,
+        o.lost,
+        st.duplicates,
+        report.connecting.reconnects
+    );
+    assert!(report.verdict.ok, "{text}");
+    assert_eq!(report.connecting.reconnects, 5, "{text}");
+    assert_eq!(
+        o.acked, 12,
+        "every send is answered, resent ones too: {text}"
+    );
+    assert_eq!(st.stored_once, o.acked, "{text}");
+    assert_eq!(
+        (st.missing, st.duplicates, st.seq_gaps),
+        (0, 0, 0),
+        "{text}"
+    );
+    assert_eq!(o.lost, 0, "{text}");
+    // Live, or (a message sent while its receiver was reconnecting) by catch-up.
+    assert_eq!(
+        o.delivered_live + o.recovered,
+        o.expected_deliveries,
+        "{text}"
     );
     server.shutdown().await;
 }
