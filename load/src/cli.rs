@@ -176,6 +176,7 @@ impl Args {
                 max_recovered: self.max_recovered,
                 allow_faults: self.faults,
             },
+            on_send_start: None,
         })
     }
 }

@@ -30,8 +30,9 @@ pub struct Thresholds {
     /// promises never to skip a member, so on a healthy server live delivery is complete.
     pub max_recovered: u64,
     /// The run spans faults on purpose (a store stopped, the server restarted): reconnects,
-    /// `unavailable` error frames and deliveries recovered by catch-up are reported but do not
-    /// fail the verdict. Lost messages, storage duplicates and seq gaps still do.
+    /// `unavailable` and `rate_limited` refusals and deliveries recovered by catch-up are
+    /// reported but do not fail the verdict. Lost messages, storage duplicates and seq gaps
+    /// still do.
     pub allow_faults: bool,
 }
 
@@ -77,6 +78,9 @@ pub struct Config {
     /// (with backoff) before it counts as ended early.
     pub reconnect_window: Duration,
     pub thresholds: Thresholds,
+    /// Notified once when the senders start (every connection has joined or failed): a caller
+    /// running the load as a library injects its fault in the send phase from there.
+    pub on_send_start: Option<std::sync::Arc<tokio::sync::Notify>>,
 }
 
 impl Config {
@@ -111,6 +115,7 @@ impl Config {
             // and still ends a run against a server that is gone for good.
             reconnect_window: Duration::from_secs(30),
             thresholds: Thresholds::default(),
+            on_send_start: None,
         }
     }
 

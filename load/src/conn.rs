@@ -292,17 +292,27 @@ impl ConnTask {
         let mut lost: Option<String> = None;
         // A reconnected connection's `history after` read is in progress.
         let mut resyncing = false;
+        // A catch-up asked for while a resync read was still in progress: it starts when the
+        // resync ends, so that a late resync page is never taken for one of its pages.
+        let mut deferred: Option<(i64, i64, oneshot::Sender<CatchUp>)> = None;
         let (mut id_buf, mut body_buf) = (String::new(), String::new());
         loop {
             let sending = open && !collected && start.is_some() && next_n < total;
             tokio::select! {
                 msg = ws.next(), if open => match msg {
                     Some(Ok(Message::Text(t))) => match ServerFrame::parse(t.as_str()) {
-                        Some(f) if collected => {
-                            self.after_collect(&f, &mut rep, &mut pending, &mut ws).await;
-                        }
                         Some(f) if resyncing && f.ty.as_str() == "history" => {
                             resyncing = self.resync_page(&f, &mut rep, &mut ws).await;
+                        }
+                        // A refused resync read (no clientMsgId: not a send's answer) ends it.
+                        Some(f) if resyncing && f.ty.as_str() == "error" && f.client_msg_id.is_none() => {
+                            resyncing = false;
+                            if !collected {
+                                self.frame(&f, &mut rep);
+                            }
+                        }
+                        Some(f) if collected => {
+                            self.after_collect(&f, &mut rep, &mut pending, &mut ws).await;
                         }
                         Some(f) => self.frame(&f, &mut rep),
                         None => rep.frames.unparseable += 1,
@@ -353,7 +363,7 @@ impl ConnTask {
                         }
                     }
                 }
-                cmd = self.commands.recv(), if pending.is_none() => match cmd {
+                cmd = self.commands.recv(), if pending.is_none() && deferred.is_none() => match cmd {
                     Some(Command::Start(s)) => {
                         start = Some(s);
                         if let Some(j) = sender {
@@ -369,24 +379,42 @@ impl ConnTask {
                         };
                         std::mem::swap(&mut out, &mut rep);
                         out.closed_early = rep.closed_early.clone();
-                        resyncing = false;
                         let _ = self.events.send(Event::Report(Box::new(out)));
                     }
                     Some(Command::CatchUp { after, until, reply }) => {
-                        if !open {
-                            let _ = reply.send(CatchUp { error: Some("connection closed".into()), ..CatchUp::default() });
-                            continue;
-                        }
-                        let text = frames::history_after(&shared.room_names[room], after, HISTORY_LIMIT_MAX);
-                        if let Err(e) = ws.send(Message::Text(text.into())).await {
-                            let _ = reply.send(CatchUp { error: Some(format!("send: {e}")), ..CatchUp::default() });
-                            open = false;
-                            continue;
-                        }
-                        pending = Some(Pending { until, reply, result: CatchUp::default() });
+                        deferred = Some((after, until, reply));
                     }
                     Some(Command::Close) | None => break,
                 },
+            }
+            if open
+                && !resyncing
+                && let Some((after, until, reply)) = deferred.take()
+            {
+                let text =
+                    frames::history_after(&shared.room_names[room], after, HISTORY_LIMIT_MAX);
+                match ws.send(Message::Text(text.into())).await {
+                    Ok(()) => {
+                        pending = Some(Pending {
+                            until,
+                            reply,
+                            result: CatchUp::default(),
+                        });
+                    }
+                    Err(e) => {
+                        let _ = reply.send(CatchUp {
+                            error: Some(format!("send: {e}")),
+                            ..CatchUp::default()
+                        });
+                        open = false;
+                    }
+                }
+            }
+            if !open && let Some((_, _, reply)) = deferred.take() {
+                let _ = reply.send(CatchUp {
+                    error: Some("connection closed".into()),
+                    ..CatchUp::default()
+                });
             }
             while let Some(why) = lost.take() {
                 if let Some(p) = pending.take() {

@@ -142,12 +142,22 @@ impl ConnTask {
     ) -> bool {
         rep.frames.history += 1;
         let mut last: Option<i64> = None;
+        // Counted for the drain only when new to this connection: a message it already has
+        // (live, or from an earlier read) must not make the drain think more arrived than did.
         let mut n = 0u64;
         for m in f.messages.iter().flatten() {
             let d = self.delivery(m, f, NO_LATENCY);
             last = Some(last.map_or(d.seq, |l| l.max(d.seq)));
+            let seen = |x: &judge::Delivery| x.key == d.key && x.seq == d.seq;
+            let mine = d.key.is_some_and(|k| k.conn as usize == self.conn);
+            if d.key.is_some()
+                && !mine
+                && !rep.record.live.iter().any(seen)
+                && !rep.record.recovered.iter().any(seen)
+            {
+                n += 1;
+            }
             rep.record.recovered.push(d);
-            n += 1;
         }
         self.shared
             .counters

@@ -174,6 +174,9 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
     let usage_traffic = sys::usage();
     let start = Instant::now() + START_LEAD;
     tell(&commands, || Command::Start(start));
+    if let Some(n) = &cfg.on_send_start {
+        n.notify_one();
+    }
     let send_end = start
         + (0..cfg.rooms)
             .flat_map(|r| (0..cfg.senders_per_room).map(move |j| (r, j)))
@@ -282,7 +285,8 @@ pub async fn run(cfg: Config) -> Result<Report, LoadError> {
                 traffic.catch_up_failures += 1;
                 tracing::debug!(conn, error = %e, "catch-up failed");
             }
-            records[conn].recovered = c.recovered;
+            // Added to what a reconnect's resync read already recovered, never in its place.
+            records[conn].recovered.extend(c.recovered);
         }
     }
 
