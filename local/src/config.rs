@@ -26,6 +26,12 @@ pub const DEV_JWT_SECRET: &str = "hubbub-local-development-secret-not-for-produc
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// API Gateway closes every connection after 2 hours, idle or not.
 pub const DEFAULT_MAX_CONNECTION: Duration = Duration::from_secs(2 * 60 * 60);
+/// A connection whose socket takes no queued frames for this long is dropped. A client that
+/// stops reading fills its socket and then its queue (256 frames, after which posts to it are
+/// refused 429); 30 s is far past any live client's pause (a mobile network stall, a
+/// backgrounded tab), and without the bound its task would wait on the write for ever, deaf
+/// to the idle, duration and shutdown limits.
+pub const DEFAULT_WRITE_STALL: Duration = Duration::from_secs(30);
 /// The region in method ARNs and in the SigV4 scope the handlers sign with; nothing reaches AWS.
 pub const DEFAULT_REGION: &str = "us-east-1";
 /// A placeholder 10-character API id, shaped like API Gateway's.
@@ -63,6 +69,9 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Close every connection after this long.
     pub max_connection: Duration,
+    /// Drop a connection whose socket accepts no queued frame for this long (a client that
+    /// stopped reading).
+    pub write_stall: Duration,
     /// PostgreSQL history store instead of the in-memory one.
     pub database_url: Option<String>,
     /// DynamoDB-compatible endpoint for the connection store instead of the in-memory one.
@@ -115,6 +124,7 @@ impl Config {
             jwt_secret_is_dev_default: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connection: DEFAULT_MAX_CONNECTION,
+            write_stall: DEFAULT_WRITE_STALL,
             database_url: None,
             dynamodb_endpoint: None,
             dynamodb_table: DEFAULT_TABLE.to_owned(),

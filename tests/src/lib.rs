@@ -8,6 +8,8 @@
 //!   Manager-compatible server (the same moto); [`fresh_secret`] creates one per test.
 //! - TLS PostgreSQL: [`tls_postgres::TlsPostgres`] starts a cluster of its own that refuses
 //!   plaintext, with a throwaway CA.
+//! - Outages: [`outage::PgCluster`] and [`outage::Moto`] are a PostgreSQL cluster and a
+//!   DynamoDB-compatible server of a test's own, which it can stop, pause and bring back.
 //! - @connections: [`Recorder`] is a real HTTP server on 127.0.0.1 speaking the management
 //!   API's wire format; hubbub's real management client posts to it (SigV4-signed), and it can
 //!   inject faults (status answers, slow answers) per connection; [`route_deps`] builds the
@@ -22,6 +24,7 @@
 pub mod contract;
 pub mod events;
 pub mod local;
+pub mod outage;
 pub mod route_deps;
 pub mod settings;
 pub mod tls_postgres;

@@ -60,7 +60,7 @@ pub struct TlsPostgres {
     pg_bin: PathBuf,
 }
 
-fn pg_bin() -> PathBuf {
+pub(crate) fn pg_bin() -> PathBuf {
     if let Ok(dir) = std::env::var("HUBBUB_TEST_PG_BIN") {
         return PathBuf::from(dir);
     }
@@ -79,7 +79,7 @@ fn pg_bin() -> PathBuf {
     })
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -88,7 +88,7 @@ fn is_root() -> bool {
 }
 
 /// Runs a PostgreSQL tool, as `postgres` when we are root.
-fn run_pg(bin: &Path, args: &[&str]) {
+pub(crate) fn run_pg(bin: &Path, args: &[&str]) {
     let out = if is_root() {
         Command::new("runuser")
             .args(["-u", "postgres", "--"])
@@ -126,7 +126,7 @@ fn install_file(path: &Path, contents: &str, mode: &str) {
     std::fs::remove_file(&staged).expect("remove staged file");
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }

@@ -44,6 +44,8 @@ enum Ending {
     },
     /// A frame or message over the limits.
     TooBig(WsError),
+    /// The client stopped reading: its socket took no queued frame for the write-stall limit.
+    Stalled,
 }
 
 type Io = TokioIo<hyper::upgrade::Upgraded>;
@@ -65,6 +67,7 @@ pub(super) async fn run(
     let mut ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config())).await;
     let in_flight = Arc::new(Semaphore::new(ROUTES_IN_FLIGHT));
     let idle_timeout = state.config.idle_timeout;
+    let write_stall = state.config.write_stall;
     let idle = tokio::time::sleep(idle_timeout);
     let max = tokio::time::sleep(state.config.max_connection);
     tokio::pin!(idle, max);
@@ -114,18 +117,24 @@ pub(super) async fn run(
                     }
                 }
                 Some(out) = rx.recv() => {
-                    if let Err(e) = write_queued(&mut ws, out, &mut rx).await {
-                        tracing::info!(connection_id = id, error = %e, "could not write to the client");
-                        break Ending::Client { code: 1006, reason: String::new() };
+                    match tokio::time::timeout(write_stall, write_queued(&mut ws, out, &mut rx)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::info!(connection_id = id, error = %e, "could not write to the client");
+                            break Ending::Client { code: 1006, reason: String::new() };
+                        }
+                        Err(_) => break Ending::Stalled,
                     }
                 }
                 () = live.kick.notified() => {
                     // A post that was accepted before the DELETE reaches the client before the
                     // close, as on API Gateway (select! may pick the kick over a ready queue).
-                    if let Ok(out) = rx.try_recv()
-                        && let Err(e) = write_queued(&mut ws, out, &mut rx).await
-                    {
-                        tracing::info!(connection_id = id, error = %e, "could not write to the client");
+                    if let Ok(out) = rx.try_recv() {
+                        match tokio::time::timeout(write_stall, write_queued(&mut ws, out, &mut rx)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::info!(connection_id = id, error = %e, "could not write to the client"),
+                            Err(_) => break Ending::Stalled,
+                        }
                     }
                     break Ending::Server { code: 1000, reason: "Connection closed by server", cause: "DELETE @connections" };
                 }
@@ -157,6 +166,16 @@ pub(super) async fn run(
             tracing::info!(connection_id = id, code, cause, "closing connection");
             close_and_wait(&mut ws, code, reason).await;
             (code, reason.to_owned())
+        }
+        Ending::Stalled => {
+            // No close frame: the socket takes nothing more, and a close handshake would
+            // only wait out its grace. Dropping the socket resets the TCP connection.
+            tracing::info!(
+                connection_id = id,
+                stall_secs = write_stall.as_secs_f64(),
+                "client stopped reading; dropping the connection"
+            );
+            (1006, String::new())
         }
         Ending::TooBig(e) => {
             tracing::info!(connection_id = id, error = %e, "frame over the limit; closing with 1009");

@@ -10,6 +10,7 @@ mod http_api;
 mod identity;
 mod load;
 mod local;
+mod outages;
 mod postgres_tls;
 mod queue;
 mod secrets;
