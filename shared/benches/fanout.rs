@@ -193,18 +193,17 @@ async fn room_of(n: usize) -> (MemoryConnectionStore, RoomId, ServerFrame) {
         store.put_connection(&c).await.expect("put");
         store.join_room(&c, &room).await.expect("join");
     }
-    let frame = ServerFrame::Message(ChatMessage {
-        room: room.clone(),
-        id: uuid::Uuid::now_v7(),
-        seq: 42,
-        sender: UserRef {
+    let frame = ServerFrame::Message(ChatMessage::plain(
+        room.clone(),
+        42,
+        UserRef {
             id: "u-sender".into(),
             name: "sender".into(),
         },
-        body: MessageBody::parse("x".repeat(120)).expect("body"),
-        client_msg_id: ClientMsgId::parse("m-1").expect("id"),
-        sent_at: now,
-    });
+        MessageBody::parse("x".repeat(120)).expect("body"),
+        ClientMsgId::parse("m-1").expect("id"),
+        now,
+    ));
     (store, room, frame)
 }
 

@@ -31,6 +31,10 @@ pub enum ErrorCode {
     PayloadTooLarge,
     RateLimited,
     LimitExceeded,
+    /// The message an edit, delete, reply or reaction names was deleted.
+    Gone,
+    /// The moderation hook refused the message.
+    Rejected,
     Unavailable,
     Internal,
 }
@@ -49,6 +53,9 @@ impl ErrorCode {
             // A cap (rooms joined, rooms created) is not a matter of waiting: the request is
             // refused as the caller stands, as a permission would be.
             Self::LimitExceeded => 403,
+            Self::Gone => 410,
+            // The request was well-formed but its content is refused, as a validation would be.
+            Self::Rejected => 422,
             Self::Unavailable => 503,
             Self::Internal => 500,
         }
@@ -65,6 +72,8 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::LimitExceeded => "limit_exceeded",
+            Self::Gone => "gone",
+            Self::Rejected => "rejected",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -98,6 +107,13 @@ pub enum StoreError {
     /// the client ([`crate::limits::JOINED_TOO_MANY`], [`crate::limits::CREATED_TOO_MANY`]).
     #[error("{0}")]
     LimitExceeded(&'static str),
+    /// The caller may not change this entity (someone else's message); nothing was changed.
+    /// The message is for the client.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// The entity was deleted (a message); nothing was changed. The message is for the client.
+    #[error("{0}")]
+    Gone(&'static str),
 }
 
 impl StoreError {
@@ -117,6 +133,8 @@ impl StoreError {
             Self::Unavailable { .. } => ErrorCode::Unavailable,
             Self::Corrupt(_) => ErrorCode::Internal,
             Self::LimitExceeded(_) => ErrorCode::LimitExceeded,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Gone(_) => ErrorCode::Gone,
         }
     }
 
@@ -129,7 +147,9 @@ impl StoreError {
                 "the service is unavailable; nothing was changed, retry later".to_owned()
             }
             Self::Corrupt(_) => "internal error".to_owned(),
-            Self::LimitExceeded(message) => (*message).to_owned(),
+            Self::LimitExceeded(message) | Self::Forbidden(message) | Self::Gone(message) => {
+                (*message).to_owned()
+            }
         }
     }
 }
@@ -198,6 +218,9 @@ pub enum RouteError {
     /// the client may retry after `retry_after_ms`.
     #[error("too many requests on this connection; retry later")]
     RateLimited { retry_after_ms: u64 },
+    /// The moderation hook refused the message: nothing was stored.
+    #[error("the message was refused by moderation")]
+    Rejected,
 }
 
 impl RouteError {
@@ -211,6 +234,7 @@ impl RouteError {
             Self::Access(a) => a.code(),
             Self::Store(s) => s.code(),
             Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Rejected => ErrorCode::Rejected,
         }
     }
 
@@ -221,7 +245,7 @@ impl RouteError {
             Self::Unauthorized(m) | Self::Forbidden(m) | Self::NotFound(m) => (*m).to_owned(),
             Self::Access(a) => a.to_string(),
             Self::Store(s) => s.client_message(),
-            Self::RateLimited { .. } => self.to_string(),
+            Self::RateLimited { .. } | Self::Rejected => self.to_string(),
         }
     }
 
@@ -261,6 +285,8 @@ mod tests {
             (ErrorCode::PayloadTooLarge, "payload_too_large", 413),
             (ErrorCode::RateLimited, "rate_limited", 429),
             (ErrorCode::LimitExceeded, "limit_exceeded", 403),
+            (ErrorCode::Gone, "gone", 410),
+            (ErrorCode::Rejected, "rejected", 422),
             (ErrorCode::Unavailable, "unavailable", 503),
             (ErrorCode::Internal, "internal", 500),
         ];

@@ -136,6 +136,13 @@ macro_rules! string_newtype {
     };
 }
 
+mod message;
+
+pub use message::{
+    EMOJI_MAX_CHARS, Emoji, MessageKind, REACTIONS_PER_MESSAGE_MAX, REPLY_PREVIEW_CHARS,
+    ReactionCount, ReplyRef,
+};
+
 string_newtype!(
     /// A room id: 1..=64 chars from `[a-z0-9_-]`, starting with a letter or digit.
     RoomId
@@ -280,11 +287,32 @@ pub enum ClientFrame {
     JoinRoom { room: RoomId },
     /// Leave a room.
     LeaveRoom { room: RoomId },
-    /// Post a message to a joined room.
+    /// Post a message to a joined room, optionally answering the message `reply_to`.
     SendMessage {
         room: RoomId,
         body: MessageBody,
         client_msg_id: ClientMsgId,
+        reply_to: Option<i64>,
+    },
+    /// Replace the body of one's own message `seq` (a new entry in the room's sequence).
+    EditMessage {
+        room: RoomId,
+        seq: i64,
+        body: MessageBody,
+        client_msg_id: ClientMsgId,
+    },
+    /// Delete one's own message `seq` (any, as the room's owner), leaving a tombstone.
+    DeleteMessage {
+        room: RoomId,
+        seq: i64,
+        client_msg_id: ClientMsgId,
+    },
+    /// Add (or, with `remove`, take back) one's reaction `emoji` to the message `seq`.
+    React {
+        room: RoomId,
+        seq: i64,
+        emoji: Emoji,
+        remove: bool,
     },
     /// Read a page of a room's history.
     History { room: RoomId, query: HistoryQuery },
@@ -319,6 +347,9 @@ impl ClientFrame {
             Self::JoinRoom { .. } => RouteKey::JoinRoom,
             Self::LeaveRoom { .. } => RouteKey::LeaveRoom,
             Self::SendMessage { .. } => RouteKey::SendMessage,
+            Self::EditMessage { .. } => RouteKey::EditMessage,
+            Self::DeleteMessage { .. } => RouteKey::DeleteMessage,
+            Self::React { .. } => RouteKey::React,
             Self::History { .. } => RouteKey::History,
             Self::Typing { .. } => RouteKey::Typing,
             Self::Members { .. } => RouteKey::Members,
@@ -343,7 +374,10 @@ impl ClientFrame {
         };
         let allowed: &[&str] = match action.as_str() {
             "joinRoom" | "leaveRoom" | "typing" => &["action", "room"],
-            "sendMessage" => &["action", "room", "body", "clientMsgId"],
+            "sendMessage" => &["action", "room", "body", "clientMsgId", "replyTo"],
+            "editMessage" => &["action", "room", "seq", "body", "clientMsgId"],
+            "deleteMessage" => &["action", "room", "seq", "clientMsgId"],
+            "react" => &["action", "room", "seq", "emoji", "remove"],
             "history" => &["action", "room", "before", "after", "limit"],
             "members" => &["action", "room", "cursor", "limit"],
             "ping" => &["action"],
@@ -364,6 +398,27 @@ impl ClientFrame {
                 room: RoomId::parse(f.string("room")?)?,
                 client_msg_id: ClientMsgId::parse(f.string("clientMsgId")?)?,
                 body: MessageBody::parse(f.string("body")?)?,
+                reply_to: match f.opt_i64("replyTo")? {
+                    None => None,
+                    some => Some(message::parse_seq(some, "replyTo")?),
+                },
+            },
+            "editMessage" => Self::EditMessage {
+                room: RoomId::parse(f.string("room")?)?,
+                seq: message::parse_seq(f.opt_i64("seq")?, "seq")?,
+                client_msg_id: ClientMsgId::parse(f.string("clientMsgId")?)?,
+                body: MessageBody::parse(f.string("body")?)?,
+            },
+            "deleteMessage" => Self::DeleteMessage {
+                room: RoomId::parse(f.string("room")?)?,
+                seq: message::parse_seq(f.opt_i64("seq")?, "seq")?,
+                client_msg_id: ClientMsgId::parse(f.string("clientMsgId")?)?,
+            },
+            "react" => Self::React {
+                room: RoomId::parse(f.string("room")?)?,
+                seq: message::parse_seq(f.opt_i64("seq")?, "seq")?,
+                emoji: Emoji::parse(f.string("emoji")?)?,
+                remove: f.opt_bool("remove")?.unwrap_or(false),
             },
             "history" => Self::History {
                 room: RoomId::parse(f.string("room")?)?,
@@ -404,7 +459,10 @@ pub struct UserRef {
     pub name: String,
 }
 
-/// A committed message, as stored and as sent.
+/// A committed entry of a room's sequence (a message, or an edit or delete of one), as
+/// stored and as sent. A plain message also carries its current state: the latest edit
+/// (`edit_seq`, `edited_at`), whether it was deleted, the quote it replies to and, in history,
+/// its reactions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
@@ -413,11 +471,65 @@ pub struct ChatMessage {
     pub id: uuid::Uuid,
     /// Per-room sequence number, gap-free, assigned at commit.
     pub seq: i64,
+    #[serde(default)]
+    pub kind: MessageKind,
+    /// The `seq` an edit or delete applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<i64>,
+    /// Who sent the message (for an edit or delete: who made it).
     pub sender: UserRef,
-    pub body: MessageBody,
+    /// The current body; `None` (the empty string on the wire) for a deleted message, an
+    /// edit of one, and a delete.
+    #[serde(with = "message::body_or_empty")]
+    pub body: Option<MessageBody>,
     pub client_msg_id: ClientMsgId,
     #[serde(with = "time::serde::rfc3339")]
     pub sent_at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<ReplyRef>,
+    /// The seq of the edit whose body `body` holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_seq: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub edited_at: Option<OffsetDateTime>,
+    #[serde(default, skip_serializing_if = "message::is_false")]
+    pub deleted: bool,
+    /// Reaction counts by emoji (byte order); only in history, where `me` is the reader's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionCount>,
+}
+
+impl ChatMessage {
+    /// A plain message with no edit, reply or reaction yet.
+    pub fn plain(
+        room: RoomId,
+        seq: i64,
+        sender: UserRef,
+        body: MessageBody,
+        client_msg_id: ClientMsgId,
+        sent_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            room,
+            id: uuid::Uuid::now_v7(),
+            seq,
+            kind: MessageKind::Message,
+            target: None,
+            sender,
+            body: Some(body),
+            client_msg_id,
+            sent_at,
+            reply_to: None,
+            edit_seq: None,
+            edited_at: None,
+            deleted: false,
+            reactions: Vec::new(),
+        }
+    }
 }
 
 /// Presence transitions announced to a room.
@@ -446,6 +558,24 @@ pub enum ServerFrame {
         seq: i64,
         #[serde(with = "time::serde::rfc3339")]
         sent_at: OffsetDateTime,
+        /// `edit` or `delete` for those; absent for a message.
+        #[serde(skip_serializing_if = "MessageKind::is_message")]
+        kind: MessageKind,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target: Option<i64>,
+        /// The body as stored, when the moderation hook replaced the one sent.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        body: Option<MessageBody>,
+    },
+    /// A reaction added or taken back: `count` users now react to `seq` with `emoji`.
+    /// Not sequenced; history holds the truth.
+    Reaction {
+        room: RoomId,
+        seq: i64,
+        emoji: Emoji,
+        count: u32,
+        user: UserRef,
+        added: bool,
     },
     #[serde(rename_all = "camelCase")]
     History {
@@ -507,6 +637,36 @@ impl ServerFrame {
             id: m.id,
             seq: m.seq,
             sent_at: m.sent_at,
+            kind: m.kind,
+            target: m.target,
+            body: None,
+        }
+    }
+
+    /// The ack for a committed message whose body the moderation hook replaced: it tells the
+    /// sender the body as stored.
+    pub fn ack_replaced(m: &ChatMessage) -> Self {
+        match Self::ack(m) {
+            Self::Ack {
+                room,
+                client_msg_id,
+                id,
+                seq,
+                sent_at,
+                kind,
+                target,
+                ..
+            } => Self::Ack {
+                room,
+                client_msg_id,
+                id,
+                seq,
+                sent_at,
+                kind,
+                target,
+                body: m.body.clone(),
+            },
+            other => other,
         }
     }
 
@@ -737,18 +897,18 @@ mod tests {
             v,
             serde_json::json!({"type":"error","code":"rate_limited","message":"slow down","requestId":"r3","action":"sendMessage","clientMsgId":"m9","room":"lobby","retryAfterMs":200})
         );
-        let m = ChatMessage {
-            room: RoomId::parse("r").unwrap(),
-            id: uuid::Uuid::nil(),
-            seq: 3,
-            sender: UserRef {
+        let mut m = ChatMessage::plain(
+            RoomId::parse("r").unwrap(),
+            3,
+            UserRef {
                 id: "u1".into(),
                 name: "alice".into(),
             },
-            body: MessageBody::parse("hi").unwrap(),
-            client_msg_id: ClientMsgId::parse("m1").unwrap(),
-            sent_at: OffsetDateTime::UNIX_EPOCH,
-        };
+            MessageBody::parse("hi").unwrap(),
+            ClientMsgId::parse("m1").unwrap(),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        m.id = uuid::Uuid::nil();
         let v: serde_json::Value =
             serde_json::from_str(&ServerFrame::Message(m.clone()).to_json()).unwrap();
         assert_eq!(v["type"], "message");

@@ -51,6 +51,9 @@ route_keys! {
     History = "history",
     Typing = "typing",
     Members = "members",
+    EditMessage = "editMessage",
+    DeleteMessage = "deleteMessage",
+    React = "react",
 }
 
 /// Actions of docs/protocol.md that have no route of their own: API Gateway sends them to
@@ -64,7 +67,10 @@ impl RouteKey {
             Self::Connect => Function::Connect,
             Self::Disconnect => Function::Disconnect,
             Self::Default => Function::Default,
-            Self::SendMessage => Function::SendMessage,
+            // Everything that writes to a room's messages: one function, one moderation hook.
+            Self::SendMessage | Self::EditMessage | Self::DeleteMessage | Self::React => {
+                Function::SendMessage
+            }
             Self::JoinRoom | Self::LeaveRoom | Self::History | Self::Typing | Self::Members => {
                 Function::Rooms
             }
@@ -166,6 +172,13 @@ mod tests {
             RouteKey::History => Some(r#"{"action":"history","room":"r","before":9}"#),
             RouteKey::Typing => Some(r#"{"action":"typing","room":"r"}"#),
             RouteKey::Members => Some(r#"{"action":"members","room":"r","limit":10}"#),
+            RouteKey::EditMessage => Some(
+                r#"{"action":"editMessage","room":"r","seq":3,"body":"hi!","clientMsgId":"e1"}"#,
+            ),
+            RouteKey::DeleteMessage => {
+                Some(r#"{"action":"deleteMessage","room":"r","seq":3,"clientMsgId":"d1"}"#)
+            }
+            RouteKey::React => Some(r#"{"action":"react","room":"r","seq":3,"emoji":"👍"}"#),
         }
     }
 

@@ -135,7 +135,7 @@ pub async fn messages(
         query_number(req, "limit")?,
     )?;
     require_access(deps, &room, &me.user_id).await?;
-    let page = deps.history.history(&room, &query).await?;
+    let page = deps.history.history(&room, &query, &me.user_id).await?;
     Ok(json(
         200,
         json!({"messages": page.messages, "hasMore": page.has_more}),

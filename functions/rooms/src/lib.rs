@@ -62,7 +62,7 @@ async fn route(
         ClientFrame::LeaveRoom { room } => leave(deps, &ctx, room).await.map(Some),
         ClientFrame::History { room, query } => {
             deps.require_access(&ctx, &room).await?;
-            let page = deps.history.history(&room, &query).await?;
+            let page = deps.history.history(&room, &query, &ctx.user.id).await?;
             Ok(Some(ServerFrame::History {
                 room,
                 messages: page.messages,
@@ -117,7 +117,11 @@ async fn route(
             cursor,
             limit,
         } => members(deps, &ctx, room, cursor, limit).await.map(Some),
-        ClientFrame::SendMessage { .. } | ClientFrame::Ping => Err(ProtocolError::bad_request(
+        ClientFrame::SendMessage { .. }
+        | ClientFrame::EditMessage { .. }
+        | ClientFrame::DeleteMessage { .. }
+        | ClientFrame::React { .. }
+        | ClientFrame::Ping => Err(ProtocolError::bad_request(
             "this route takes joinRoom, leaveRoom, history, typing and members",
         )
         .into()),

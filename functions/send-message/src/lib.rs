@@ -1,4 +1,5 @@
-//! The `sendMessage` route, the heart of hubbub:
+//! The routes that write a room's messages: `sendMessage` (here), and `editMessage`,
+//! `deleteMessage` and `react` ([`changes`]). `sendMessage` is the heart of hubbub:
 //!
 //! 1. parse the frame (room, body, clientMsgId; limits of docs/protocol.md);
 //! 2. spend a token of the connection's `sendMessage` bucket ([`hubbub_core::limits`]), or
@@ -25,39 +26,100 @@ use hubbub_core::aws_lambda_events::apigw::{
 };
 use hubbub_core::error::RouteError;
 use hubbub_core::limits::{self, BucketKind};
-use hubbub_core::protocol::{ClientFrame, ProtocolError, ServerFrame};
-use hubbub_core::store::{Commit, NewMessage};
-use hubbub_core::ws::{RouteDeps, parse_frame, run_route};
+use hubbub_core::protocol::{ClientFrame, ProtocolError, RoomId, ServerFrame};
+use hubbub_core::store::{Change, Commit, NewMessage};
+use hubbub_core::ws::{RouteContext, RouteDeps, parse_frame, run_route};
+
+mod changes;
 
 /// The configuration this function reads at init: the connections table, the management API and the history database.
 pub type Config = hubbub_core::config::RouteConfig;
 
-/// Handles `sendMessage`.
+/// Handles `sendMessage`, `editMessage`, `deleteMessage` and `react`.
 pub async fn handle(
     deps: &RouteDeps,
     ev: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
-    run_route(ev, send(deps, ev)).await
+    run_route(ev, route(deps, ev)).await
 }
 
-async fn send(
+async fn route(
     deps: &RouteDeps,
     ev: &ApiGatewayWebsocketProxyRequest,
 ) -> Result<Option<ServerFrame>, RouteError> {
     let Some(ctx) = deps.live.authorize(ev).await? else {
         return Ok(None);
     };
-    let ClientFrame::SendMessage {
-        room,
-        body,
-        client_msg_id,
-    } = parse_frame(ev)?
-    else {
-        return Err(
-            ProtocolError::bad_request("this route takes only `sendMessage` frames").into(),
-        );
-    };
+    match parse_frame(ev)? {
+        ClientFrame::SendMessage {
+            room,
+            body,
+            client_msg_id,
+            reply_to,
+        } => {
+            send(
+                deps,
+                &ctx,
+                NewMessage {
+                    room,
+                    sender: ctx.user.clone(),
+                    body,
+                    client_msg_id,
+                    reply_to,
+                },
+            )
+            .await
+        }
+        ClientFrame::EditMessage {
+            room,
+            seq,
+            body,
+            client_msg_id,
+        } => {
+            let change = Change::Edit(body);
+            changes::change(deps, &ctx, room, seq, change, client_msg_id).await
+        }
+        ClientFrame::DeleteMessage {
+            room,
+            seq,
+            client_msg_id,
+        } => changes::change(deps, &ctx, room, seq, Change::Delete, client_msg_id).await,
+        ClientFrame::React {
+            room,
+            seq,
+            emoji,
+            remove,
+        } => changes::react(deps, &ctx, room, seq, emoji, !remove)
+            .await
+            .map(Some),
+        _ => Err(ProtocolError::bad_request(
+            "this route takes sendMessage, editMessage, deleteMessage and react",
+        )
+        .into()),
+    }
+}
 
+async fn send(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    msg: NewMessage,
+) -> Result<Option<ServerFrame>, RouteError> {
+    let room = msg.room.clone();
+
+    admit(deps, ctx, &room, "join the room before sending to it").await?;
+    let commit = deps.history.commit_message(&msg).await?;
+    deliver(deps, ctx, commit).await
+}
+
+/// The checks every write to a room's messages passes first, in this order: the
+/// connection's `sendMessage` budget (one budget for everything that fans out to a room),
+/// access to the room, and this connection having joined it (`not_joined` otherwise).
+async fn admit(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    room: &RoomId,
+    not_joined: &'static str,
+) -> Result<(), RouteError> {
     limits::spend(
         deps.live.connections.as_ref(),
         &deps.limits,
@@ -65,37 +127,38 @@ async fn send(
         BucketKind::Send,
     )
     .await?;
-    deps.require_access(&ctx, &room).await?;
+    deps.require_access(ctx, room).await?;
     if !deps
         .live
         .connections
-        .is_member(&ctx.connection_id, &room)
+        .is_member(&ctx.connection_id, room)
         .await?
     {
-        return Err(RouteError::Forbidden("join the room before sending to it"));
+        return Err(RouteError::Forbidden(not_joined));
     }
+    Ok(())
+}
 
-    let commit = deps
-        .history
-        .commit_message(&NewMessage {
-            room: room.clone(),
-            sender: ctx.user.clone(),
-            body,
-            client_msg_id,
-        })
-        .await?;
+/// Acks a commit (at once, through @connections) and fans a new one out to the room; a
+/// replayed clientMsgId is acked in the route response and delivers nothing.
+async fn deliver(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    commit: Commit,
+) -> Result<Option<ServerFrame>, RouteError> {
     let ack = ServerFrame::ack(commit.message());
     match commit {
         Commit::New(msg) => {
-            tracing::info!(%room, seq = msg.seq, "message committed");
-            let acked = deps.live.post_to_caller(&ctx, &ack).await;
+            let room = msg.room.clone();
+            tracing::info!(%room, seq = msg.seq, kind = msg.kind.as_str(), target = msg.target, "committed");
+            let acked = deps.live.post_to_caller(ctx, &ack).await;
             deps.live
-                .broadcast(&ctx, &room, &ServerFrame::Message(msg))
+                .broadcast(ctx, &room, &ServerFrame::Message(msg))
                 .await;
             Ok((!acked).then_some(ack))
         }
         Commit::Duplicate(msg) => {
-            tracing::info!(%room, seq = msg.seq, "replayed clientMsgId; acking again");
+            tracing::info!(room = %msg.room, seq = msg.seq, "replayed clientMsgId; acking again");
             Ok(Some(ack))
         }
     }

@@ -136,18 +136,19 @@ mod tests {
     use crate::protocol::{ClientMsgId, MessageBody, UserRef};
 
     fn message(seq: i64) -> ChatMessage {
-        ChatMessage {
-            room: RoomId::parse("r").expect("room"),
-            id: uuid::Uuid::nil(),
+        let mut m = ChatMessage::plain(
+            RoomId::parse("r").expect("room"),
             seq,
-            sender: UserRef {
+            UserRef {
                 id: "u".into(),
                 name: "u".into(),
             },
-            body: MessageBody::parse(format!("m{seq}")).expect("body"),
-            client_msg_id: ClientMsgId::parse(format!("c{seq}")).expect("id"),
-            sent_at: time::OffsetDateTime::UNIX_EPOCH,
-        }
+            MessageBody::parse(format!("m{seq}")).expect("body"),
+            ClientMsgId::parse(format!("c{seq}")).expect("id"),
+            time::OffsetDateTime::UNIX_EPOCH,
+        );
+        m.id = uuid::Uuid::nil();
+        m
     }
 
     fn job(seq: i64, to: &[&str]) -> FanoutJob {

@@ -12,12 +12,14 @@ use time::OffsetDateTime;
 
 use super::{
     AttemptStore, Attempts, Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member,
-    MemberPage, NewMessage, NewRefreshToken, NewRoom, Room, RoomAccess, Rotation, UserRecord,
-    UserStore,
+    MemberPage, NewChange, NewMessage, NewReaction, NewRefreshToken, NewRoom, ReactionUpdate, Room,
+    RoomAccess, Rotation, UserRecord, UserStore,
 };
 use crate::error::StoreError;
 use crate::limits::{self, Bucket, BucketKind, Take, Verdict};
 use crate::protocol::{ChatMessage, HistoryCursor, HistoryQuery, RoomId, UserRef};
+
+mod messages;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these maps half-updated in a way that
@@ -259,11 +261,15 @@ impl ConnectionStore for MemoryConnectionStore {
 
 struct RoomState {
     room: Room,
+    /// Who created the room (its owner); `None` for rooms made by `ensure_public_room`.
+    created_by: Option<String>,
     members: HashSet<String>,
     /// Messages in seq order; `messages[i].seq == i + 1` because seq is gap-free.
     messages: Vec<ChatMessage>,
     /// (sender id, clientMsgId) -> index into `messages`: the idempotency key.
     by_client_id: HashMap<(String, String), usize>,
+    /// seq -> the message's reactions.
+    reactions: HashMap<i64, messages::Reactions>,
 }
 
 /// In-memory [`HistoryStore`].
@@ -284,9 +290,11 @@ impl MemoryHistoryStore {
 fn new_room_state(room: Room) -> RoomState {
     RoomState {
         room,
+        created_by: None,
         members: HashSet::new(),
         messages: Vec::new(),
         by_client_id: HashMap::new(),
+        reactions: HashMap::new(),
     }
 }
 
@@ -315,6 +323,7 @@ impl HistoryStore for MemoryHistoryStore {
             created_at: OffsetDateTime::now_utc(),
         };
         let mut state = new_room_state(stored.clone());
+        state.created_by = Some(creator.id.clone());
         if room.private {
             state.members.insert(creator.id.clone());
         }
@@ -363,24 +372,42 @@ impl HistoryStore for MemoryHistoryStore {
         if let Some(&i) = state.by_client_id.get(&key) {
             return Ok(Commit::Duplicate(state.messages[i].clone()));
         }
-        let stored = ChatMessage {
-            room: msg.room.clone(),
-            id: uuid::Uuid::now_v7(),
-            seq: state.messages.len() as i64 + 1,
-            sender: msg.sender.clone(),
-            body: msg.body.clone(),
-            client_msg_id: msg.client_msg_id.clone(),
-            sent_at: OffsetDateTime::now_utc(),
-        };
+        let reply_to = msg.reply_to.map(|seq| state.reply_ref(seq)).transpose()?;
+        let mut stored = ChatMessage::plain(
+            msg.room.clone(),
+            state.messages.len() as i64 + 1,
+            msg.sender.clone(),
+            msg.body.clone(),
+            msg.client_msg_id.clone(),
+            OffsetDateTime::now_utc(),
+        );
+        stored.reply_to = reply_to;
         state.by_client_id.insert(key, state.messages.len());
         state.messages.push(stored.clone());
         Ok(Commit::New(stored))
+    }
+
+    async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError> {
+        let mut rooms = lock(&self.rooms);
+        let state = rooms
+            .get_mut(&change.room)
+            .ok_or(StoreError::NotFound("room"))?;
+        state.commit_change(change)
+    }
+
+    async fn react(&self, reaction: &NewReaction) -> Result<ReactionUpdate, StoreError> {
+        let mut rooms = lock(&self.rooms);
+        let state = rooms
+            .get_mut(&reaction.room)
+            .ok_or(StoreError::NotFound(super::refusals::NO_MESSAGE))?;
+        state.react(reaction)
     }
 
     async fn history(
         &self,
         room: &RoomId,
         query: &HistoryQuery,
+        viewer: &str,
     ) -> Result<HistoryPage, StoreError> {
         let rooms = lock(&self.rooms);
         let state = rooms.get(room).ok_or(StoreError::NotFound("room"))?;
@@ -399,7 +426,7 @@ impl HistoryStore for MemoryHistoryStore {
             }
         };
         Ok(HistoryPage {
-            messages: slice.to_vec(),
+            messages: state.decorate(slice, viewer),
             has_more,
         })
     }

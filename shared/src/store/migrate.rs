@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_usernames.sql",
         sql: include_str!("../../../infra/migrations/0004_usernames.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_message_events.sql",
+        sql: include_str!("../../../infra/migrations/0005_message_events.sql"),
+    },
 ];
 
 /// Arbitrary but fixed key of the advisory lock ("hubbub" in ASCII).

@@ -14,7 +14,9 @@ use time::OffsetDateTime;
 
 use crate::error::{AccessError, StoreError};
 use crate::limits::{Bucket, BucketKind, Take};
-use crate::protocol::{ChatMessage, ClientMsgId, HistoryQuery, MessageBody, RoomId, UserRef};
+use crate::protocol::{
+    ChatMessage, ClientMsgId, Emoji, HistoryQuery, MessageBody, RoomId, UserRef,
+};
 
 pub mod dynamodb;
 pub mod memory;
@@ -199,6 +201,66 @@ pub struct NewMessage {
     pub sender: UserRef,
     pub body: MessageBody,
     pub client_msg_id: ClientMsgId,
+    /// The seq of the message this one answers (a plain, undeleted message of the room).
+    pub reply_to: Option<i64>,
+}
+
+/// What an edit or delete does to its target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Replace the body.
+    Edit(MessageBody),
+    /// Leave a tombstone: the body (and those of its edits) is dropped.
+    Delete,
+}
+
+/// An edit or delete to commit as the room's next seq.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewChange {
+    pub room: RoomId,
+    /// Who makes the change: the target's sender, or (deletes only) the room's creator.
+    pub actor: UserRef,
+    /// The seq of the plain message it changes.
+    pub target: i64,
+    pub change: Change,
+    /// The idempotency key, in the same space as sends' (room, user, clientMsgId).
+    pub client_msg_id: ClientMsgId,
+}
+
+/// A reaction to add or take back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReaction {
+    pub room: RoomId,
+    pub seq: i64,
+    pub user: UserRef,
+    pub emoji: Emoji,
+    /// `true` adds, `false` takes back.
+    pub add: bool,
+}
+
+/// The outcome of a reaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReactionUpdate {
+    /// Users reacting to the message with the emoji now.
+    pub count: u32,
+    /// Whether anything changed (adding twice, or taking back what was not there, does not).
+    pub changed: bool,
+}
+
+/// Why an edit, delete, reply or reaction names no message it may use (the same words in
+/// every store).
+pub mod refusals {
+    /// The seq is not a plain message of the room (missing, or an edit or delete).
+    pub const NO_MESSAGE: &str = "message";
+    /// The target is a tombstone.
+    pub const DELETED: &str = "the message was deleted";
+    /// An edit of someone else's message.
+    pub const NOT_YOURS_TO_EDIT: &str = "you may edit only your own messages";
+    /// A delete of someone else's message by someone who did not create the room.
+    pub const NOT_YOURS_TO_DELETE: &str =
+        "you may delete only your own messages, or any in a room you created";
+    /// A new emoji on a message that has as many distinct ones as it may.
+    pub const TOO_MANY_REACTIONS: &str = "this message has as many different reactions as it may";
 }
 
 /// What a commit did.
@@ -261,12 +323,33 @@ pub trait HistoryStore: Send + Sync {
     async fn room_access(&self, room: &RoomId, user_id: &str) -> Result<RoomAccess, StoreError>;
 
     /// Commits a message, assigning the room's next gap-free `seq` in the same transaction.
-    /// Idempotent on (room, sender, clientMsgId). `NotFound("room")` when the room is missing.
+    /// Idempotent on (room, sender, clientMsgId). `NotFound("room")` when the room is missing;
+    /// with `reply_to`, `NotFound("message")` when that seq is not a plain message of the
+    /// room and `Gone` when it was deleted (see [`refusals`]).
     async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError>;
 
-    /// Reads a page of history by keyset on `seq`.
-    async fn history(&self, room: &RoomId, query: &HistoryQuery)
-    -> Result<HistoryPage, StoreError>;
+    /// Commits an edit or delete of the plain message `target` as the room's next seq, and
+    /// applies it to the target in the same transaction (edit: its body, `edit_seq`,
+    /// `edited_at`; delete: a tombstone without body or reactions, its edits' bodies
+    /// dropped). Idempotent on (room, actor, clientMsgId) like a send. Refusals, in this
+    /// order, change nothing: `NotFound("room")`; `NotFound("message")`; `Forbidden` for
+    /// another user's message (a delete by the room's creator excepted); `Gone` when the target
+    /// was deleted.
+    async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError>;
+
+    /// Adds or takes back a reaction to the plain message `seq`; idempotent. Refusals:
+    /// `NotFound("message")`, `Gone`, `LimitExceeded` when the message already has
+    /// [`crate::protocol::REACTIONS_PER_MESSAGE_MAX`] distinct emoji and this is a new one.
+    async fn react(&self, reaction: &NewReaction) -> Result<ReactionUpdate, StoreError>;
+
+    /// Reads a page of history by keyset on `seq`, with each message's current state, its
+    /// reply's quote and its reactions (`me` for `viewer`).
+    async fn history(
+        &self,
+        room: &RoomId,
+        query: &HistoryQuery,
+        viewer: &str,
+    ) -> Result<HistoryPage, StoreError>;
 
     /// The rooms `user_id` may see: every public room and the private rooms it belongs to,
     /// ordered by id, at most `limit` of them.

@@ -8,6 +8,7 @@ fn new_message(r: &RoomId, sender: &UserRef, cmid: &str, body: &str) -> NewMessa
         sender: sender.clone(),
         body: MessageBody::parse(body).expect("body"),
         client_msg_id: ClientMsgId::parse(cmid).expect("cmid"),
+        reply_to: None,
     }
 }
 
@@ -149,7 +150,10 @@ pub async fn history_store(store: &dyn HistoryStore) {
     let Commit::New(m1) = &c1 else {
         panic!("first commit is new")
     };
-    assert_eq!((m1.seq, m1.body.as_str(), &m1.sender), (1, "one", &alice));
+    assert_eq!(
+        (m1.seq, m1.body.as_ref().map(|b| b.as_str()), &m1.sender),
+        (1, Some("one"), &alice)
+    );
     let dup = store
         .commit_message(&new_message(&lobby.id, &alice, "a1", "one, retried"))
         .await
@@ -195,45 +199,52 @@ pub async fn history_store(store: &dyn HistoryStore) {
             .expect("commit");
     }
     let latest = store
-        .history(&lobby.id, &query(HistoryCursor::Latest, 3))
+        .history(&lobby.id, &query(HistoryCursor::Latest, 3), "u-viewer")
         .await
         .expect("history");
     assert_eq!((seqs(&latest), latest.has_more), (vec![5, 6, 7], true));
     let back = store
-        .history(&lobby.id, &query(HistoryCursor::Before(5), 3))
+        .history(&lobby.id, &query(HistoryCursor::Before(5), 3), "u-viewer")
         .await
         .expect("history");
     assert_eq!((seqs(&back), back.has_more), (vec![2, 3, 4], true));
     let first = store
-        .history(&lobby.id, &query(HistoryCursor::Before(2), 3))
+        .history(&lobby.id, &query(HistoryCursor::Before(2), 3), "u-viewer")
         .await
         .expect("history");
     assert_eq!((seqs(&first), first.has_more), (vec![1], false));
     let after = store
-        .history(&lobby.id, &query(HistoryCursor::After(0), 5))
+        .history(&lobby.id, &query(HistoryCursor::After(0), 5), "u-viewer")
         .await
         .expect("history");
     assert_eq!((seqs(&after), after.has_more), (vec![1, 2, 3, 4, 5], true));
     let tail = store
-        .history(&lobby.id, &query(HistoryCursor::After(5), 5))
+        .history(&lobby.id, &query(HistoryCursor::After(5), 5), "u-viewer")
         .await
         .expect("history");
     assert_eq!((seqs(&tail), tail.has_more), (vec![6, 7], false));
     let none = store
-        .history(&lobby.id, &query(HistoryCursor::After(7), 5))
+        .history(&lobby.id, &query(HistoryCursor::After(7), 5), "u-viewer")
         .await
         .expect("history");
     assert_eq!((seqs(&none), none.has_more), (vec![], false));
-    assert_eq!(latest.messages[2].body.as_str(), "m7");
+    assert_eq!(
+        latest.messages[2].body.as_ref().map(|b| b.as_str()),
+        Some("m7")
+    );
     assert_eq!(latest.messages[0].room, lobby.id);
     assert!(matches!(
         store
-            .history(&room("nowhere"), &query(HistoryCursor::Latest, 3))
+            .history(
+                &room("nowhere"),
+                &query(HistoryCursor::Latest, 3),
+                "u-viewer"
+            )
             .await,
         Err(StoreError::NotFound("room"))
     ));
     let empty = store
-        .history(&secret.id, &query(HistoryCursor::Latest, 3))
+        .history(&secret.id, &query(HistoryCursor::Latest, 3), "u-viewer")
         .await
         .expect("empty room");
     assert_eq!(empty, Default::default());

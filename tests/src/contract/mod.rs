@@ -7,11 +7,13 @@ mod accounts;
 mod connections;
 mod history;
 mod limits;
+mod messages;
 
 pub use accounts::{attempt_store, user_store};
 pub use connections::connection_store;
 pub use history::{history_store, private_room};
 pub use limits::{Atomic, connection_limits, history_limits};
+pub use messages::message_changes;
 
 use std::collections::BTreeSet;
 

@@ -54,6 +54,17 @@ async fn history_store_contract_postgres() {
 }
 
 #[tokio::test]
+async fn message_changes_contract_memory() {
+    contract::message_changes(&MemoryHistoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_changes_contract_postgres() {
+    let (db, _) = migrated_database().await;
+    contract::message_changes(&db.history()).await;
+}
+
+#[tokio::test]
 async fn user_store_contract_memory() {
     contract::user_store(&MemoryUserStore::new()).await;
 }
@@ -102,6 +113,7 @@ async fn migrations_are_recorded_and_safe_to_rerun_concurrently_on_postgres() {
             (2, "0002_accounts.sql".to_owned()),
             (3, "0003_room_quotas.sql".to_owned()),
             (4, "0004_usernames.sql".to_owned()),
+            (5, "0005_message_events.sql".to_owned()),
         ]
     );
     // A tampered record (an edited migration) is refused, not silently accepted.

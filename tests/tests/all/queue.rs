@@ -133,18 +133,17 @@ async fn large_rooms_are_chunked_across_workers_exactly_once() {
 
 /// A message frame of room `big` with `seq`, as `deliver` enqueues it.
 fn message_frame(seq: i64) -> ServerFrame {
-    ServerFrame::Message(ChatMessage {
-        room: room("big"),
-        id: uuid::Uuid::now_v7(),
+    ServerFrame::Message(ChatMessage::plain(
+        room("big"),
         seq,
-        sender: UserRef {
+        UserRef {
             id: "s".into(),
             name: "s".into(),
         },
-        body: MessageBody::parse(format!("message {seq}")).expect("body"),
-        client_msg_id: ClientMsgId::parse(format!("m{seq}")).expect("id"),
-        sent_at: time::OffsetDateTime::now_utc(),
-    })
+        MessageBody::parse(format!("message {seq}")).expect("body"),
+        ClientMsgId::parse(format!("m{seq}")).expect("id"),
+        time::OffsetDateTime::now_utc(),
+    ))
 }
 
 /// The seqs a recorded frame carries (`message` or coalesced `messages`).

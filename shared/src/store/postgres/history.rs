@@ -10,12 +10,14 @@ use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
 
 use super::Database;
+use super::messages::{self, message_from_row, select_messages};
 use crate::error::StoreError;
 use crate::limits;
-use crate::protocol::{
-    ChatMessage, ClientMsgId, HistoryCursor, HistoryQuery, MessageBody, RoomId, UserRef,
+use crate::protocol::{HistoryCursor, HistoryQuery, RoomId, UserRef};
+use crate::store::{
+    Commit, HistoryPage, HistoryStore, NewChange, NewMessage, NewReaction, NewRoom, ReactionUpdate,
+    Room, RoomAccess,
 };
-use crate::store::{Commit, HistoryPage, HistoryStore, NewMessage, NewRoom, Room, RoomAccess};
 
 /// PostgreSQL-backed history (see [`Database::history`]).
 #[derive(Clone)]
@@ -29,27 +31,7 @@ impl PostgresHistoryStore {
     }
 }
 
-const MESSAGE_COLUMNS: &str =
-    "room_id, seq, id, sender_id, sender_name, body, client_msg_id, sent_at";
-
 const ROOM_COLUMNS: &str = "id, name, private, created_at";
-
-fn message_from_row(r: &Row) -> Result<ChatMessage, StoreError> {
-    let corrupt = |what: &str| StoreError::Corrupt(format!("message {what}"));
-    Ok(ChatMessage {
-        room: RoomId::parse(r.get::<_, String>(0)).map_err(|_| corrupt("room id"))?,
-        seq: r.get(1),
-        id: r.get(2),
-        sender: UserRef {
-            id: r.get(3),
-            name: r.get(4),
-        },
-        body: MessageBody::parse(r.get::<_, String>(5)).map_err(|_| corrupt("body"))?,
-        client_msg_id: ClientMsgId::parse(r.get::<_, String>(6))
-            .map_err(|_| corrupt("client id"))?,
-        sent_at: r.get(7),
-    })
-}
 
 fn room_from_row(r: &Row) -> Result<Room, StoreError> {
     Ok(Room {
@@ -76,10 +58,10 @@ impl HistoryStore for PostgresHistoryStore {
         let Some(row) = tx
             .query_opt(
                 &format!(
-                    "INSERT INTO rooms (id, name, private) VALUES ($1, $2, $3)
+                    "INSERT INTO rooms (id, name, private, created_by) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (id) DO NOTHING RETURNING {ROOM_COLUMNS}"
                 ),
-                &[&room.id.as_str(), &room.name, &room.private],
+                &[&room.id.as_str(), &room.name, &room.private, &creator.id],
             )
             .await?
         else {
@@ -190,30 +172,19 @@ impl HistoryStore for PostgresHistoryStore {
             Some(row) => row.get(0),
             None => return Err(StoreError::NotFound("room")),
         };
-        let existing = tx
-            .query_opt(
-                &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages
-                     WHERE room_id = $1 AND sender_id = $2 AND client_msg_id = $3"
-                ),
-                &[
-                    &msg.room.as_str(),
-                    &msg.sender.id,
-                    &msg.client_msg_id.as_str(),
-                ],
-            )
-            .await?;
-        if let Some(row) = existing {
+        if let Some(first) =
+            messages::by_client_id(&tx, &msg.room, &msg.sender.id, &msg.client_msg_id).await?
+        {
             // Dropping `tx` rolls back the seq bump: the retry takes no number.
-            return Ok(Commit::Duplicate(message_from_row(&row)?));
+            return Ok(Commit::Duplicate(first));
+        }
+        if let Some(target) = msg.reply_to {
+            messages::check_reply(&tx, &msg.room, target).await?;
         }
         let id = uuid::Uuid::now_v7();
-        let row = tx
-            .query_one(
-                &format!(
-                    "INSERT INTO messages (room_id, seq, id, sender_id, sender_name, body, client_msg_id, sent_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {MESSAGE_COLUMNS}"
-                ),
+        tx.execute(
+                "INSERT INTO messages (room_id, seq, id, sender_id, sender_name, body, client_msg_id, sent_at, reply_to)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 &[
                     &msg.room.as_str(),
                     &seq,
@@ -223,32 +194,70 @@ impl HistoryStore for PostgresHistoryStore {
                     &msg.body.as_str(),
                     &msg.client_msg_id.as_str(),
                     &OffsetDateTime::now_utc(),
+                    &msg.reply_to,
                 ],
             )
             .await?;
-        let stored = message_from_row(&row)?;
+        let stored = messages::load(&tx, &msg.room, seq).await?;
         tx.commit().await?;
         Ok(Commit::New(stored))
+    }
+
+    async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError> {
+        let mut conn = self.db.session("commit change").await?;
+        let tx = conn.transaction().await?;
+        // The room's row lock first, as a send takes it: changes and sends of one room are
+        // serialised, and a rollback gives the seq back.
+        let Some(row) = tx
+            .query_opt(
+                "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1
+                 RETURNING last_seq, created_by",
+                &[&change.room.as_str()],
+            )
+            .await?
+        else {
+            return Err(StoreError::NotFound("room"));
+        };
+        let (seq, created_by): (i64, Option<String>) = (row.get(0), row.get(1));
+        if let Some(first) =
+            messages::by_client_id(&tx, &change.room, &change.actor.id, &change.client_msg_id)
+                .await?
+        {
+            return Ok(Commit::Duplicate(first));
+        }
+        let event = messages::apply_change(&tx, change, seq, created_by.as_deref()).await?;
+        tx.commit().await?;
+        Ok(Commit::New(event))
+    }
+
+    async fn react(&self, reaction: &NewReaction) -> Result<ReactionUpdate, StoreError> {
+        let mut conn = self.db.session("react").await?;
+        let tx = conn.transaction().await?;
+        let update = messages::react(&tx, reaction).await?;
+        tx.commit().await?;
+        Ok(update)
     }
 
     async fn history(
         &self,
         room: &RoomId,
         query: &HistoryQuery,
+        viewer: &str,
     ) -> Result<HistoryPage, StoreError> {
         let conn = self.db.session("history").await?;
         let limit = i64::from(query.limit);
         // Fetch one extra row to learn whether more exist, without a COUNT.
         let fetch = limit + 1;
         let (sql, bound, ascending) = match query.cursor {
-            HistoryCursor::Latest => ("seq < $2 ORDER BY seq DESC", i64::MAX, false),
-            HistoryCursor::Before(b) => ("seq < $2 ORDER BY seq DESC", b, false),
-            HistoryCursor::After(a) => ("seq > $2 ORDER BY seq ASC", a, true),
+            HistoryCursor::Latest => ("m.seq < $2 ORDER BY m.seq DESC", i64::MAX, false),
+            HistoryCursor::Before(b) => ("m.seq < $2 ORDER BY m.seq DESC", b, false),
+            HistoryCursor::After(a) => ("m.seq > $2 ORDER BY m.seq ASC", a, true),
         };
         let rows = conn
             .query(
                 &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE room_id = $1 AND {sql} LIMIT $3"
+                    "{} WHERE m.room_id = $1 AND {sql} LIMIT $3",
+                    select_messages()
                 ),
                 &[&room.as_str(), &bound, &fetch],
             )
@@ -270,6 +279,7 @@ impl HistoryStore for PostgresHistoryStore {
         if !ascending {
             messages.reverse();
         }
+        messages::with_reactions(&conn, room, &mut messages, viewer).await?;
         Ok(HistoryPage { messages, has_more })
     }
 

@@ -15,6 +15,7 @@ use crate::config::PostgresConfig;
 use crate::error::StoreError;
 
 mod history;
+mod messages;
 mod session;
 mod users;
 

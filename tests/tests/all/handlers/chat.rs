@@ -333,7 +333,11 @@ async fn every_bad_send_gets_a_stable_code_and_stores_nothing() {
     for r in ["general", "secret", "elsewhere"] {
         let page = deps
             .history
-            .history(&room(r), &HistoryQuery::new(None, None, None).expect("q"))
+            .history(
+                &room(r),
+                &HistoryQuery::new(None, None, None).expect("q"),
+                "u-viewer",
+            )
             .await
             .expect("history");
         assert!(page.messages.is_empty(), "nothing stored in {r}");

@@ -10,6 +10,7 @@
 
 mod auth;
 mod chat;
+mod messages;
 mod room_routes;
 mod samples;
 

@@ -48,10 +48,35 @@ async fn every_sample_event_gets_a_sensible_answer() {
         .as_deref()
         .expect("sample connection id");
     assert_eq!(of_type(&rec.frames_to(sender), "ack").len(), 1);
+    let last_ack_kind = |rec: &Recorder| {
+        of_type(&rec.frames_to(sender), "ack")
+            .last()
+            .map(|a| a["kind"].clone())
+    };
+    assert!(
+        send_message::handle(&deps, &run("edit-message"))
+            .await
+            .body
+            .is_none()
+    );
+    assert_eq!(last_ack_kind(&rec), Some(json!("edit")));
+    let reacted = body_json(&send_message::handle(&deps, &run("react")).await);
+    assert_eq!(
+        (reacted["type"].as_str(), reacted["count"].as_i64()),
+        (Some("reaction"), Some(1))
+    );
+    assert!(
+        send_message::handle(&deps, &run("delete-message"))
+            .await
+            .body
+            .is_none()
+    );
+    assert_eq!(last_ack_kind(&rec), Some(json!("delete")));
     let h = body_json(&rooms::handle(&deps, &run("history")).await);
     assert_eq!(
         (h["type"].as_str(), h["messages"].as_array().map(Vec::len)),
-        (Some("history"), Some(1))
+        (Some("history"), Some(3)),
+        "the message, its edit and its delete"
     );
     assert_eq!(
         body_json(&default_route::handle(&default_deps(&rec), &run("ping")).await)["type"],
@@ -91,7 +116,7 @@ async fn every_sample_event_gets_a_sensible_answer() {
     // schedule's event, whose content the maintenance function ignores.
     assert_eq!(
         files.len(),
-        24,
+        27,
         "a new sample event needs a line in this test: {files:?}"
     );
 }

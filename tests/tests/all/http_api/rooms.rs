@@ -145,6 +145,7 @@ async fn rooms_suite(deps: &HttpDeps) {
                 sender: user("alice"),
                 body: MessageBody::parse(format!("m{i}")).expect("body"),
                 client_msg_id: ClientMsgId::parse(format!("c{i}")).expect("cmid"),
+                reply_to: None,
             })
             .await
             .expect("commit");

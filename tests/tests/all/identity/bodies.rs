@@ -32,6 +32,7 @@ async fn nul_body_suite(rec: &Recorder, deps: &RouteDeps) {
                 cursor: HistoryCursor::Latest,
                 limit: 10,
             },
+            "u-viewer",
         )
         .await
         .expect("history");

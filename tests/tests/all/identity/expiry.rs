@@ -103,6 +103,7 @@ async fn every_route_refuses_and_closes_an_expired_connection() {
                 cursor: hubbub_core::protocol::HistoryCursor::Latest,
                 limit: 10,
             },
+            "u-viewer",
         )
         .await
         .expect("history");

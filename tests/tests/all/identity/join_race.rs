@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use hubbub_core::error::StoreError;
 use hubbub_core::protocol::{HistoryQuery, RoomId, UserRef};
-use hubbub_core::store::{Commit, HistoryPage, NewMessage, NewRoom, Room, RoomAccess};
+use hubbub_core::store::{
+    Commit, HistoryPage, NewChange, NewMessage, NewReaction, NewRoom, ReactionUpdate, Room,
+    RoomAccess,
+};
 use hubbub_tests::contract::{private_room, user};
 
 use super::*;
@@ -58,8 +61,15 @@ impl HistoryStore for CreatedInBetween {
         &self,
         room: &RoomId,
         query: &HistoryQuery,
+        viewer: &str,
     ) -> Result<HistoryPage, StoreError> {
-        self.inner.history(room, query).await
+        self.inner.history(room, query, viewer).await
+    }
+    async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError> {
+        self.inner.commit_change(change).await
+    }
+    async fn react(&self, reaction: &NewReaction) -> Result<ReactionUpdate, StoreError> {
+        self.inner.react(reaction).await
     }
     async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError> {
         self.inner.visible_rooms(user_id, limit).await

@@ -11,5 +11,6 @@ mod faults;
 mod http;
 mod management;
 mod members;
+mod messages;
 mod sessions;
 mod web;
