@@ -149,6 +149,10 @@ struct ServeArgs {
     /// built into the binary]
     #[arg(long, value_name = "DIR", value_parser = directory)]
     web_dir: Option<PathBuf>,
+    /// Post every message and edit to this URL before commit, for a verdict (docs/protocol.md,
+    /// "Moderation"); the AWS deployment invokes a Lambda function instead [default: no hook]
+    #[arg(long, value_name = "URL")]
+    moderation_url: Option<String>,
     /// How the handlers post to connections: in-process (straight into the connections'
     /// queues) or http (signed requests to this server's @connections API, the Lambdas'
     /// client)
@@ -329,6 +333,7 @@ fn serve_config(a: ServeArgs, env: Lookup<'_>) -> Result<Config, CliError> {
     cfg.region = a.region;
     cfg.cors_origins = a.cors_origins;
     cfg.web_dir = a.web_dir;
+    cfg.moderation_url = a.moderation_url;
     cfg.management_client = a.management_client;
     cfg.delivery = a.delivery.into_config(env)?;
     cfg.accounts = AccountsConfig::from_lookup(env)?;

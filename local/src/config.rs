@@ -94,6 +94,9 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     /// Serve the web client from this directory instead of the copy built into the binary.
     pub web_dir: Option<PathBuf>,
+    /// The moderation hook as a webhook (`--moderation-url`; AWS invokes a Lambda function
+    /// instead): every send and edit is posted to it before commit. `None`: no hook.
+    pub moderation_url: Option<String>,
     /// How the in-process handlers reach connections.
     pub management_client: ManagementClient,
     /// The handlers' posts: their attempt timeout, budget and injected faults.
@@ -137,6 +140,7 @@ impl Config {
             limits: Limits::default(),
             cors_origins: vec![DEFAULT_CORS_ORIGIN.to_owned()],
             web_dir: None,
+            moderation_url: None,
         }
     }
 

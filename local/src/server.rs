@@ -94,6 +94,8 @@ pub enum StartError {
     Jwt(#[source] AuthError),
     #[error("could not set up the PostgreSQL history store")]
     Postgres(#[source] StoreError),
+    #[error("the moderation URL is unusable")]
+    Moderation(#[source] hubbub_core::moderation::ModerationError),
     #[error("could not migrate the PostgreSQL history database")]
     Migrate(#[source] MigrateOnPoolError),
     #[error("could not set up the DynamoDB connection store")]
@@ -378,6 +380,13 @@ impl Server {
             queue: Some(queue),
             presence: Some(Arc::new(presence)),
         };
+        let moderation = match &config.moderation_url {
+            Some(url) => Some(Arc::new(
+                hubbub_core::moderation::HttpModerator::webhook(url)
+                    .map_err(StartError::Moderation)?,
+            ) as Arc<dyn hubbub_core::moderation::Moderator>),
+            None => None,
+        };
         let (drain_tx, drained) = mpsc::channel(1);
         let state = Arc::new(AppState {
             verifier,
@@ -387,6 +396,7 @@ impl Server {
                 live,
                 history,
                 limits: config.limits,
+                moderation,
             },
             invocations: crate::ws::FunctionSlots::new(FUNCTION_CONCURRENCY),
             registry,

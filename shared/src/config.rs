@@ -48,6 +48,8 @@ pub mod vars {
     pub const MANAGEMENT_ENDPOINT: &str = "HUBBUB_MANAGEMENT_ENDPOINT";
     pub const FANOUT_QUEUE_URL: &str = "HUBBUB_FANOUT_QUEUE_URL";
     pub const PRESENCE_QUEUE_URL: &str = "HUBBUB_PRESENCE_QUEUE_URL";
+    /// The moderation hook's Lambda function (name or ARN) (`crate::moderation`).
+    pub const MODERATION_FUNCTION: &str = "HUBBUB_MODERATION_FUNCTION";
     pub const EXTERNAL_ISSUER: &str = "HUBBUB_EXTERNAL_ISSUER";
     pub const EXTERNAL_AUDIENCE: &str = "HUBBUB_EXTERNAL_AUDIENCE";
     pub const EXTERNAL_JWKS_URL: &str = "HUBBUB_EXTERNAL_JWKS_URL";
@@ -375,6 +377,9 @@ pub struct RouteConfig {
     pub live: LiveConfig,
     pub postgres: DatabaseConfig,
     pub limits: Limits,
+    /// The moderation hook's Lambda function (`HUBBUB_MODERATION_FUNCTION`, optional: no hook
+    /// without it); only send-message calls it.
+    pub moderation_function: Option<String>,
 }
 
 impl FromLookup for RouteConfig {
@@ -383,6 +388,7 @@ impl FromLookup for RouteConfig {
             live: LiveConfig::from_lookup(get)?,
             postgres: DatabaseConfig::from_lookup(get)?,
             limits: Limits::from_lookup(get)?,
+            moderation_function: get(vars::MODERATION_FUNCTION).filter(|f| !f.is_empty()),
         })
     }
 }

@@ -221,6 +221,10 @@ pub enum RouteError {
     /// The moderation hook refused the message: nothing was stored.
     #[error("the message was refused by moderation")]
     Rejected,
+    /// The moderation hook gave no verdict (down, slow, a bad answer): nothing was stored
+    /// (fail closed, see [`crate::moderation`]).
+    #[error("moderation unavailable")]
+    Moderation(#[source] crate::moderation::ModerationError),
 }
 
 impl RouteError {
@@ -235,6 +239,7 @@ impl RouteError {
             Self::Store(s) => s.code(),
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Rejected => ErrorCode::Rejected,
+            Self::Moderation(_) => ErrorCode::Unavailable,
         }
     }
 
@@ -246,6 +251,9 @@ impl RouteError {
             Self::Access(a) => a.to_string(),
             Self::Store(s) => s.client_message(),
             Self::RateLimited { .. } | Self::Rejected => self.to_string(),
+            Self::Moderation(_) => {
+                "the service is unavailable; nothing was changed, retry later".to_owned()
+            }
         }
     }
 

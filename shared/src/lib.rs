@@ -27,6 +27,7 @@ pub mod fanout;
 pub mod fields;
 pub mod gateway;
 pub mod limits;
+pub mod moderation;
 pub mod presence;
 pub mod protocol;
 pub mod queue;

@@ -189,6 +189,13 @@ pub async fn route_deps(
         live: live(sdk, &cfg.live)?,
         history: history_store(sdk, &cfg.postgres).await?,
         limits: cfg.limits,
+        moderation: match &cfg.moderation_function {
+            Some(function) => Some(Arc::new(
+                crate::moderation::HttpModerator::lambda(sdk, function, None)
+                    .map_err(|e| -> InitError { Box::new(e) })?,
+            )),
+            None => None,
+        },
     })
 }
 

@@ -27,6 +27,7 @@ pub fn deps_over(
         },
         history,
         limits: Limits::default(),
+        moderation: None,
     }
 }
 

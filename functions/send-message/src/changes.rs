@@ -5,15 +5,16 @@
 //! client that catches up with `history after` replays them in order. The store checks, in
 //! the commit's transaction, that the target is a plain message of the room, that the caller
 //! may change it (its sender; for a delete also the room's creator) and that it was not
-//! deleted. Reactions take no `seq`: the caller gets the `reaction` frame as its answer and
+//! deleted. An edit's body goes through the moderation hook first, as a send's does.
+//! Reactions take no `seq`: the caller gets the `reaction` frame as its answer and
 //! the room's other connections get it live when something changed; history holds the counts.
 
 use hubbub_core::error::RouteError;
-use hubbub_core::protocol::{ClientMsgId, Emoji, RoomId, ServerFrame};
+use hubbub_core::protocol::{ClientMsgId, Emoji, MessageKind, RoomId, ServerFrame};
 use hubbub_core::store::{Change, NewChange, NewReaction};
 use hubbub_core::ws::{RouteContext, RouteDeps};
 
-use crate::{admit, deliver};
+use crate::{admit, deliver, moderate};
 
 /// Commits an edit or delete of the message `target` and delivers it.
 pub(crate) async fn change(
@@ -21,7 +22,7 @@ pub(crate) async fn change(
     ctx: &RouteContext,
     room: RoomId,
     target: i64,
-    change: Change,
+    mut change: Change,
     client_msg_id: ClientMsgId,
 ) -> Result<Option<ServerFrame>, RouteError> {
     admit(
@@ -31,6 +32,10 @@ pub(crate) async fn change(
         "join the room before changing its messages",
     )
     .await?;
+    let replaced = match &mut change {
+        Change::Edit(body) => moderate(deps, ctx, &room, body, MessageKind::Edit).await?,
+        Change::Delete => false,
+    };
     let commit = deps
         .history
         .commit_change(&NewChange {
@@ -41,7 +46,7 @@ pub(crate) async fn change(
             client_msg_id,
         })
         .await?;
-    deliver(deps, ctx, commit).await
+    deliver(deps, ctx, commit, replaced).await
 }
 
 /// Adds (or takes back) the caller's reaction and tells the room when something changed.

@@ -26,7 +26,10 @@ use hubbub_core::aws_lambda_events::apigw::{
 };
 use hubbub_core::error::RouteError;
 use hubbub_core::limits::{self, BucketKind};
-use hubbub_core::protocol::{ClientFrame, ProtocolError, RoomId, ServerFrame};
+use hubbub_core::moderation::{Review, Verdict};
+use hubbub_core::protocol::{
+    ClientFrame, MessageBody, MessageKind, ProtocolError, RoomId, ServerFrame,
+};
 use hubbub_core::store::{Change, Commit, NewMessage};
 use hubbub_core::ws::{RouteContext, RouteDeps, parse_frame, run_route};
 
@@ -102,13 +105,51 @@ async fn route(
 async fn send(
     deps: &RouteDeps,
     ctx: &RouteContext,
-    msg: NewMessage,
+    mut msg: NewMessage,
 ) -> Result<Option<ServerFrame>, RouteError> {
     let room = msg.room.clone();
-
     admit(deps, ctx, &room, "join the room before sending to it").await?;
+    let replaced = moderate(deps, ctx, &room, &mut msg.body, MessageKind::Message).await?;
     let commit = deps.history.commit_message(&msg).await?;
-    deliver(deps, ctx, commit).await
+    deliver(deps, ctx, commit, replaced).await
+}
+
+/// Shows the body to the moderation hook, if there is one: `Ok(true)` when it replaced the
+/// body (now in `body`), `rejected` when it refused it, `unavailable` when it gave no
+/// verdict (fail closed: see [`hubbub_core::moderation`]). A retried `clientMsgId` is
+/// reviewed again: the hook runs before the commit finds the first one.
+pub(crate) async fn moderate(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    room: &RoomId,
+    body: &mut MessageBody,
+    kind: MessageKind,
+) -> Result<bool, RouteError> {
+    let Some(hook) = &deps.moderation else {
+        return Ok(false);
+    };
+    let review = Review {
+        room,
+        sender: &ctx.user,
+        body,
+        kind,
+    };
+    match hook.review(&review).await {
+        Ok(Verdict::Allow) => Ok(false),
+        Ok(Verdict::Reject) => {
+            tracing::info!(%room, kind = kind.as_str(), "moderation rejected the message");
+            Err(RouteError::Rejected)
+        }
+        Ok(Verdict::Replace(new)) => {
+            tracing::info!(%room, kind = kind.as_str(), "moderation replaced the body");
+            *body = new;
+            Ok(true)
+        }
+        Err(e) => {
+            tracing::warn!(%room, error = %hubbub_core::error::chain(&e), "moderation gave no verdict; refusing");
+            Err(RouteError::Moderation(e))
+        }
+    }
 }
 
 /// The checks every write to a room's messages passes first, in this order: the
@@ -145,8 +186,13 @@ async fn deliver(
     deps: &RouteDeps,
     ctx: &RouteContext,
     commit: Commit,
+    replaced: bool,
 ) -> Result<Option<ServerFrame>, RouteError> {
-    let ack = ServerFrame::ack(commit.message());
+    let ack = if replaced {
+        ServerFrame::ack_replaced(commit.message())
+    } else {
+        ServerFrame::ack(commit.message())
+    };
     match commit {
         Commit::New(msg) => {
             let room = msg.room.clone();

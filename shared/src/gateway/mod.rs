@@ -15,7 +15,7 @@ use crate::error::GatewayError;
 pub mod budget;
 pub mod management;
 pub mod retry;
-mod sigv4;
+pub(crate) mod sigv4;
 
 /// The base URL of a stage's management API: `https://{domainName}/{stage}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -11,6 +11,7 @@ use crate::error::{RouteError, chain};
 use crate::fanout::{self, FanoutReport};
 use crate::gateway::ConnectionGateway;
 use crate::limits::Limits;
+use crate::moderation::Moderator;
 use crate::presence::{self, PresenceChange, PresenceSink};
 use crate::protocol::{PresenceState, RoomId, ServerFrame};
 use crate::queue::{self, FanoutQueue};
@@ -38,6 +39,8 @@ pub struct RouteDeps {
     pub history: Arc<dyn HistoryStore>,
     /// Rate limits, the typing debounce and the room caps ([`crate::limits`]).
     pub limits: Limits,
+    /// The hook that reviews sends and edits before commit; `None`: none (the default).
+    pub moderation: Option<Arc<dyn Moderator>>,
 }
 
 impl RouteDeps {

@@ -11,6 +11,7 @@
 mod auth;
 mod chat;
 mod messages;
+mod moderation;
 mod room_routes;
 mod samples;
 
