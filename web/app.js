@@ -70,11 +70,14 @@ const view = createView({
     addMember,
     toggleJoin,
     loadOlder,
-    send: (body) => {
+    send: (body, replyTo) => {
       if (!store.open) return;
       store.composed();
-      store.sendMessage(store.current, body);
+      store.sendMessage(store.current, body, undefined, replyTo);
     },
+    edit: (room, seq, body) => store.editMessage(room, seq, body),
+    remove: (room, seq) => store.deleteMessage(room, seq),
+    react: (room, seq, emoji) => store.toggleReaction(room, seq, emoji),
     retry: (room, body, clientMsgId) => store.sendMessage(room, body, clientMsgId),
     typed: () => store.typed(),
     online: () => socket.online(),

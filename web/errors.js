@@ -9,6 +9,8 @@ export const ERROR_TEXT = {
   conflict: "That name is already taken. Please choose another one.",
   payload_too_large: "That is too large to send. Please shorten it.",
   rate_limited: "Too many attempts. Please wait a moment and try again.",
+  gone: "That message was deleted.",
+  rejected: "That message was refused by the room's moderation. Please change it.",
   unavailable: "The service is busy right now and nothing was saved. Please try again shortly.",
   internal: "Something went wrong on the server. Please try again.",
   network: "Cannot reach the server. Check your connection and try again.",

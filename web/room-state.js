@@ -3,6 +3,9 @@
 // from the server are applied here (`apply`), messages are kept once each in `seq` order whatever
 // brought them (live frame, batch, ack, HTTP page, `history`), a `seq` gap that does not fill is
 // fetched with `history after`, and pending sends are matched to their ack by `clientMsgId`.
+// Edits and deletes are entries of the sequence too: each is applied to its target (a newer
+// edit wins, a delete is final), a re-read history page brings a message's latest state and
+// reactions, and `reaction` frames update one emoji's count.
 //
 // No DOM access (it runs under `node --test`): frames go out through `transmit(frame)`, and
 // everything the page should show or do is announced through `emit(event, detail)`:
@@ -62,18 +65,29 @@ export function newClientMsgId() {
   return `w${Date.now().toString(36)}-${[...rnd].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
-// A message as kept: the fields of the protocol's message, in the room it belongs to.
+// An entry as kept: the fields of the protocol's message object, in the room it belongs to.
+// `kind` is "message", "edit" or "delete" (servers before edits send no kind: a message).
 function toMessage(room, m) {
   return {
     room,
     id: m.id,
     seq: m.seq,
+    kind: m.kind === "edit" || m.kind === "delete" ? m.kind : "message",
+    target: Number.isInteger(m.target) ? m.target : null,
     sender: m.sender,
-    body: m.body,
+    body: typeof m.body === "string" ? m.body : "",
     clientMsgId: m.clientMsgId,
     sentAt: m.sentAt,
+    replyTo: isObject(m.replyTo) ? m.replyTo : null,
+    editSeq: Number.isInteger(m.editSeq) ? m.editSeq : 0,
+    editedAt: m.editedAt || null,
+    deleted: m.deleted === true,
+    reactions: Array.isArray(m.reactions) ? m.reactions.filter(isObject).map((x) => ({ ...x })) : [],
   };
 }
+
+// The quick reactions the page offers (the server takes any short emoji).
+export const REACTIONS = ["👍", "❤️", "😂", "🎉"];
 
 const isObject = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
 
@@ -109,7 +123,8 @@ export class RoomStore {
         private: false,
         joined: false,
         joining: false,
-        messages: new Map(), // seq -> message
+        messages: new Map(), // seq -> entry (messages, edits, deletes)
+        changes: new Map(), // clientMsgId -> {kind, target, body}: edits and deletes awaiting their ack
         pending: new Map(), // clientMsgId -> {body, state: "pending"|"failed", error, timer, order}
         hasMoreBefore: true,
         loadedLatest: false,
@@ -229,22 +244,65 @@ export class RoomStore {
     this.emit("render", { toBottom: true });
   }
 
-  // Sends `body` to room `id`; with the `clientMsgId` of a failed send, retries that send.
-  sendMessage(id, body, clientMsgId = this.newId()) {
+  // Sends `body` to room `id` (answering the message `replyTo`, a seq); with the `clientMsgId`
+  // of a failed send, retries that send.
+  sendMessage(id, body, clientMsgId = this.newId(), replyTo = null) {
     const r = this.room(id);
     const existing = r.pending.get(clientMsgId);
-    const p = existing || { body, state: "pending", error: "", timer: 0, order: ++this.sendCounter };
+    const quoted = replyTo && r.messages.get(replyTo);
+    const p = existing || {
+      body,
+      state: "pending",
+      error: "",
+      timer: 0,
+      order: ++this.sendCounter,
+      replyTo: quoted ? { seq: replyTo, sender: quoted.sender, bodyPreview: quoted.body.slice(0, 100) } : null,
+    };
     p.state = "pending";
     p.error = "";
     this.timers.clear(p.timer);
     r.pending.set(clientMsgId, p);
-    if (!r.joined || !this.transmit({ action: "sendMessage", room: r.id, body: p.body, clientMsgId })) {
+    const frame = { action: "sendMessage", room: r.id, body: p.body, clientMsgId };
+    if (p.replyTo) frame.replyTo = p.replyTo.seq;
+    if (!r.joined || !this.transmit(frame)) {
       this.failSend(id, clientMsgId, r.joined ? "Not connected. The message was not sent." : "Join the room to send messages.");
       return clientMsgId;
     }
     p.timer = this.timers.set(() => this.failSend(id, clientMsgId, "The server did not confirm this message in time."), SEND_TIMEOUT_MS);
     this.emit("render", { toBottom: true });
     return clientMsgId;
+  }
+
+  // Replaces the body of our message `seq` in room `id`.
+  editMessage(id, seq, body) {
+    this.#change(id, { action: "editMessage", room: id, seq, body }, { kind: "edit", target: seq, body });
+  }
+
+  // Deletes message `seq` of room `id` (ours, or any in a room we created).
+  deleteMessage(id, seq) {
+    this.#change(id, { action: "deleteMessage", room: id, seq }, { kind: "delete", target: seq, body: "" });
+  }
+
+  #change(id, frame, change) {
+    const r = this.room(id);
+    const clientMsgId = this.newId();
+    if (!r.joined || !this.transmit({ ...frame, clientMsgId })) {
+      this.emit("notice", { text: r.joined ? "Not connected. Nothing was changed." : "Join the room to change its messages." });
+      return;
+    }
+    r.changes.set(clientMsgId, change);
+  }
+
+  // Adds our reaction `emoji` to message `seq` of room `id`, or takes it back if we had it.
+  toggleReaction(id, seq, emoji) {
+    const r = this.room(id);
+    const m = r.messages.get(seq);
+    const mine = !!m && m.reactions.some((x) => x.emoji === emoji && x.me);
+    const frame = { action: "react", room: id, seq, emoji };
+    if (mine) frame.remove = true;
+    if (!r.joined || !this.transmit(frame)) {
+      this.emit("notice", { text: r.joined ? "Not connected. Nothing was changed." : "Join the room to react." });
+    }
   }
 
   failSend(id, clientMsgId, text) {
@@ -354,6 +412,8 @@ export class RoomStore {
       case "history":
         this.#onHistory(f);
         return true;
+      case "reaction":
+        return this.#onReaction(f);
       case "presence":
         return this.#onPresence(f);
       case "typing":
@@ -392,12 +452,21 @@ export class RoomStore {
 
   #onAck(a) {
     const r = this.room(a.room);
+    const change = r.changes.get(a.clientMsgId);
+    if (change) {
+      // Our own edit or delete: an entry of the sequence like any other.
+      r.changes.delete(a.clientMsgId);
+      const body = typeof a.body === "string" ? a.body : change.body;
+      this.addMessages(r, [{ ...a, sender: this.self(), body, kind: change.kind, target: change.target }], {});
+      return;
+    }
     const p = r.pending.get(a.clientMsgId);
     if (p) {
       this.timers.clear(p.timer);
       r.pending.delete(a.clientMsgId);
       if (Number.isInteger(a.seq) && !r.messages.has(a.seq)) {
-        r.messages.set(a.seq, toMessage(r.id, { ...a, sender: this.self(), body: p.body }));
+        const body = typeof a.body === "string" ? a.body : p.body;
+        r.messages.set(a.seq, toMessage(r.id, { ...a, sender: this.self(), body, replyTo: p.replyTo }));
       }
     }
     this.#checkGap(r);
@@ -449,8 +518,37 @@ export class RoomStore {
     return true;
   }
 
+  // A reaction changed: the count for one emoji of one message, and whether it is now ours.
+  #onReaction(f) {
+    if (!Number.isInteger(f.seq) || typeof f.emoji !== "string" || !Number.isInteger(f.count)) return false;
+    const r = this.room(f.room);
+    const m = r.messages.get(f.seq);
+    if (!m) return true; // not held: its page brings the counts when it is read
+    const mineNow = isObject(f.user) && f.user.id === this.self()?.id ? f.added === true : null;
+    const i = m.reactions.findIndex((x) => x.emoji === f.emoji);
+    const me = mineNow === null ? i >= 0 && m.reactions[i].me : mineNow;
+    if (f.count <= 0) {
+      if (i >= 0) m.reactions.splice(i, 1);
+    } else if (i >= 0) {
+      m.reactions[i] = { emoji: f.emoji, count: f.count, me };
+    } else {
+      m.reactions.push({ emoji: f.emoji, count: f.count, me });
+      m.reactions.sort((a, b) => (a.emoji < b.emoji ? -1 : a.emoji > b.emoji ? 1 : 0));
+    }
+    this.#renderIfOpen(r);
+    return true;
+  }
+
   #onError(f) {
     const text = describeError(f.code, f.message);
+    if (f.clientMsgId) {
+      for (const r of this.rooms.values()) {
+        if (r.changes.delete(f.clientMsgId)) {
+          this.emit("notice", { text });
+          return;
+        }
+      }
+    }
     if (f.action === "sendMessage" || f.clientMsgId) {
       for (const r of this.rooms.values()) {
         if (r.pending.has(f.clientMsgId)) {
@@ -503,8 +601,13 @@ export class RoomStore {
       if (!isObject(raw) || !Number.isInteger(raw.seq)) continue;
       const m = toMessage(r.id, raw);
       if (isObject(m.sender)) this.knownUsers.set(m.sender.id, m.sender.name);
-      if (!r.messages.has(m.seq)) {
+      const held = r.messages.get(m.seq);
+      // A page re-read: its state (edits, delete, reactions) is the server's latest.
+      if (held && held.kind === "message" && !live) this.#merge(held, m);
+      if (!held) {
         r.messages.set(m.seq, m);
+        if (m.kind !== "message") this.#applyChange(r, m);
+        else this.#applyPendingChanges(r, m);
         added += 1;
         // Our own message that came back another way (its ack was lost): it is confirmed.
         if (m.sender && m.sender.id === me && r.pending.has(m.clientMsgId)) {
@@ -523,6 +626,35 @@ export class RoomStore {
     this.emit("knownUsers");
     if (added && r.id !== this.current) this.emit("rooms");
     this.#renderIfOpen(r, { older, toBottom });
+  }
+
+  // A message's state from a newer reading of it (a history page).
+  #merge(held, fresh) {
+    if (fresh.deleted && !held.deleted) Object.assign(held, { deleted: true, body: "", reactions: [] });
+    else if (!held.deleted && fresh.editSeq > held.editSeq) Object.assign(held, { body: fresh.body, editSeq: fresh.editSeq, editedAt: fresh.editedAt });
+    if (!held.deleted) held.reactions = fresh.reactions;
+    if (fresh.replyTo) held.replyTo = fresh.replyTo;
+  }
+
+  // An edit or delete entry: applied to its target when held (docs/protocol.md, "Converging").
+  #applyChange(r, e) {
+    const t = r.messages.get(e.target);
+    if (!t || t.kind !== "message" || t.deleted) return;
+    if (e.kind === "delete") Object.assign(t, { deleted: true, body: "", reactions: [] });
+    else if (e.seq > t.editSeq) Object.assign(t, { body: e.body, editSeq: e.seq, editedAt: e.sentAt });
+    for (const m of r.messages.values()) {
+      if (m.replyTo && m.replyTo.seq === t.seq) m.replyTo = { ...m.replyTo, bodyPreview: t.body.slice(0, 100), deleted: t.deleted };
+    }
+  }
+
+  // A message that arrives after entries that change it (an older page read late).
+  #applyPendingChanges(r, m) {
+    for (const e of r.messages.values()) if (e.kind !== "message" && e.target === m.seq) this.#applyChange(r, e);
+  }
+
+  // Room `r`'s messages to show, in seq order (edits and deletes are applied to them).
+  shownInOrder(r) {
+    return this.messagesInOrder(r).filter((m) => m.kind === "message");
   }
 
   // After a (re)join or a gap: fetch what was missed with `history after` the highest

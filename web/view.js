@@ -4,7 +4,7 @@
 // DOM; it keeps no chat state of its own beyond the elements it reuses between renders.
 
 import { ERROR_TEXT, describeError } from "./errors.js";
-import { lowestSeq } from "./room-state.js";
+import { REACTIONS, lowestSeq } from "./room-state.js";
 
 // The protocol's limit on a message body, in characters.
 const BODY_MAX = 4000;
@@ -109,8 +109,71 @@ export function createView({ store, me, isOnline, actions }) {
     return li;
   }
 
+  // The quote of a reply, the "edited" mark, reactions and the message's own buttons.
+  function extras(m, r, state) {
+    const before = [];
+    const after = [];
+    if (m.replyTo) {
+      const q = document.createElement("blockquote");
+      q.className = "quote";
+      q.textContent = `${m.replyTo.sender?.name || "?"}: ${m.replyTo.deleted ? "(message deleted)" : m.replyTo.bodyPreview}`;
+      before.push(q);
+    }
+    if (state !== "sent" || m.deleted) return { before, after };
+    if (m.reactions && m.reactions.length) {
+      const p = document.createElement("p");
+      p.className = "reactions";
+      for (const x of m.reactions) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = `reaction${x.me ? " mine" : ""}`;
+        b.setAttribute("aria-pressed", String(!!x.me));
+        b.textContent = `${x.emoji} ${x.count}`;
+        b.addEventListener("click", () => actions.react(r.id, m.seq, x.emoji));
+        p.append(b);
+      }
+      after.push(p);
+    }
+    const tools = document.createElement("p");
+    tools.className = "tools";
+    const button = (label, text, fn) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = text;
+      b.setAttribute("aria-label", label);
+      b.addEventListener("click", fn);
+      tools.append(b);
+    };
+    button("Reply", "Reply", () => startReply(r, m));
+    for (const e of REACTIONS) button(`React ${e}`, e, () => actions.react(r.id, m.seq, e));
+    if (m.sender && m.sender.id === me()?.id) {
+      button("Edit", "Edit", () => {
+        const body = window.prompt("Edit your message", m.body);
+        if (body && body !== m.body) actions.edit(r.id, m.seq, body);
+      });
+      button("Delete", "Delete", () => {
+        if (window.confirm("Delete this message?")) actions.remove(r.id, m.seq);
+      });
+    }
+    after.push(tools);
+    return { before, after };
+  }
+
+  // The composer answers message `m` until the reply is sent or cancelled.
+  let replyTo = null;
+  function startReply(r, m) {
+    replyTo = { room: r.id, seq: m.seq };
+    $("replying-text").textContent = `Replying to ${m.sender?.name || "?"}: ${m.body.slice(0, 60)}`;
+    $("replying").hidden = false;
+    $("composer-input").focus();
+  }
+  function endReply() {
+    replyTo = null;
+    $("replying").hidden = true;
+  }
+
   function fillMessage(li, m, state, error, clientMsgId, r) {
-    const sig = `${state}|${error}`;
+    const sig = `${state}|${error}|${m.body}|${m.deleted}|${m.editSeq}|${JSON.stringify(m.reactions || [])}|${JSON.stringify(m.replyTo || null)}`;
     if (li.dataset.sig === sig) return;
     li.dataset.sig = sig;
     li.className = `msg ${state}${m.sender && m.sender.id === me()?.id ? " mine" : ""}`;
@@ -129,10 +192,17 @@ export function createView({ store, me, isOnline, actions }) {
       t.textContent = ` ${fmtTime(m.sentAt)}`;
       head.append(t);
     }
+    if (m.editSeq && !m.deleted) {
+      const ed = document.createElement("span");
+      ed.className = "edited";
+      ed.textContent = " (edited)";
+      head.append(ed);
+    }
     const body = document.createElement("p");
-    body.className = "body";
-    body.textContent = m.body;
-    const parts = [head, body];
+    body.className = m.deleted ? "body deleted" : "body";
+    body.textContent = m.deleted ? "This message was deleted." : m.body;
+    const { before, after } = extras(m, r, state);
+    const parts = [head, ...before, body, ...after];
     if (state === "pending") {
       const s = document.createElement("p");
       s.className = "state";
@@ -191,11 +261,11 @@ export function createView({ store, me, isOnline, actions }) {
     loadOlder.textContent = r.loadingOlder ? "Loading older messages…" : "Load older messages";
 
     const items = [];
-    for (const m of store.messagesInOrder(r)) {
+    for (const m of store.shownInOrder(r)) {
       items.push(messageElement(r, `s${m.seq}`, (li) => fillMessage(li, m, "sent", "", m.clientMsgId, r)));
     }
     for (const [cid, p] of store.pendingInOrder(r)) {
-      const m = { sender: me(), body: p.body };
+      const m = { sender: me(), body: p.body, replyTo: p.replyTo };
       items.push(messageElement(r, `p${cid}`, (li) => fillMessage(li, m, p.state, p.error, cid, r)));
     }
     // Drop elements of messages that moved (pending -> confirmed) or belong elsewhere.
@@ -338,6 +408,7 @@ export function createView({ store, me, isOnline, actions }) {
       if (await actions.addMember(userId)) $("member-id").value = "";
     });
     $("load-older").addEventListener("click", () => actions.loadOlder());
+    $("reply-cancel").addEventListener("click", endReply);
     $("scroller").addEventListener("scroll", () => {
       if ($("scroller").scrollTop < LOAD_OLDER_PX) actions.loadOlder();
     });
@@ -354,7 +425,8 @@ export function createView({ store, me, isOnline, actions }) {
         return;
       }
       input.value = "";
-      actions.send(body);
+      actions.send(body, replyTo && replyTo.room === store.current ? replyTo.seq : null);
+      endReply();
     });
     input.addEventListener("keydown", (ev) => {
       if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {

@@ -122,7 +122,8 @@ test("a send is pending until its ack, which confirms it at the acked seq", () =
   h.store.apply({ type: "ack", room: "lobby", clientMsgId: cid, id: "m-1", seq: 1, sentAt: "2025-01-01T00:00:01Z" });
   assert.equal(r.pending.size, 0);
   assert.deepEqual(r.messages.get(1), {
-    room: "lobby", id: "m-1", seq: 1, sender: ALICE, body: "hello", clientMsgId: cid, sentAt: "2025-01-01T00:00:01Z",
+    room: "lobby", id: "m-1", seq: 1, kind: "message", target: null, sender: ALICE, body: "hello", clientMsgId: cid,
+    sentAt: "2025-01-01T00:00:01Z", replyTo: null, editSeq: 0, editedAt: null, deleted: false, reactions: [],
   });
   // The timeout was cancelled with the ack.
   h.clock.advance(SEND_TIMEOUT_MS * 2);
