@@ -196,6 +196,7 @@ fn parse_keys(raw: &[u8]) -> Result<HashMap<String, (DecodingKey, Algorithm)>, J
 impl ExternalVerifier {
     /// A verifier for the configured issuer, fetching keys from `source` when first needed.
     pub fn new(cfg: ExternalIssuerConfig, source: Arc<dyn JwksSource>) -> Self {
+        super::crypto::install();
         Self {
             cfg,
             source,

@@ -103,6 +103,7 @@ impl JwtKey {
         if secret.is_empty() {
             return Err(AuthError::Key);
         }
+        super::crypto::install();
         let digest = Sha256::digest(secret);
         Ok(Self {
             kid: digest[..6].iter().map(|b| format!("{b:02x}")).collect(),

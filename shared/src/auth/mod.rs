@@ -5,7 +5,9 @@
 //!   against its JWKS (fetched through a [`JwksSource`], cached, refetched on an unknown `kid`);
 //! - [`TokenVerifier`]: both, choosing by the token's `alg` header. The authorizer and the
 //!   HTTP API use it.
+//! - [`crypto`]: the signatures underneath, on ring.
 
+pub mod crypto;
 mod jwks;
 mod jwt;
 

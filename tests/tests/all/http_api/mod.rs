@@ -133,6 +133,7 @@ fn external_claims() -> Value {
 }
 
 fn sign_external(alg: Algorithm, kid: &str, key_file: &str, claims: &Value) -> String {
+    hubbub_core::auth::crypto::install();
     let pem = fixture(key_file);
     let key = match alg {
         Algorithm::ES256 => EncodingKey::from_ec_pem(&pem).expect("ec key"),

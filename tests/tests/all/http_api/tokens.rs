@@ -32,6 +32,7 @@ fn attacks() -> Vec<Attack> {
     let none_header = b64(br#"{"alg":"none","typ":"JWT"}"#);
     // HS256 "signed" with the issuer's RSA public key: the classic algorithm confusion.
     let confused = {
+        hubbub_core::auth::crypto::install();
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("rsa-1".into());
         jsonwebtoken::encode(
