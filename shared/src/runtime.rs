@@ -19,7 +19,7 @@ use crate::secrets::{CachedSecret, SecretVersions, SecretsManagerField};
 use crate::store::dynamodb::DynamoConnectionStore;
 use crate::store::pg_connect::{DbCredentials, DbTarget, with_host};
 use crate::store::postgres::Database;
-use crate::store::{ConnectionStore, HistoryStore};
+use crate::store::{ConnectionStore, HistoryStore, SessionStore};
 use crate::ws::{Live, RouteDeps};
 
 /// An init failure: printed by the runtime as the function's init error.
@@ -99,10 +99,18 @@ pub fn connection_store(
     sdk: &aws_config::SdkConfig,
     cfg: &DynamoConfig,
 ) -> Arc<dyn ConnectionStore> {
-    Arc::new(DynamoConnectionStore::new(
-        aws_sdk_dynamodb::Client::new(sdk),
-        cfg.table.clone(),
-    ))
+    Arc::new(dynamo_connections(sdk, cfg))
+}
+
+/// The connection table's session side only ([`SessionStore`]): for the functions that end
+/// sessions or check revocations and nothing else, so they do not link every membership
+/// operation.
+pub fn session_store(sdk: &aws_config::SdkConfig, cfg: &DynamoConfig) -> Arc<dyn SessionStore> {
+    Arc::new(dynamo_connections(sdk, cfg))
+}
+
+fn dynamo_connections(sdk: &aws_config::SdkConfig, cfg: &DynamoConfig) -> DynamoConnectionStore {
+    DynamoConnectionStore::new(aws_sdk_dynamodb::Client::new(sdk), cfg.table.clone())
 }
 
 /// Where the database is: a fixed URL, or the secret read now (init fails if it cannot be

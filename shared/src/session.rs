@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::error::{RouteError, StoreError, chain};
 use crate::gateway::{ConnectionGateway, Endpoint};
-use crate::store::ConnectionStore;
+use crate::store::SessionStore;
 use crate::ws::{self, Live, RouteContext};
 
 /// How long after `tokenExp` a connection is still served. It matches the clock skew the
@@ -111,14 +111,14 @@ const REVOCATION_CACHE_MAX: usize = 10_000;
 /// Per-user revocation markers as the authorizer reads them, cached for
 /// [`REVOCATION_CACHE_TTL`].
 pub struct RevocationCheck {
-    store: Arc<dyn ConnectionStore>,
+    store: Arc<dyn SessionStore>,
     ttl: Duration,
     cache: Mutex<HashMap<String, (Instant, Option<i64>)>>,
 }
 
 impl RevocationCheck {
     /// Markers read from `store`, each trusted for `ttl` ([`REVOCATION_CACHE_TTL`] on AWS).
-    pub fn new(store: Arc<dyn ConnectionStore>, ttl: Duration) -> Self {
+    pub fn new(store: Arc<dyn SessionStore>, ttl: Duration) -> Self {
         Self {
             store,
             ttl,
@@ -170,7 +170,7 @@ const CLOSE_CONCURRENCY: usize = 16;
 /// Ends a user's live sessions when a login is revoked (logout, a replayed refresh token):
 /// their access tokens stop opening connections, and their open connections are closed.
 pub struct SessionEnder {
-    pub connections: Arc<dyn ConnectionStore>,
+    pub connections: Arc<dyn SessionStore>,
     pub gateway: Arc<dyn ConnectionGateway>,
     /// The WebSocket API's management endpoint (`HUBBUB_MANAGEMENT_ENDPOINT`).
     pub endpoint: Endpoint,

@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let keyring = runtime::jwt_keyring(&sdk, &cfg.auth.jwt).await?;
     let verifier = runtime::token_verifier(keyring, &cfg.auth)?;
     let revocations = RevocationCheck::new(
-        runtime::connection_store(&sdk, &cfg.dynamo),
+        runtime::session_store(&sdk, &cfg.dynamo),
         REVOCATION_CACHE_TTL,
     );
     let (verifier, revocations) = (&verifier, &revocations);

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use super::{
     AttemptStore, Attempts, Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member,
     MemberPage, NewChange, NewMessage, NewReaction, NewRefreshToken, NewRoom, ReactionUpdate, Room,
-    RoomAccess, Rotation, UserRecord, UserStore,
+    RoomAccess, Rotation, SessionStore, UserRecord, UserStore,
 };
 use crate::error::StoreError;
 use crate::limits::{self, Bucket, BucketKind, Take, Verdict};
@@ -216,7 +216,10 @@ impl ConnectionStore for MemoryConnectionStore {
         }
         Ok(rooms.into_iter().collect())
     }
+}
 
+#[async_trait]
+impl SessionStore for MemoryConnectionStore {
     async fn user_connections(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         let s = lock(&self.state);
         let mut ids: Vec<String> = s

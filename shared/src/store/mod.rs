@@ -66,9 +66,37 @@ pub struct MemberPage {
     pub next: Option<String>,
 }
 
+/// The part of the connection table a revoked login needs: the user's live connections and
+/// the marker that refuses the user's older access tokens.
+///
+/// A port of its own so that the functions that only end sessions (the HTTP API) or only
+/// check the marker (the authorizer) hold exactly this: behind a `dyn ConnectionStore` every
+/// membership and limiter operation would be linked into them too.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// The ids of the user's live connections (a logout closes them). On DynamoDB this reads
+    /// a global secondary index, which lags writes by a moment: a connection opened in that
+    /// moment may be missing.
+    async fn user_connections(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Revokes the user's access tokens issued (`iat`, Unix seconds) before `before`: the
+    /// authorizer refuses them from now on. The marker is kept until `keep_until` (when every
+    /// such token has expired anyway) and never moves back: of two markers the later holds.
+    async fn revoke_tokens_before(
+        &self,
+        user_id: &str,
+        before: i64,
+        keep_until: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// The user's marker in force ([`Self::revoke_tokens_before`]): tokens issued before it
+    /// are revoked. `None` when there is none.
+    async fn tokens_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError>;
+}
+
 /// Live connections and room membership.
 #[async_trait]
-pub trait ConnectionStore: Send + Sync {
+pub trait ConnectionStore: SessionStore {
     /// Records a new connection (idempotent for the same id).
     async fn put_connection(&self, conn: &Connection) -> Result<(), StoreError>;
 
@@ -134,25 +162,6 @@ pub trait ConnectionStore: Send + Sync {
         interval: std::time::Duration,
         now_ms: i64,
     ) -> Result<bool, StoreError>;
-
-    /// The ids of the user's live connections (a logout closes them). On DynamoDB this reads
-    /// a global secondary index, which lags writes by a moment: a connection opened in that
-    /// moment may be missing.
-    async fn user_connections(&self, user_id: &str) -> Result<Vec<String>, StoreError>;
-
-    /// Revokes the user's access tokens issued (`iat`, Unix seconds) before `before`: the
-    /// authorizer refuses them from now on. The marker is kept until `keep_until` (when every
-    /// such token has expired anyway) and never moves back: of two markers the later holds.
-    async fn revoke_tokens_before(
-        &self,
-        user_id: &str,
-        before: i64,
-        keep_until: OffsetDateTime,
-    ) -> Result<(), StoreError>;
-
-    /// The user's marker in force ([`Self::revoke_tokens_before`]): tokens issued before it
-    /// are revoked. `None` when there is none.
-    async fn tokens_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError>;
 }
 
 /// A room as stored.

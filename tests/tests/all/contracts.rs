@@ -226,7 +226,7 @@ async fn connections_table_without_the_user_index_gets_it_on_dynamodb() {
     };
     use hubbub_core::protocol::UserRef;
     use hubbub_core::store::dynamodb::DynamoConnectionStore;
-    use hubbub_core::store::{Connection, ConnectionStore};
+    use hubbub_core::store::{Connection, ConnectionStore, SessionStore};
 
     let client = hubbub_tests::dynamodb_client();
     let table = format!("hubbub-old-{}", uuid::Uuid::new_v4().simple());

@@ -38,7 +38,7 @@ mod buckets;
 mod sessions;
 mod table;
 
-use super::{Connection, ConnectionStore, Member, MemberPage};
+use super::{Connection, ConnectionStore, Member, MemberPage, SessionStore};
 use crate::error::StoreError;
 use crate::limits::{self, Bucket, BucketKind, Take};
 use crate::protocol::{RoomId, UserRef};
@@ -562,7 +562,10 @@ impl ConnectionStore for DynamoConnectionStore {
     ) -> Result<bool, StoreError> {
         self.pass_typing_gate(room, user_id, interval, now_ms).await
     }
+}
 
+#[async_trait]
+impl SessionStore for DynamoConnectionStore {
     async fn user_connections(&self, user_id: &str) -> Result<Vec<String>, StoreError> {
         self.connections_of_user(user_id).await
     }
