@@ -1,5 +1,7 @@
 //! Lambda entry point of the HTTP API: wiring only.
 
+use std::future::{Future, ready};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use http_api::{HttpDeps, Passwords};
@@ -9,7 +11,7 @@ use hubbub_core::gateway::Endpoint;
 use hubbub_core::gateway::management::ManagementGateway;
 use hubbub_core::runtime;
 use hubbub_core::session::SessionEnder;
-use lambda_http::{Request, service_fn};
+use lambda_http::{Body, IntoResponse, Request, Response, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -44,7 +46,20 @@ async fn main() -> Result<(), lambda_http::Error> {
         // Tokens are issued with the current key: a rotated one is picked up within the
         // secret's time-to-live even by an instance that verifies no token.
         keyring.refresh_if_stale().await;
-        Ok::<_, std::convert::Infallible>(http_api::handle(deps, req).await)
+        Ok::<_, std::convert::Infallible>(Finished(http_api::handle(deps, req).await))
     }))
     .await
+}
+
+/// A response whose body is final: the handler's bodies are already text (JSON) or empty.
+///
+/// lambda_http passes any other `Response` through a body conversion that decodes text with
+/// the charset named in its `Content-Type`, looked up at run time, which links the tables of
+/// every legacy encoding (encoding_rs, hundreds of kilobytes) into the zip.
+struct Finished(Response<Body>);
+
+impl IntoResponse for Finished {
+    fn into_response(self) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
+        Box::pin(ready(self.0))
+    }
 }
