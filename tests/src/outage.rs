@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::tls_postgres::{free_port, is_root, pg_bin, run_pg};
+use crate::tls_postgres::{cluster_dirs, free_port, is_root, pg_bin, run_pg};
 
 /// How long a service may take to come up: moto imports its whole botocore model on start,
 /// which takes seconds on a loaded two-core machine.
@@ -29,30 +29,7 @@ impl PgCluster {
     /// Creates the cluster and starts it on a free loopback port.
     pub fn start() -> Self {
         let pg_bin = pg_bin();
-        let dir = std::env::temp_dir().join(format!("hubbub-pg-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("cluster dir");
-        // The postgres user must reach the data directory inside.
-        assert!(
-            Command::new("chmod")
-                .arg("755")
-                .arg(&dir)
-                .status()
-                .expect("chmod")
-                .success()
-        );
-        let data = dir.join("data");
-        let mut install = Command::new("install");
-        if is_root() {
-            install.args(["-o", "postgres", "-g", "postgres"]);
-        }
-        assert!(
-            install
-                .args(["-d", "-m", "700"])
-                .arg(&data)
-                .status()
-                .expect("install -d")
-                .success()
-        );
+        let (dir, data) = cluster_dirs("hubbub-pg");
         let data_s = data.to_string_lossy().into_owned();
         run_pg(
             &pg_bin.join("initdb"),

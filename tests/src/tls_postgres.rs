@@ -126,6 +126,34 @@ fn install_file(path: &Path, contents: &str, mode: &str) {
     std::fs::remove_file(&staged).expect("remove staged file");
 }
 
+/// A new cluster's directory under the temp dir (`{prefix}-{uuid}`) and its data directory
+/// inside, owned by `postgres` when we are root (initdb refuses root) and reachable by it.
+pub(crate) fn cluster_dirs(prefix: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("cluster dir");
+    // The postgres user must reach the data directory inside.
+    let status = Command::new("chmod")
+        .arg("755")
+        .arg(&dir)
+        .status()
+        .expect("chmod");
+    assert!(status.success());
+    let data = dir.join("data");
+    let mut install = Command::new("install");
+    if is_root() {
+        install.args(["-o", "postgres", "-g", "postgres"]);
+    }
+    assert!(
+        install
+            .args(["-d", "-m", "700"])
+            .arg(&data)
+            .status()
+            .expect("install -d")
+            .success()
+    );
+    (dir, data)
+}
+
 pub fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
@@ -135,29 +163,7 @@ impl TlsPostgres {
     /// Starts a cluster whose server certificate (for `localhost` only) is signed by `ca`.
     pub fn start(ca: &TestCa) -> Self {
         let pg_bin = pg_bin();
-        let dir =
-            std::env::temp_dir().join(format!("hubbub-tlspg-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).expect("cluster dir");
-        // The postgres user must reach the data directory inside.
-        let status = Command::new("chmod")
-            .arg("755")
-            .arg(&dir)
-            .status()
-            .expect("chmod");
-        assert!(status.success());
-        let data = dir.join("data");
-        let mut install = Command::new("install");
-        if is_root() {
-            install.args(["-o", "postgres", "-g", "postgres"]);
-        }
-        assert!(
-            install
-                .args(["-d", "-m", "700"])
-                .arg(&data)
-                .status()
-                .expect("install -d")
-                .success()
-        );
+        let (dir, data) = cluster_dirs("hubbub-tlspg");
         let pwfile = dir.join("pwfile");
         install_file(&pwfile, PASSWORD, "644");
         let data_s = data.to_string_lossy().into_owned();
