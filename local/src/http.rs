@@ -41,7 +41,7 @@ pub const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// `CorsConfiguration.MaxAge` of the template: browsers may cache a preflight for 10 minutes.
 pub const CORS_MAX_AGE_SECS: u32 = 600;
 /// `CorsConfiguration.AllowMethods` of the template.
-pub const CORS_ALLOW_METHODS: &str = "GET,POST";
+pub const CORS_ALLOW_METHODS: &str = "GET,POST,PUT,DELETE";
 /// `CorsConfiguration.AllowHeaders` of the template.
 pub const CORS_ALLOW_HEADERS: &str = "authorization,content-type";
 

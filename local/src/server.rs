@@ -361,6 +361,7 @@ impl Server {
             config: config.accounts.clone(),
             limits: config.limits,
             sessions: Some(Arc::new(sessions)),
+            connections: Some(connections.clone()),
         };
         let queue: Arc<dyn FanoutQueue> = Arc::new(LocalFanoutQueue::new(
             connections.clone(),

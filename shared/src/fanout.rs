@@ -276,8 +276,30 @@ pub async fn broadcast_if_small(
     frame: &ServerFrame,
     except: Option<&str>,
 ) -> Result<Option<FanoutReport>, StoreError> {
+    broadcast_if_within(
+        connections,
+        gateway,
+        endpoint,
+        room,
+        frame,
+        except,
+        MEMBER_PAGE_SIZE,
+    )
+    .await
+}
+
+/// [`broadcast_if_small`] for rooms of at most `max` connections (at most one member page).
+pub async fn broadcast_if_within(
+    connections: &dyn ConnectionStore,
+    gateway: &dyn ConnectionGateway,
+    endpoint: &Endpoint,
+    room: &RoomId,
+    frame: &ServerFrame,
+    except: Option<&str>,
+    max: u32,
+) -> Result<Option<FanoutReport>, StoreError> {
     let page = connections
-        .room_members(room, None, MEMBER_PAGE_SIZE)
+        .room_members(room, None, max.min(MEMBER_PAGE_SIZE))
         .await?;
     if page.next.is_some() {
         return Ok(None);

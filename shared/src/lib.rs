@@ -12,6 +12,8 @@
 //! - [`fanout`]: delivering a frame to a room with bounded concurrency;
 //! - [`queue`]: large rooms' fan-out split into jobs for workers (SQS, or in-process);
 //! - [`presence`]: joins and leaves coalesced per room and window;
+//! - [`people`]: direct room ids, and read marks and membership changes told to live
+//!   connections;
 //! - [`session`]: identity on a live connection (token expiry on every route);
 //! - [`secrets`]: the JWT key and the database URL read from Secrets Manager at run time,
 //!   followed through rotations;
@@ -28,6 +30,7 @@ pub mod fields;
 pub mod gateway;
 pub mod limits;
 pub mod moderation;
+pub mod people;
 pub mod presence;
 pub mod protocol;
 pub mod queue;

@@ -324,6 +324,8 @@ pub enum ClientFrame {
         cursor: Option<MembersCursor>,
         limit: u32,
     },
+    /// Raise the user's last-read `seq` in a room (never lowers it).
+    MarkRead { room: RoomId, seq: i64 },
     /// Liveness check; answered with `pong`.
     Ping,
 }
@@ -353,6 +355,7 @@ impl ClientFrame {
             Self::History { .. } => RouteKey::History,
             Self::Typing { .. } => RouteKey::Typing,
             Self::Members { .. } => RouteKey::Members,
+            Self::MarkRead { .. } => RouteKey::MarkRead,
             Self::Ping => RouteKey::Default,
         }
     }
@@ -380,6 +383,7 @@ impl ClientFrame {
             "react" => &["action", "room", "seq", "emoji", "remove"],
             "history" => &["action", "room", "before", "after", "limit"],
             "members" => &["action", "room", "cursor", "limit"],
+            "markRead" => &["action", "room", "seq"],
             "ping" => &["action"],
             _ => return Err(ProtocolError::bad_request("unknown action")),
         };
@@ -444,9 +448,23 @@ impl ClientFrame {
                     }
                 },
             },
+            "markRead" => Self::MarkRead {
+                room: RoomId::parse(f.string("room")?)?,
+                seq: read_seq(f.opt_i64("seq")?)?,
+            },
             "ping" => Self::Ping,
             _ => return Err(ProtocolError::bad_request("unknown action")),
         })
+    }
+}
+
+/// A read mark's `seq`: required, an integer >= 0 (the same rule as HTTP
+/// `PUT /rooms/{room}/read`). A `seq` past the room's last is clamped by the store.
+pub fn read_seq(seq: Option<i64>) -> Result<i64, ProtocolError> {
+    match seq {
+        Some(s) if s >= 0 => Ok(s),
+        Some(_) => Err(ProtocolError::bad_request("`seq` must be an integer >= 0")),
+        None => Err(ProtocolError::bad_request("missing field `seq`")),
     }
 }
 
@@ -608,6 +626,30 @@ pub enum ServerFrame {
         members: Vec<UserRef>,
         #[serde(skip_serializing_if = "Option::is_none")]
         next: Option<MembersCursor>,
+    },
+    /// The user's read position in a room: to the sender of `markRead`, and to the user's
+    /// other connections when it moved.
+    #[serde(rename_all = "camelCase")]
+    Read {
+        room: RoomId,
+        last_read: i64,
+        unread: i64,
+    },
+    /// A member's read position moved (rooms with read receipts, up to
+    /// [`crate::people::RECEIPTS_ROOM_MAX`] connections).
+    #[serde(rename_all = "camelCase")]
+    Receipt {
+        room: RoomId,
+        user: UserRef,
+        last_read: i64,
+    },
+    /// The user was made a member of a private room (or a direct room was opened with them).
+    Added {
+        room: RoomId,
+    },
+    /// The user is no longer a member of the room: this connection has left it.
+    Removed {
+        room: RoomId,
     },
     Pong,
     #[serde(rename_all = "camelCase")]

@@ -54,6 +54,7 @@ route_keys! {
     EditMessage = "editMessage",
     DeleteMessage = "deleteMessage",
     React = "react",
+    MarkRead = "markRead",
 }
 
 /// Actions of docs/protocol.md that have no route of their own: API Gateway sends them to
@@ -71,9 +72,12 @@ impl RouteKey {
             Self::SendMessage | Self::EditMessage | Self::DeleteMessage | Self::React => {
                 Function::SendMessage
             }
-            Self::JoinRoom | Self::LeaveRoom | Self::History | Self::Typing | Self::Members => {
-                Function::Rooms
-            }
+            Self::JoinRoom
+            | Self::LeaveRoom
+            | Self::History
+            | Self::Typing
+            | Self::Members
+            | Self::MarkRead => Function::Rooms,
         }
     }
 
@@ -179,6 +183,7 @@ mod tests {
                 Some(r#"{"action":"deleteMessage","room":"r","seq":3,"clientMsgId":"d1"}"#)
             }
             RouteKey::React => Some(r#"{"action":"react","room":"r","seq":3,"emoji":"👍"}"#),
+            RouteKey::MarkRead => Some(r#"{"action":"markRead","room":"r","seq":3}"#),
         }
     }
 

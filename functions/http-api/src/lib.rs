@@ -5,8 +5,10 @@
 //!   `/auth/logout`: argon2id password hashes, HS256 access tokens, opaque rotating refresh
 //!   tokens with reuse detection, login attempts limited per account and address and per
 //!   address (counted before the password is checked), registrations limited per source IP;
-//! - rooms and history ([`rooms`]): `GET /rooms`, `POST /rooms`, `POST /rooms/{room}/members`,
+//! - rooms and history ([`rooms`]): `GET /rooms` (paged, with unread counts), `POST /rooms`,
 //!   `GET /rooms/{room}/messages`;
+//! - people ([`people`]): `GET|POST /rooms/{room}/members`,
+//!   `DELETE /rooms/{room}/members/{user}`, `PUT /rooms/{room}/read`, `POST /dm/{username}`;
 //! - `GET /health`.
 //!
 //! [`HttpRoute`] lists the routes once: the handler dispatches on it, hubbub-local serves
@@ -21,6 +23,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod passwords;
+pub mod people;
 pub mod rooms;
 pub mod routes;
 
@@ -29,7 +32,7 @@ use std::sync::Arc;
 use hubbub_core::auth::{Identity, JwtIssuer, TokenVerifier};
 use hubbub_core::limits::Limits;
 use hubbub_core::session::SessionEnder;
-use hubbub_core::store::{AttemptStore, HistoryStore, UserStore};
+use hubbub_core::store::{AttemptStore, ConnectionStore, HistoryStore, UserStore};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, http};
 use tracing::Instrument;
@@ -60,6 +63,12 @@ pub struct HttpDeps {
     /// refresh token): revocation marker and open connections. `None` revokes the refresh
     /// tokens only (handler tests that have no WebSocket side).
     pub sessions: Option<Arc<SessionEnder>>,
+    /// The connection table's membership side, for the people routes' live effects through
+    /// [`Self::sessions`]' gateway: a removed member's connections leave the room, read marks
+    /// and new memberships reach the user's connections. This links the membership
+    /// operations into the function again (`SessionStore` alone cannot take a connection
+    /// out of a room). `None` (or no `sessions`) changes the stores only.
+    pub connections: Option<Arc<dyn ConnectionStore>>,
 }
 
 /// What every route knows about the request besides its body.
@@ -198,11 +207,12 @@ async fn route(
     let path = format!("/{}", path.trim_matches('/'));
     let matched =
         HttpRoute::find(method.as_str(), &path).ok_or(ApiError::NotFound("no such route"))?;
-    let room = || {
+    let param = |name| {
         matched
-            .param("room")
+            .param(name)
             .ok_or(ApiError::NotFound("no such route"))
     };
+    let room = || param("room");
     match matched.route {
         HttpRoute::Health => Ok(json(200, serde_json::json!({"status": "ok"}))),
         HttpRoute::Register => accounts::register(deps, info, &req).await,
@@ -211,7 +221,11 @@ async fn route(
         HttpRoute::Logout => accounts::logout(deps, &req).await,
         HttpRoute::ListRooms => rooms::list(deps, &req).await,
         HttpRoute::CreateRoom => rooms::create(deps, &req).await,
-        HttpRoute::AddMember => rooms::add_member(deps, &req, room()?).await,
+        HttpRoute::AddMember => people::add_member(deps, &req, room()?).await,
+        HttpRoute::ListMembers => people::list_members(deps, &req, room()?).await,
+        HttpRoute::RemoveMember => people::remove_member(deps, &req, room()?, param("user")?).await,
+        HttpRoute::MarkRead => people::mark_read(deps, &req, room()?).await,
         HttpRoute::Messages => rooms::messages(deps, &req, room()?).await,
+        HttpRoute::OpenDirect => people::open_direct(deps, &req, param("username")?).await,
     }
 }

@@ -47,7 +47,11 @@ http_routes! {
     ListRooms = GET "/rooms",
     CreateRoom = POST "/rooms",
     AddMember = POST "/rooms/{room}/members",
+    ListMembers = GET "/rooms/{room}/members",
+    RemoveMember = DELETE "/rooms/{room}/members/{user}",
+    MarkRead = PUT "/rooms/{room}/read",
     Messages = GET "/rooms/{room}/messages",
+    OpenDirect = POST "/dm/{username}",
     Health = GET "/health",
 }
 

@@ -1,4 +1,4 @@
-//! The room routes: `joinRoom`, `leaveRoom`, `history`, `typing` and `members`.
+//! The room routes: `joinRoom`, `leaveRoom`, `history`, `typing`, `members` and `markRead`.
 //!
 //! - `joinRoom` creates a missing room as a public room named after its id (as IRC does),
 //!   refuses private rooms the user is not a member of (also one created as private while
@@ -14,7 +14,11 @@
 //!   against its user's `max_rooms_created`;
 //! - `members` reads a page of who is connected to a room the caller joined: presence
 //!   frames carry only counts in large rooms, so names are read on demand;
-//! - joins and leaves are announced through [`hubbub_core::presence`], coalesced per room.
+//! - joins and leaves are announced through [`hubbub_core::presence`], coalesced per room;
+//! - `markRead` raises the user's last-read `seq` in a room they may use, and tells the
+//!   user's other connections and, in rooms with read receipts, the room
+//!   ([`hubbub_core::people::Notifier`]);
+//! - ids starting with `dm-` are kept for direct rooms: a join never creates one.
 
 use hubbub_core::aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
@@ -22,6 +26,7 @@ use hubbub_core::aws_lambda_events::apigw::{
 use hubbub_core::error::{AccessError, RouteError, StoreError};
 use hubbub_core::fanout;
 use hubbub_core::limits::{self, BucketKind};
+use hubbub_core::people::{self, Notifier};
 use hubbub_core::protocol::{
     ClientFrame, MembersCursor, PresenceState, ProtocolError, RoomId, ServerFrame,
 };
@@ -117,12 +122,13 @@ async fn route(
             cursor,
             limit,
         } => members(deps, &ctx, room, cursor, limit).await.map(Some),
+        ClientFrame::MarkRead { room, seq } => mark_read(deps, &ctx, room, seq).await.map(Some),
         ClientFrame::SendMessage { .. }
         | ClientFrame::EditMessage { .. }
         | ClientFrame::DeleteMessage { .. }
         | ClientFrame::React { .. }
         | ClientFrame::Ping => Err(ProtocolError::bad_request(
-            "this route takes joinRoom, leaveRoom, history, typing and members",
+            "this route takes joinRoom, leaveRoom, history, typing, members and markRead",
         )
         .into()),
     }
@@ -140,6 +146,10 @@ async fn join(
         .require()
     {
         Ok(()) => {}
+        // Nobody may take a direct room's id before its pair opens it.
+        Err(missing @ AccessError::Missing) if people::is_direct_id(&room) => {
+            return Err(missing.into());
+        }
         Err(AccessError::Missing) => create_on_join(deps, ctx, &room).await?,
         Err(denied @ AccessError::Denied) => return Err(denied.into()),
     }
@@ -173,11 +183,7 @@ async fn create_on_join(
     ctx: &RouteContext,
     room: &RoomId,
 ) -> Result<(), RouteError> {
-    let public = NewRoom {
-        id: room.clone(),
-        name: room.to_string(),
-        private: false,
-    };
+    let public = NewRoom::new(room.clone(), room.to_string(), false);
     match deps
         .history
         .create_room_within(&public, &ctx.user, deps.limits.max_rooms_created)
@@ -226,6 +232,31 @@ async fn members(
         room,
         members,
         next: page.next.as_deref().map(MembersCursor::from_position),
+    })
+}
+
+/// Raises the caller's read mark and answers with it; the user's other connections and, in
+/// rooms with read receipts, the room hear of it when it moved.
+async fn mark_read(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    room: RoomId,
+    seq: i64,
+) -> Result<ServerFrame, RouteError> {
+    deps.require_access(ctx, &room).await?;
+    let receipts = deps
+        .history
+        .get_room(&room)
+        .await?
+        .is_some_and(|r| r.read_receipts);
+    let mark = deps.history.mark_read(&room, &ctx.user.id, seq).await?;
+    Notifier::new(&deps.live.connections, &deps.live.gateway, &ctx.endpoint)
+        .read_marked(&room, &ctx.user, mark, receipts, Some(&ctx.connection_id))
+        .await;
+    Ok(ServerFrame::Read {
+        room,
+        last_read: mark.last_read,
+        unread: mark.unread(),
     })
 }
 

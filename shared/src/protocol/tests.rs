@@ -7,6 +7,40 @@ fn bad(raw: &str) -> ProtocolError {
 }
 
 #[test]
+fn mark_read_takes_a_room_and_a_seq_of_zero_or_more() {
+    assert_eq!(
+        ClientFrame::parse(r#"{"action":"markRead","room":"r","seq":0}"#),
+        Ok(ClientFrame::MarkRead {
+            room: RoomId::parse("r").expect("room"),
+            seq: 0
+        })
+    );
+    for raw in [
+        r#"{"action":"markRead","room":"r"}"#,
+        r#"{"action":"markRead","room":"r","seq":-1}"#,
+        r#"{"action":"markRead","room":"r","seq":1.5}"#,
+        r#"{"action":"markRead","room":"r","seq":"1"}"#,
+        r#"{"action":"markRead","room":"r","seq":1,"limit":2}"#,
+        r#"{"action":"markRead","seq":1}"#,
+    ] {
+        assert_eq!(bad(raw).code, ErrorCode::BadRequest, "{raw}");
+    }
+    let read = ServerFrame::Read {
+        room: RoomId::parse("r").expect("room"),
+        last_read: 4,
+        unread: 2,
+    };
+    assert_eq!(
+        read.to_json(),
+        r#"{"type":"read","room":"r","lastRead":4,"unread":2}"#
+    );
+    let removed = ServerFrame::Removed {
+        room: RoomId::parse("r").expect("room"),
+    };
+    assert_eq!(removed.to_json(), r#"{"type":"removed","room":"r"}"#);
+}
+
+#[test]
 fn room_id_limits() {
     assert!(RoomId::parse("general").is_ok());
     assert!(RoomId::parse("0-day_chat").is_ok());

@@ -10,10 +10,11 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use super::memory_people::RoomPeople;
 use super::{
     AttemptStore, Attempts, Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member,
-    MemberPage, NewChange, NewMessage, NewReaction, NewRefreshToken, NewRoom, ReactionUpdate, Room,
-    RoomAccess, Rotation, SessionStore, UserRecord, UserStore,
+    MemberPage, NewChange, NewMessage, NewReaction, NewRefreshToken, NewRoom, ReactionUpdate, Role,
+    Room, RoomAccess, RoomKind, Rotation, SessionStore, UserRecord, UserStore,
 };
 use crate::error::StoreError;
 use crate::limits::{self, Bucket, BucketKind, Take, Verdict};
@@ -21,7 +22,7 @@ use crate::protocol::{ChatMessage, HistoryCursor, HistoryQuery, RoomId, UserRef}
 
 mod messages;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock cannot leave these maps half-updated in a way that
     // matters more than losing the process would; keep serving.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -262,13 +263,15 @@ impl SessionStore for MemoryConnectionStore {
     }
 }
 
-struct RoomState {
-    room: Room,
+pub(super) struct RoomState {
+    pub(super) room: Room,
     /// Who created the room (its owner); `None` for rooms made by `ensure_public_room`.
-    created_by: Option<String>,
-    members: HashSet<String>,
+    pub(super) created_by: Option<String>,
+    pub(super) members: HashSet<String>,
+    /// Roles, names, read state and the direct pair (`memory_people.rs`).
+    pub(super) people: RoomPeople,
     /// Messages in seq order; `messages[i].seq == i + 1` because seq is gap-free.
-    messages: Vec<ChatMessage>,
+    pub(super) messages: Vec<ChatMessage>,
     /// (sender id, clientMsgId) -> index into `messages`: the idempotency key.
     by_client_id: HashMap<(String, String), usize>,
     /// seq -> the message's reactions.
@@ -278,9 +281,9 @@ struct RoomState {
 /// In-memory [`HistoryStore`].
 #[derive(Default)]
 pub struct MemoryHistoryStore {
-    rooms: Mutex<HashMap<RoomId, RoomState>>,
+    pub(super) rooms: Mutex<HashMap<RoomId, RoomState>>,
     /// user id -> rooms created. Locked only while `rooms` is held, so the order is fixed.
-    created: Mutex<HashMap<String, u32>>,
+    pub(super) created: Mutex<HashMap<String, u32>>,
 }
 
 impl MemoryHistoryStore {
@@ -290,11 +293,12 @@ impl MemoryHistoryStore {
     }
 }
 
-fn new_room_state(room: Room) -> RoomState {
+pub(super) fn new_room_state(room: Room) -> RoomState {
     RoomState {
         room,
         created_by: None,
         members: HashSet::new(),
+        people: RoomPeople::default(),
         messages: Vec::new(),
         by_client_id: HashMap::new(),
         reactions: HashMap::new(),
@@ -324,11 +328,13 @@ impl HistoryStore for MemoryHistoryStore {
             name: room.name.clone(),
             private: room.private,
             created_at: OffsetDateTime::now_utc(),
+            kind: RoomKind::Room,
+            read_receipts: room.read_receipts,
         };
         let mut state = new_room_state(stored.clone());
         state.created_by = Some(creator.id.clone());
         if room.private {
-            state.members.insert(creator.id.clone());
+            state.add_member(&creator.id, Some(&creator.name), Role::Owner);
         }
         rooms.insert(room.id.clone(), state);
         Ok(stored)
@@ -342,6 +348,8 @@ impl HistoryStore for MemoryHistoryStore {
                 name: id.to_string(),
                 private: false,
                 created_at: OffsetDateTime::now_utc(),
+                kind: RoomKind::Room,
+                read_receipts: false,
             })
         });
         Ok(state.room.clone())
@@ -354,7 +362,7 @@ impl HistoryStore for MemoryHistoryStore {
     async fn add_member(&self, room: &RoomId, user_id: &str) -> Result<(), StoreError> {
         let mut rooms = lock(&self.rooms);
         let state = rooms.get_mut(room).ok_or(StoreError::NotFound("room"))?;
-        state.members.insert(user_id.to_owned());
+        state.add_member(user_id, None, Role::Member);
         Ok(())
     }
 

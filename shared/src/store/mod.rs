@@ -2,7 +2,8 @@
 //!
 //! - [`ConnectionStore`]: live connections, which room each has joined, and per-user token
 //!   revocation markers (DynamoDB on AWS).
-//! - [`HistoryStore`]: rooms, private-room membership and messages (PostgreSQL).
+//! - [`HistoryStore`]: rooms, private-room membership and messages (PostgreSQL), with its
+//!   [`PeopleStore`] side (`people.rs`): member roles, direct rooms, read state, the room list.
 //! - [`UserStore`]: accounts and refresh tokens (PostgreSQL).
 //! - [`AttemptStore`]: failed-login counters for rate limiting (PostgreSQL).
 //!
@@ -18,9 +19,13 @@ use crate::protocol::{
     ChatMessage, ClientMsgId, Emoji, HistoryQuery, MessageBody, RoomId, UserRef,
 };
 
+pub use people::{PeopleStore, ReadMark, Role, RoomEntry, RoomKind, RoomMember};
+
 pub mod dynamodb;
 pub mod memory;
+mod memory_people;
 pub mod migrate;
+pub mod people;
 pub mod pg_connect;
 pub mod postgres;
 
@@ -124,6 +129,25 @@ pub trait ConnectionStore: SessionStore {
     /// Removes the connection from a room. Returns `false` when it was not a member.
     async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError>;
 
+    /// Takes every live connection of `user_id` out of `room` (a member removed from a
+    /// private room); returns the connections that had joined it. Built on
+    /// [`Self::user_connections`], so on DynamoDB a connection opened a moment ago may be
+    /// missed: it joined after the removal was decided only if the room's access check let
+    /// it, which the removal has already changed.
+    async fn leave_room_for_user(
+        &self,
+        user_id: &str,
+        room: &RoomId,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut left = Vec::new();
+        for id in self.user_connections(user_id).await? {
+            if self.leave_room(&id, room).await? {
+                left.push(id);
+            }
+        }
+        Ok(left)
+    }
+
     /// Whether the connection has joined the room.
     async fn is_member(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError>;
 
@@ -171,6 +195,10 @@ pub struct Room {
     pub name: String,
     pub private: bool,
     pub created_at: OffsetDateTime,
+    /// A room, or a direct room of two people ([`PeopleStore::open_direct`]).
+    pub kind: RoomKind,
+    /// Whether members see each other's read positions (private rooms only).
+    pub read_receipts: bool,
 }
 
 /// A room to create: the store assigns its creation time.
@@ -179,6 +207,20 @@ pub struct NewRoom {
     pub id: RoomId,
     pub name: String,
     pub private: bool,
+    /// Read receipts on; only a private room may have them (the boundary refuses the rest).
+    pub read_receipts: bool,
+}
+
+impl NewRoom {
+    /// A room with the default receipts setting: on in private rooms, off in public ones.
+    pub fn new(id: RoomId, name: String, private: bool) -> Self {
+        Self {
+            id,
+            name,
+            private,
+            read_receipts: private,
+        }
+    }
 }
 
 /// Whether a user may use a room.
@@ -298,14 +340,15 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
-/// Rooms, private-room membership and message history.
+/// Rooms, private-room membership and message history; the people side of rooms (roles,
+/// direct rooms, read state) is its supertrait [`PeopleStore`].
 #[async_trait]
-pub trait HistoryStore: Send + Sync {
+pub trait HistoryStore: PeopleStore + Send + Sync {
     /// Creates a room unless `creator` has already created `max_created` rooms (then
     /// `LimitExceeded`, [`crate::limits::CREATED_TOO_MANY`]; the count and the creation are
     /// one atomic step), and returns it as stored (with the store's creation time).
     /// `Conflict("room")` when the id is taken (nothing is counted). The creator of a private
-    /// room becomes its first member.
+    /// room becomes its first member, and its owner.
     async fn create_room_within(
         &self,
         room: &NewRoom,

@@ -140,6 +140,67 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
     );
 
     user_sessions(store).await;
+    removed_from_room(store).await;
+}
+
+/// A member removed from a room: every connection of that user leaves it, at once; other
+/// users' connections and the user's other rooms stay.
+async fn removed_from_room(store: &dyn ConnectionStore) {
+    let name = format!("rex{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (r, other_room) = (room("club"), room("elsewhere"));
+    let tabs = [connection(&name), connection(&name), connection(&name)];
+    let stranger = connection("stranger");
+    for c in tabs.iter().chain([&stranger]) {
+        store.put_connection(c).await.expect("put");
+    }
+    // Two tabs joined the room, the third did not; one tab is also elsewhere.
+    for c in &tabs[..2] {
+        store.join_room(c, &r).await.expect("join");
+    }
+    store.join_room(&tabs[0], &other_room).await.expect("join");
+    store.join_room(&stranger, &r).await.expect("join");
+    let user_id = tabs[0].user.id.clone();
+    let mut all: Vec<String> = tabs.iter().map(|c| c.id.clone()).collect();
+    all.sort();
+    user_connections_settled(store, &user_id, &all).await;
+
+    let mut left = store
+        .leave_room_for_user(&user_id, &r)
+        .await
+        .expect("leave for user");
+    left.sort();
+    let mut joined: Vec<String> = tabs[..2].iter().map(|c| c.id.clone()).collect();
+    joined.sort();
+    assert_eq!(left, joined, "the connections that had joined left");
+    for c in &tabs {
+        assert!(!store.is_member(&c.id, &r).await.expect("member?"));
+    }
+    assert!(
+        store
+            .is_member(&tabs[0].id, &other_room)
+            .await
+            .expect("member?")
+    );
+    assert!(store.is_member(&stranger.id, &r).await.expect("member?"));
+    let members = store.room_members(&r, None, 100).await.expect("members");
+    let ids: Vec<&str> = members
+        .members
+        .iter()
+        .map(|m| m.connection_id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![stranger.id.as_str()],
+        "fan-out reaches only the stranger"
+    );
+    assert!(
+        store
+            .leave_room_for_user(&user_id, &r)
+            .await
+            .expect("again")
+            .is_empty(),
+        "nothing left to leave"
+    );
 }
 
 /// The user's connections once they equal `expected`, or what they are after 5 s: the

@@ -17,6 +17,7 @@ fn public_room(id: &str) -> NewRoom {
         id: room(id),
         name: format!("Room {id}"),
         private: false,
+        read_receipts: false,
     }
 }
 
@@ -24,6 +25,7 @@ fn public_room(id: &str) -> NewRoom {
 pub fn private_room(id: &str) -> NewRoom {
     NewRoom {
         private: true,
+        read_receipts: true,
         name: "Secret".into(),
         ..public_room(id)
     }

@@ -217,6 +217,7 @@ pub async fn history_limits(store: Arc<dyn HistoryStore>) {
         id: room(id),
         name: id.to_owned(),
         private: false,
+        read_receipts: false,
     };
     for i in 0..3 {
         s.create_room_within(&public(&format!("a{i}")), &alice, 3)

@@ -8,12 +8,14 @@ mod connections;
 mod history;
 mod limits;
 mod messages;
+mod people;
 
 pub use accounts::{attempt_store, user_store};
 pub use connections::connection_store;
 pub use history::{history_store, private_room};
 pub use limits::{Atomic, connection_limits, history_limits};
 pub use messages::message_changes;
+pub use people::people_store;
 
 use std::collections::BTreeSet;
 

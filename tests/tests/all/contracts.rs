@@ -65,6 +65,17 @@ async fn message_changes_contract_postgres() {
 }
 
 #[tokio::test]
+async fn people_store_contract_memory() {
+    contract::people_store(&MemoryHistoryStore::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_store_contract_postgres() {
+    let (db, _) = migrated_database().await;
+    contract::people_store(&db.history()).await;
+}
+
+#[tokio::test]
 async fn user_store_contract_memory() {
     contract::user_store(&MemoryUserStore::new()).await;
 }

@@ -16,13 +16,13 @@ use crate::limits;
 use crate::protocol::{HistoryCursor, HistoryQuery, RoomId, UserRef};
 use crate::store::{
     Commit, HistoryPage, HistoryStore, NewChange, NewMessage, NewReaction, NewRoom, ReactionUpdate,
-    Room, RoomAccess,
+    Room, RoomAccess, RoomKind,
 };
 
 /// PostgreSQL-backed history (see [`Database::history`]).
 #[derive(Clone)]
 pub struct PostgresHistoryStore {
-    db: Database,
+    pub(super) db: Database,
 }
 
 impl PostgresHistoryStore {
@@ -31,15 +31,20 @@ impl PostgresHistoryStore {
     }
 }
 
-const ROOM_COLUMNS: &str = "id, name, private, created_at";
+/// A room's columns as [`room_from_row`] reads them (also prefixed `r.` in joins).
+pub(super) const ROOM_COLUMNS: &str = "id, name, private, created_at, kind, read_receipts";
 
-fn room_from_row(r: &Row) -> Result<Room, StoreError> {
+/// A room from the first six columns of `r`, in [`ROOM_COLUMNS`]' order.
+pub(super) fn room_from_row(r: &Row) -> Result<Room, StoreError> {
     Ok(Room {
         id: RoomId::parse(r.get::<_, String>(0))
             .map_err(|_| StoreError::Corrupt("room id".into()))?,
         name: r.get(1),
         private: r.get(2),
         created_at: r.get(3),
+        kind: RoomKind::parse(r.get::<_, &str>(4))
+            .ok_or_else(|| StoreError::Corrupt("room kind".into()))?,
+        read_receipts: r.get(5),
     })
 }
 
@@ -58,10 +63,17 @@ impl HistoryStore for PostgresHistoryStore {
         let Some(row) = tx
             .query_opt(
                 &format!(
-                    "INSERT INTO rooms (id, name, private, created_by) VALUES ($1, $2, $3, $4)
+                    "INSERT INTO rooms (id, name, private, created_by, read_receipts)
+                     VALUES ($1, $2, $3, $4, $5)
                      ON CONFLICT (id) DO NOTHING RETURNING {ROOM_COLUMNS}"
                 ),
-                &[&room.id.as_str(), &room.name, &room.private, &creator.id],
+                &[
+                    &room.id.as_str(),
+                    &room.name,
+                    &room.private,
+                    &creator.id,
+                    &(room.private && room.read_receipts),
+                ],
             )
             .await?
         else {
@@ -85,8 +97,9 @@ impl HistoryStore for PostgresHistoryStore {
         }
         if room.private {
             tx.execute(
-                "INSERT INTO room_members (room_id, user_id) VALUES ($1, $2)",
-                &[&room.id.as_str(), &creator.id],
+                "INSERT INTO room_members (room_id, user_id, user_name, role)
+                 VALUES ($1, $2, $3, 'owner')",
+                &[&room.id.as_str(), &creator.id, &creator.name],
             )
             .await?;
         }
@@ -287,7 +300,7 @@ impl HistoryStore for PostgresHistoryStore {
         let conn = self.db.session("visible rooms").await?;
         let rows = conn
             .query(
-                "SELECT r.id, r.name, r.private, r.created_at FROM rooms r
+                "SELECT r.id, r.name, r.private, r.created_at, r.kind, r.read_receipts FROM rooms r
                  WHERE NOT r.private
                     OR EXISTS (SELECT 1 FROM room_members m
                                WHERE m.room_id = r.id AND m.user_id = $1)

@@ -4,6 +4,8 @@
 //! one pool. See `infra/migrations/` for the schema.
 //!
 //! - `history.rs`: [`HistoryStore`](super::HistoryStore);
+//! - `people.rs`: its [`PeopleStore`](super::PeopleStore) side (roles, direct rooms, read
+//!   state, the room list);
 //! - `users.rs`: [`UserStore`](super::UserStore) and [`AttemptStore`](super::AttemptStore);
 //! - `session.rs`: the pooled connection every store operation runs on.
 
@@ -16,6 +18,7 @@ use crate::error::StoreError;
 
 mod history;
 mod messages;
+mod people;
 mod session;
 mod users;
 

@@ -72,6 +72,11 @@ async fn every_sample_event_gets_a_sensible_answer() {
             .is_none()
     );
     assert_eq!(last_ack_kind(&rec), Some(json!("delete")));
+    let read = body_json(&rooms::handle(&deps, &run("mark-read")).await);
+    assert_eq!(
+        read,
+        serde_json::json!({"type": "read", "room": "general", "lastRead": 1, "unread": 2})
+    );
     let h = body_json(&rooms::handle(&deps, &run("history")).await);
     assert_eq!(
         (h["type"].as_str(), h["messages"].as_array().map(Vec::len)),
@@ -116,7 +121,7 @@ async fn every_sample_event_gets_a_sensible_answer() {
     // schedule's event, whose content the maintenance function ignores.
     assert_eq!(
         files.len(),
-        27,
+        32,
         "a new sample event needs a line in this test: {files:?}"
     );
 }

@@ -29,7 +29,8 @@ async fn every_failure_has_the_error_shape_and_leaks_nothing() {
         ("GET", "/nope"),
         ("GET", "/auth/login"),
         ("DELETE", "/rooms"),
-        ("GET", "/rooms/lobby/members"),
+        ("PUT", "/rooms/lobby/members"),
+        ("GET", "/dm/bob"),
     ] {
         call(
             &deps,

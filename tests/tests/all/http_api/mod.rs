@@ -10,6 +10,7 @@ mod errors;
 mod journey;
 mod login_limit;
 mod names;
+mod people;
 mod rooms;
 mod samples;
 mod tokens;
@@ -163,6 +164,7 @@ fn deps_over(
         limits: hubbub_core::limits::Limits::default(),
         // The WebSocket side of a logout is tested over hubbub-local (local/sessions.rs).
         sessions: None,
+        connections: None,
     }
 }
 

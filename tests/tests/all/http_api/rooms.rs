@@ -77,7 +77,19 @@ async fn rooms_suite(deps: &HttpDeps) {
     };
     let mine = call(deps, get("/rooms", &alice.access)).await;
     assert_eq!(ids(&mine), vec!["lobby", "secret"]);
-    assert_eq!(mine.body["rooms"][0], lobby.body, "list and create agree");
+    for (field, value) in lobby.body.as_object().expect("room") {
+        assert_eq!(
+            &mine.body["rooms"][0][field], value,
+            "list and create agree: {field}"
+        );
+    }
+    assert_eq!(
+        (
+            &mine.body["rooms"][0]["unread"],
+            &mine.body["rooms"][0]["kind"]
+        ),
+        (&json!(0), &json!("room"))
+    );
     assert_eq!(
         ids(&call(deps, get("/rooms", &bob.access)).await),
         vec!["lobby"]

@@ -30,6 +30,27 @@ async fn every_http_sample_event_gets_a_sensible_answer() {
     assert_eq!(listed.status, 200);
     assert_eq!(listed.body["rooms"][0]["id"], "secret-plans");
     assert_eq!(call(&deps, swap("http-add-member")).await.status, 204);
+    let members = call(&deps, swap("http-list-members")).await;
+    assert_eq!(members.status, 200, "{members:?}");
+    assert_eq!(members.body["members"].as_array().map(Vec::len), Some(2));
+    let read = call(&deps, swap("http-mark-read")).await;
+    assert_eq!(
+        (read.status, &read.body),
+        (
+            200,
+            &json!({"room": "secret-plans", "lastRead": 0, "unread": 0})
+        )
+    );
+    call(&deps, swap("http-open-direct"))
+        .await
+        .assert_error(404, "not_found");
+    register(&deps, "bob").await;
+    let dm = call(&deps, swap("http-open-direct")).await;
+    assert_eq!((dm.status, &dm.body["with"]["name"]), (201, &json!("bob")));
+    assert_eq!(call(&deps, swap("http-remove-member")).await.status, 204);
+    call(&deps, swap("http-remove-member"))
+        .await
+        .assert_error(404, "not_found");
     let msgs = call(&deps, swap("http-messages")).await;
     assert_eq!(
         (msgs.status, &msgs.body),
@@ -63,7 +84,7 @@ async fn every_http_sample_event_gets_a_sensible_answer() {
     files.sort();
     assert_eq!(
         files.len(),
-        9,
+        13,
         "a new HTTP sample event needs a line in this test: {files:?}"
     );
 }

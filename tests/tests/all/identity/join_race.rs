@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use hubbub_core::error::StoreError;
 use hubbub_core::protocol::{HistoryQuery, RoomId, UserRef};
 use hubbub_core::store::{
-    Commit, HistoryPage, NewChange, NewMessage, NewReaction, NewRoom, ReactionUpdate, Room,
-    RoomAccess,
+    Commit, HistoryPage, NewChange, NewMessage, NewReaction, NewRoom, PeopleStore, ReactionUpdate,
+    ReadMark, Role, Room, RoomAccess, RoomEntry, RoomMember,
 };
 use hubbub_tests::contract::{private_room, user};
 
@@ -73,6 +73,61 @@ impl HistoryStore for CreatedInBetween {
     }
     async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError> {
         self.inner.visible_rooms(user_id, limit).await
+    }
+}
+
+#[async_trait]
+impl PeopleStore for CreatedInBetween {
+    async fn room_list(
+        &self,
+        user_id: &str,
+        after: Option<&RoomId>,
+        limit: u32,
+    ) -> Result<Vec<RoomEntry>, StoreError> {
+        self.inner.room_list(user_id, after, limit).await
+    }
+    async fn member_role(&self, room: &RoomId, user_id: &str) -> Result<Option<Role>, StoreError> {
+        self.inner.member_role(room, user_id).await
+    }
+    async fn put_member(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+        name: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.inner.put_member(room, user_id, name).await
+    }
+    async fn member_list(
+        &self,
+        room: &RoomId,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<RoomMember>, StoreError> {
+        self.inner.member_list(room, after, limit).await
+    }
+    async fn remove_member(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+    ) -> Result<Option<RoomMember>, StoreError> {
+        self.inner.remove_member(room, user_id).await
+    }
+    async fn open_direct(
+        &self,
+        id: &RoomId,
+        a: &UserRef,
+        b: &UserRef,
+        max_created: u32,
+    ) -> Result<(Room, bool), StoreError> {
+        self.inner.open_direct(id, a, b, max_created).await
+    }
+    async fn mark_read(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+        seq: i64,
+    ) -> Result<ReadMark, StoreError> {
+        self.inner.mark_read(room, user_id, seq).await
     }
 }
 

@@ -209,7 +209,7 @@ async fn local_http_cors() {
         assert_eq!(resp.header("access-control-allow-origin"), Some("*"));
         assert_eq!(
             resp.header("access-control-allow-methods"),
-            Some("GET,POST")
+            Some("GET,POST,PUT,DELETE")
         );
         assert_eq!(
             resp.header("access-control-allow-headers"),

@@ -12,5 +12,6 @@ mod http;
 mod management;
 mod members;
 mod messages;
+mod people;
 mod sessions;
 mod web;
