@@ -104,6 +104,7 @@ pub async fn message_changes(store: &dyn HistoryStore) {
                 id: room("talk"),
                 name: "Talk".into(),
                 private: false,
+                read_receipts: false,
             },
             &olga,
         )

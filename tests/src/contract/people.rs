@@ -11,6 +11,7 @@ fn new_message(r: &RoomId, sender: &UserRef, cmid: &str) -> NewMessage {
         sender: sender.clone(),
         body: MessageBody::parse("hi").expect("body"),
         client_msg_id: ClientMsgId::parse(cmid).expect("cmid"),
+        reply_to: None,
     }
 }
 

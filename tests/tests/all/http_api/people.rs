@@ -33,6 +33,7 @@ async fn commit(deps: &HttpDeps, r: &str, n: usize) {
                 sender: user("someone"),
                 body: MessageBody::parse("hi").expect("body"),
                 client_msg_id: ClientMsgId::parse(format!("c{i}")).expect("cmid"),
+                reply_to: None,
             })
             .await
             .expect("commit");
