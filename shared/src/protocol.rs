@@ -327,6 +327,13 @@ impl ClientFrame {
             Some(_) => return Err(ProtocolError::bad_request("`action` must be a string")),
             None => return Err(ProtocolError::bad_request("missing field `action`")),
         };
+        // The object above kept the last of repeated `action` keys; route selection
+        // ([`action_of`]) reads none. Refused, so a frame is never served as an action other
+        // than the one that routed it (`{"action":"ping","action":"joinRoom"}` reached
+        // `$default` and would have been read as a join).
+        if action_of(raw).is_none() {
+            return Err(ProtocolError::bad_request("`action` must appear once"));
+        }
         let allowed: &[&str] = match action.as_str() {
             "joinRoom" | "leaveRoom" | "typing" => &["action", "room"],
             "sendMessage" => &["action", "room", "body", "clientMsgId", "replyTo"],

@@ -180,7 +180,8 @@ impl TestLocal {
         ws
     }
 
-    /// One HTTP request to the server; a JSON content type is sent with a body.
+    /// One HTTP request to the server; a body goes with a JSON content type unless `headers`
+    /// name one.
     pub async fn request(
         &self,
         method: &str,
@@ -195,7 +196,10 @@ impl TestLocal {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        if body.is_some() {
+        let typed = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+        if body.is_some() && !typed {
             req = req.header("content-type", "application/json");
         }
         let req = req

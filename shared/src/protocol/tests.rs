@@ -124,6 +124,14 @@ fn every_bad_shape_is_bad_request_naming_the_problem() {
         (r#"{"room":"r"}"#, "missing field `action`"),
         (r#"{"action":7}"#, "`action` must be a string"),
         (r#"{"action":"dance"}"#, "unknown action"),
+        (
+            r#"{"action":"ping","action":"joinRoom","room":"r"}"#,
+            "`action` must appear once",
+        ),
+        (
+            r#"{"action":"joinRoom","action":"ping"}"#,
+            "`action` must appear once",
+        ),
         (r#"{"action":"joinRoom"}"#, "missing field `room`"),
         (
             r#"{"action":"joinRoom","room":5}"#,

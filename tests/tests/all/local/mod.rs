@@ -3,6 +3,7 @@
 //! aws-sdk-apigatewaymanagement client on @connections.
 
 mod abuse;
+mod bad_input;
 mod chat;
 mod cli;
 mod connection;
