@@ -27,6 +27,31 @@ const REFRESH_TOKEN_MAX_CHARS: usize = 128;
 /// The one answer to every failed login, so it does not tell which part was wrong.
 const BAD_CREDENTIALS: &str = "the username or password is wrong";
 
+/// What `POST /auth/register` and `/auth/login` read from the body: the two strings, before
+/// any rule on their content (register checks them with [`check_registration`], login lets a
+/// malformed name simply fail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// Reads the `{"username","password"}` body of register and login.
+pub fn credentials(req: &Request) -> Result<Credentials, ApiError> {
+    let fields = body::fields(req, &["username", "password"])?;
+    Ok(Credentials {
+        username: fields.string("username")?,
+        password: fields.string("password")?,
+    })
+}
+
+/// The register rules of docs/protocol.md ("Field rules"): the username first, then the
+/// password.
+pub fn check_registration(c: &Credentials) -> Result<(), ApiError> {
+    check_username(&c.username)?;
+    check_password(&c.password)
+}
+
 fn check_username(name: &str) -> Result<(), ApiError> {
     let ok = USERNAME_LEN.contains(&name.len())
         && name
@@ -65,7 +90,9 @@ fn new_refresh_token() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn presented_refresh_token(req: &Request) -> Result<String, ApiError> {
+/// The `{"refreshToken"}` body of refresh and logout; an empty or over-long token is
+/// `Unauthorized` (it cannot be one of ours).
+pub fn presented_refresh_token(req: &Request) -> Result<String, ApiError> {
     let fields = body::fields(req, &["refreshToken"])?;
     let token = fields.string("refreshToken")?;
     if token.is_empty() || token.chars().count() > REFRESH_TOKEN_MAX_CHARS {
@@ -124,11 +151,9 @@ pub async fn register(
     info: &RequestInfo,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = body::fields(req, &["username", "password"])?;
-    let username = fields.string("username")?;
-    let password = fields.string("password")?;
-    check_username(&username)?;
-    check_password(&password)?;
+    let creds = credentials(req)?;
+    check_registration(&creds)?;
+    let Credentials { username, password } = creds;
     // Counted per source IP before the (deliberately slow) hash, increment first and then
     // compared, so concurrent registrations in parallel Lambdas get no more than the limit.
     // Every well-formed attempt counts, taken names included: the limit is on farming.
@@ -181,9 +206,7 @@ pub async fn login(
     info: &RequestInfo,
     req: &Request,
 ) -> Result<Response<Body>, ApiError> {
-    let fields = body::fields(req, &["username", "password"])?;
-    let username = fields.string("username")?;
-    let password = fields.string("password")?;
+    let Credentials { username, password } = credentials(req)?;
     let now = OffsetDateTime::now_utc();
     let ip = info.source_ip.as_deref().unwrap_or("unknown");
     // A name that cannot be a username never becomes a limiter key (it could be any size and

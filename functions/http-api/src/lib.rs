@@ -101,7 +101,12 @@ fn request_info(req: &Request) -> (RequestInfo, Option<String>) {
 
 /// The route path: lambda_http puts a named stage in front of the path (`/prod/rooms`);
 /// routes are matched without it.
-fn route_path(req: &Request, stage: Option<&str>) -> String {
+pub fn route_path(req: &Request) -> String {
+    let (_, stage) = request_info(req);
+    route_path_below(req, stage.as_deref())
+}
+
+fn route_path_below(req: &Request, stage: Option<&str>) -> String {
     let path = req.uri().path();
     match stage {
         Some(s) if s != "$default" && !s.is_empty() => {
@@ -150,6 +155,14 @@ pub(crate) fn no_content() -> Response<Body> {
 
 /// The caller of an authenticated route, from `Authorization: Bearer <jwt>`.
 pub(crate) async fn authenticate(deps: &HttpDeps, req: &Request) -> Result<Identity, ApiError> {
+    let token = bearer_token(req)?;
+    let id = deps.verifier.verify(token).await.map_err(ApiError::Token)?;
+    tracing::Span::current().record("user_id", id.user_id.as_str());
+    Ok(id)
+}
+
+/// The token of `Authorization: Bearer <jwt>` (the scheme in any case), not yet verified.
+pub fn bearer_token(req: &Request) -> Result<&str, ApiError> {
     let header = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -165,15 +178,13 @@ pub(crate) async fn authenticate(deps: &HttpDeps, req: &Request) -> Result<Ident
             ));
         }
     };
-    let id = deps.verifier.verify(token).await.map_err(ApiError::Token)?;
-    tracing::Span::current().record("user_id", id.user_id.as_str());
-    Ok(id)
+    Ok(token)
 }
 
 /// Handles one request. Never fails: every error is an error response.
 pub async fn handle(deps: &HttpDeps, req: Request) -> Response<Body> {
     let (info, stage) = request_info(&req);
-    let path = route_path(&req, stage.as_deref());
+    let path = route_path_below(&req, stage.as_deref());
     let method = req.method().clone();
     let span = tracing::info_span!(
         "http",
@@ -195,6 +206,13 @@ pub async fn handle(deps: &HttpDeps, req: Request) -> Response<Body> {
     .await
 }
 
+/// The route `method path` (below the stage, see [`route_path`]) reaches and its path
+/// parameters; slashes around the path are not significant to the function.
+pub fn route_of(method: &http::Method, path: &str) -> Result<routes::Matched, ApiError> {
+    let path = format!("/{}", path.trim_matches('/'));
+    HttpRoute::find(method.as_str(), &path).ok_or(ApiError::NotFound("no such route"))
+}
+
 async fn route(
     deps: &HttpDeps,
     info: &RequestInfo,
@@ -203,10 +221,7 @@ async fn route(
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     body::check_size(&req, deps.config.max_body_bytes)?;
-    // Slashes around the path are not significant to the function.
-    let path = format!("/{}", path.trim_matches('/'));
-    let matched =
-        HttpRoute::find(method.as_str(), &path).ok_or(ApiError::NotFound("no such route"))?;
+    let matched = route_of(method, path)?;
     let param = |name| {
         matched
             .param(name)

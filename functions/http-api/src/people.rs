@@ -40,7 +40,7 @@ fn notifier(deps: &HttpDeps) -> Option<Notifier<'_>> {
 }
 
 /// Decodes `%XX` escapes of a path segment (user ids may hold characters a client escapes).
-fn decode_segment(raw: &str) -> Result<String, ApiError> {
+pub fn decode_segment(raw: &str) -> Result<String, ApiError> {
     let bad = || ApiError::BadRequest("the path is not valid percent-encoded UTF-8".into());
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -106,21 +106,7 @@ pub async fn add_member(
 ) -> Result<Response<Body>, ApiError> {
     let me = authenticate(deps, req).await?;
     let room = room_id(raw_room)?;
-    let fields = body::fields(req, &["userId", "username"])?;
-    let by_id = fields.opt_string("userId")?;
-    let by_name = fields.opt_string("username")?;
-    let target = match (by_id, by_name) {
-        (Some(id), None) => {
-            check_user_id(&id, "userId")?;
-            Target::Id(id)
-        }
-        (None, Some(name)) => Target::Name(name),
-        _ => {
-            return Err(ApiError::BadRequest(
-                "give exactly one of `userId` and `username`".into(),
-            ));
-        }
-    };
+    let target = member_target(req)?;
     let stored = usable_room(deps, &room, &me.user_id).await?;
     managed(&stored)?;
     require_owner(deps, &room, &me.user_id).await?;
@@ -148,9 +134,36 @@ pub async fn add_member(
     Ok(no_content())
 }
 
-enum Target {
+/// Whom `POST /rooms/{room}/members` adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `{"userId"}`: not looked up.
     Id(String),
+    /// `{"username"}`: an account of this API.
     Name(String),
+}
+
+/// Reads the `{"userId"}` or `{"username"}` body of `POST /rooms/{room}/members`.
+pub fn member_target(req: &Request) -> Result<Target, ApiError> {
+    let fields = body::fields(req, &["userId", "username"])?;
+    let by_id = fields.opt_string("userId")?;
+    let by_name = fields.opt_string("username")?;
+    match (by_id, by_name) {
+        (Some(id), None) => {
+            check_user_id(&id, "userId")?;
+            Ok(Target::Id(id))
+        }
+        (None, Some(name)) => Ok(Target::Name(name)),
+        _ => Err(ApiError::BadRequest(
+            "give exactly one of `userId` and `username`".into(),
+        )),
+    }
+}
+
+/// Reads the `{"seq"}` body of `PUT /rooms/{room}/read`.
+pub fn read_mark(req: &Request) -> Result<i64, ApiError> {
+    let fields = body::fields(req, &["seq"])?;
+    Ok(read_seq(fields.opt_i64("seq")?)?)
 }
 
 /// `GET /rooms/{room}/members?after=&limit=`: a private room's members, to its members.
@@ -242,8 +255,7 @@ pub async fn mark_read(
 ) -> Result<Response<Body>, ApiError> {
     let me = authenticate(deps, req).await?;
     let room = room_id(raw_room)?;
-    let fields = body::fields(req, &["seq"])?;
-    let seq = read_seq(fields.opt_i64("seq")?)?;
+    let seq = read_mark(req)?;
     let stored = usable_room(deps, &room, &me.user_id).await?;
     let mark = deps.history.mark_read(&room, &me.user_id, seq).await?;
     if let Some(n) = notifier(deps) {

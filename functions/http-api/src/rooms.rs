@@ -49,13 +49,14 @@ pub(crate) fn entry_json(e: &RoomEntry) -> Value {
     v
 }
 
-pub(crate) fn room_id(raw: &str) -> Result<RoomId, ApiError> {
+/// The `{room}` of a path, with the rules of a WebSocket `room`.
+pub fn room_id(raw: &str) -> Result<RoomId, ApiError> {
     Ok(RoomId::parse(raw)?)
 }
 
 /// The `after` and `limit` query parameters of a page: `after` as given (a listed item's key,
 /// checked by the caller's store), `limit` 1..=`max`, `max` when absent.
-pub(crate) fn page_params(req: &Request, max: u32) -> Result<(Option<String>, u32), ApiError> {
+pub fn page_params(req: &Request, max: u32) -> Result<(Option<String>, u32), ApiError> {
     let after = req
         .query_string_parameters_ref()
         .and_then(|p| p.first("after"))
@@ -97,10 +98,9 @@ pub async fn list(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiE
     Ok(json(200, answer))
 }
 
-/// `POST /rooms`: 201 with the room; 409 when the id is taken. The creator of a private
-/// room is its first member.
-pub async fn create(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiError> {
-    let me = authenticate(deps, req).await?;
+/// Reads the `{"id","name","private"?,"readReceipts"?}` body of `POST /rooms` with the rules
+/// of docs/protocol.md ("Field rules").
+pub fn new_room(req: &Request) -> Result<NewRoom, ApiError> {
     let fields = body::fields(req, &["id", "name", "private", "readReceipts"])?;
     let id = RoomId::parse(fields.string("id")?).map_err(|_| {
         ApiError::BadRequest(
@@ -127,10 +127,18 @@ pub async fn create(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, Ap
             "`readReceipts` may be on in private rooms only".into(),
         ));
     }
-    let room = NewRoom {
+    Ok(NewRoom {
         read_receipts,
         ..NewRoom::new(id, name, private)
-    };
+    })
+}
+
+/// `POST /rooms`: 201 with the room; 409 when the id is taken. The creator of a private
+/// room is its first member.
+pub async fn create(deps: &HttpDeps, req: &Request) -> Result<Response<Body>, ApiError> {
+    let me = authenticate(deps, req).await?;
+    let room = new_room(req)?;
+    let private = room.private;
     let creator = UserRef {
         id: me.user_id,
         name: me.user_name,
@@ -161,6 +169,15 @@ fn query_number(req: &Request, name: &str) -> Result<Option<i64>, ApiError> {
     }
 }
 
+/// The `before`, `after` and `limit` query parameters of `GET /rooms/{room}/messages`.
+pub fn history_query(req: &Request) -> Result<HistoryQuery, ApiError> {
+    Ok(HistoryQuery::new(
+        query_number(req, "before")?,
+        query_number(req, "after")?,
+        query_number(req, "limit")?,
+    )?)
+}
+
 /// `GET /rooms/{room}/messages?before=&after=&limit=`: a page of history by keyset on `seq`.
 pub async fn messages(
     deps: &HttpDeps,
@@ -169,11 +186,7 @@ pub async fn messages(
 ) -> Result<Response<Body>, ApiError> {
     let me = authenticate(deps, req).await?;
     let room = room_id(raw_room)?;
-    let query = HistoryQuery::new(
-        query_number(req, "before")?,
-        query_number(req, "after")?,
-        query_number(req, "limit")?,
-    )?;
+    let query = history_query(req)?;
     require_access(deps, &room, &me.user_id).await?;
     let page = deps.history.history(&room, &query, &me.user_id).await?;
     Ok(json(
