@@ -178,12 +178,7 @@ fn domain_name(headers: &HeaderMap, public: SocketAddr) -> String {
     headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
+        .filter(|h| http_api::is_plain_host(h))
         .map_or_else(|| public.to_string(), str::to_owned)
 }
 

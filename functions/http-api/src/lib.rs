@@ -120,6 +120,27 @@ fn route_path_below(req: &Request, stage: Option<&str>) -> String {
     }
 }
 
+/// Longest host name (RFC 1035), with room for a port.
+const HOST_MAX: usize = 261;
+
+/// Whether `host` is a plain `host[:port]` lambda_http can build a request URI from.
+/// lambda_http unwraps its parse of `{scheme}://{host}{path}` (request.rs
+/// `build_request_uri`): any other `Host` would panic the conversion of the event. API Gateway
+/// routes only its own domain names; hubbub-local passes a client's `Host` on only when this
+/// holds.
+pub fn is_plain_host(host: &str) -> bool {
+    let chars_ok = !host.is_empty()
+        && host.len() <= HOST_MAX
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    chars_ok
+        && ["http", "https"].iter().all(|scheme| {
+            url::Url::parse(&format!("{scheme}://{host}/"))
+                .is_ok_and(|u| u.host_str().is_some() && u.path() == "/" && u.username().is_empty())
+        })
+}
+
 /// A JSON (or empty) response with the headers every answer carries.
 pub(crate) fn finish(
     builder: http::response::Builder,

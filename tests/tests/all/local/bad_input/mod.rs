@@ -58,6 +58,8 @@ pub enum Input {
         path: String,
         authorization: Option<String>,
         content_type: Option<&'static str>,
+        /// A `Host` header other than the server's address.
+        host: Option<&'static str>,
         body: Option<String>,
         times: usize,
     },
@@ -256,10 +258,14 @@ async fn run(server: &TestLocal, tokens: &Tokens, input: &Input) -> Answer {
             path,
             authorization,
             content_type,
+            host,
             body,
             times,
         } => {
             let mut headers: Vec<(&str, &str)> = Vec::new();
+            if let Some(h) = host {
+                headers.push(("host", h));
+            }
             if let Some(a) = authorization {
                 headers.push(("authorization", a));
             }
