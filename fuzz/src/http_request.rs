@@ -36,11 +36,12 @@ pub fn run(data: &[u8]) {
 }
 
 /// Whether API Gateway could have sent the event as far as lambda_http's URI building
-/// relies on it: a plain `host[:port]` (header, else domain name), a stage of plain
-/// characters and a path from `/`. lambda_http unwraps its URL parse (a non-ASCII or
-/// malformed host panics it, request.rs `build_request_uri`); API Gateway routes only its
-/// own domain names and paths, and hubbub-local passes on only a plain `Host`
-/// (local/src/http.rs `domain_name`).
+/// relies on it: a plain `host[:port]` ([`http_api::is_plain_host`], the check hubbub-local
+/// makes; header, else domain name), `x-forwarded-proto`
+/// `http` or `https`, a stage of plain characters and a path from `/`. lambda_http unwraps
+/// its URL parse (a malformed host or scheme panics it, request.rs `build_request_uri`);
+/// API Gateway routes only its own domain names and paths and sets `x-forwarded-proto`
+/// itself, and so does hubbub-local (local/src/events.rs `http_api_json`).
 fn from_api_gateway(text: &str) -> bool {
     let Ok(ev) = serde_json::from_str::<ApiGatewayV2httpRequest>(text) else {
         return false;
@@ -54,7 +55,9 @@ fn from_api_gateway(text: &str) -> bool {
         s.chars()
             .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
     };
-    host.is_none_or(|h| !h.is_empty() && h.len() <= 255 && plain(h, ".-:[]"))
+    let proto = ev.headers.get("x-forwarded-proto").map(|v| v.to_str().ok());
+    host.is_none_or(http_api::is_plain_host)
+        && proto.is_none_or(|p| matches!(p, Some("http" | "https")))
         && ev
             .request_context
             .stage
