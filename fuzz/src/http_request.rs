@@ -12,6 +12,7 @@ use http_api::routes::HttpRoute;
 use http_api::{ApiError, accounts, bearer_token, body, people, rooms, route_of, route_path};
 use hubbub_core::auth::TokenVerifier;
 use hubbub_core::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_http::http::Uri;
 use lambda_http::{Body, Request, RequestExt};
 
 use crate::echo;
@@ -37,9 +38,10 @@ pub fn run(data: &[u8]) {
 
 /// Whether API Gateway could have sent the event as far as lambda_http's URI building
 /// relies on it: a plain `host[:port]` ([`http_api::is_plain_host`], the check hubbub-local
-/// makes; header, else domain name), `x-forwarded-proto`
-/// `http` or `https`, a stage of plain characters and a path from `/`. lambda_http unwraps
-/// its URL parse (a malformed host or scheme panics it, request.rs `build_request_uri`);
+/// makes; header, else domain name), `x-forwarded-proto` `http` or `https`, a stage of
+/// plain characters, a path from `/` and a query a request line can carry (hubbub-local's
+/// HTTP server refuses any other with 400). lambda_http unwraps its URL parse and its
+/// request build (a malformed host, scheme or query panics it, request.rs);
 /// API Gateway routes only its own domain names and paths and sets `x-forwarded-proto`
 /// itself, and so does hubbub-local (local/src/events.rs `http_api_json`).
 fn from_api_gateway(text: &str) -> bool {
@@ -66,7 +68,11 @@ fn from_api_gateway(text: &str) -> bool {
         && ev
             .raw_path
             .as_deref()
-            .is_none_or(|p| p.is_empty() || p.starts_with('/'))
+            .is_none_or(|p| p.is_empty() || (p.starts_with('/') && p.parse::<Uri>().is_ok()))
+        && ev
+            .raw_query_string
+            .as_deref()
+            .is_none_or(|q| format!("/?{q}").parse::<Uri>().is_ok())
 }
 
 /// Everything of the request a client chose, for the echo check.
