@@ -51,7 +51,9 @@ impl Connection {
             id: id.into(),
             user,
             connected_at,
-            expires_at: connected_at + CONNECTION_TTL,
+            // Saturating: `connectedAt` comes from the event, and one near the end of the
+            // representable time (year 9999) must not panic the route.
+            expires_at: connected_at.saturating_add(CONNECTION_TTL),
         }
     }
 }

@@ -232,3 +232,22 @@ where
         Err(e) => error_reply(ev, &e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `connectedAt` is the event's: one at the end of representable time (year 9999) gives
+    /// a connection record instead of an overflow panic (found by the `ws_event` fuzz target's
+    /// corpus, fuzz/regressions/ws_event/).
+    #[test]
+    fn a_connection_opened_in_year_9999_does_not_overflow() {
+        let mut ev: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_str(include_str!("../../../events/join-room.json"))
+                .expect("the sample event parses");
+        ev.request_context.connected_at = 253_402_300_000_000;
+        let ctx = RouteContext::from_event(&ev, None).expect("the sample has a caller");
+        let conn = ctx.connection();
+        assert!(conn.expires_at >= conn.connected_at);
+    }
+}
