@@ -18,7 +18,7 @@ use futures::{Stream, StreamExt};
 use crate::error::{GatewayError, StoreError, chain};
 use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::protocol::{RoomId, ServerFrame};
-use crate::store::{ConnectionStore, MemberPage};
+use crate::store::{MemberPage, MembershipStore};
 
 /// Posts in flight at once per fan-out. Each post is one HTTPS request to the management
 /// API; 32 keeps a room of a thousand members to a few dozen round-trip times, while a small
@@ -134,7 +134,7 @@ where
 /// Posts `data` to an explicit chunk of connections (an inline fan-out, or a fan-out
 /// worker's job), then removes the ones that answered 410 Gone.
 pub async fn post_chunk(
-    connections: &dyn ConnectionStore,
+    connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
     endpoint: &Endpoint,
     connection_ids: Vec<String>,
@@ -147,7 +147,7 @@ pub async fn post_chunk(
 /// are left in [`ChunkOutcome::unsent`]. Posts already started finish (with their retries),
 /// so the caller's `stop` must leave room for them.
 pub async fn post_chunk_until(
-    connections: &dyn ConnectionStore,
+    connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
     endpoint: &Endpoint,
     connection_ids: Vec<String>,
@@ -172,7 +172,7 @@ pub async fn post_chunk_until(
 
 /// Removes connections that answered 410 (their TTL would, later). A failure is logged: the
 /// next fan-out meets the same connection and tries again.
-pub async fn remove_gone(connections: &dyn ConnectionStore, gone: Vec<String>) {
+pub async fn remove_gone(connections: &dyn MembershipStore, gone: Vec<String>) {
     let failures = futures::stream::iter(gone)
         .map(|id| async move { connections.remove_connection(&id).await.err() })
         .buffer_unordered(GONE_REMOVAL_CONCURRENCY)
@@ -196,7 +196,7 @@ pub fn recipients(page: MemberPage, except: Option<&str>) -> Vec<String> {
 /// The room's members except `except`, read page by page as the consumer asks for more.
 /// A failed page read ends the stream and is left in `error`.
 fn members<'a>(
-    connections: &'a dyn ConnectionStore,
+    connections: &'a dyn MembershipStore,
     room: &'a RoomId,
     except: Option<&'a str>,
     error: &'a std::sync::Mutex<Option<StoreError>>,
@@ -232,7 +232,7 @@ fn members<'a>(
 /// delivery failures are counted and left to history catch-up, because what triggered the
 /// fan-out has already happened.
 pub async fn broadcast(
-    connections: &dyn ConnectionStore,
+    connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
     endpoint: &Endpoint,
     room: &RoomId,
@@ -269,7 +269,7 @@ pub async fn broadcast(
 /// typing, which are worth a post per member in a conversation but are noise, and a quota
 /// drain, in a large audience.
 pub async fn broadcast_if_small(
-    connections: &dyn ConnectionStore,
+    connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
     endpoint: &Endpoint,
     room: &RoomId,
@@ -290,7 +290,7 @@ pub async fn broadcast_if_small(
 
 /// [`broadcast_if_small`] for rooms of at most `max` connections (at most one member page).
 pub async fn broadcast_if_within(
-    connections: &dyn ConnectionStore,
+    connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
     endpoint: &Endpoint,
     room: &RoomId,

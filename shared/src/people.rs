@@ -12,8 +12,6 @@
 //! Every live effect here is best-effort and logged: the stored change has been made, and a
 //! client catches up from `GET /rooms`.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
@@ -23,7 +21,7 @@ use crate::fanout;
 use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::presence::{self, PresenceChange};
 use crate::protocol::{PresenceState, ProtocolError, RoomId, ServerFrame, UserRef};
-use crate::store::{ConnectionStore, ReadMark};
+use crate::store::{MembershipStore, ReadMark};
 
 /// The prefix of every direct room id, and of no other room's.
 pub const DIRECT_PREFIX: &str = "dm-";
@@ -61,21 +59,21 @@ pub fn is_direct_id(room: &RoomId) -> bool {
 
 /// Posts frames about rooms and people to live connections.
 pub struct Notifier<'a> {
-    pub connections: &'a dyn ConnectionStore,
+    pub connections: &'a dyn MembershipStore,
     pub gateway: &'a dyn ConnectionGateway,
     pub endpoint: &'a Endpoint,
 }
 
 impl<'a> Notifier<'a> {
-    /// A notifier over shared handles.
+    /// A notifier over shared handles (a `ConnectionStore` passes as its membership side).
     pub fn new(
-        connections: &'a Arc<dyn ConnectionStore>,
-        gateway: &'a Arc<dyn ConnectionGateway>,
+        connections: &'a dyn MembershipStore,
+        gateway: &'a dyn ConnectionGateway,
         endpoint: &'a Endpoint,
     ) -> Self {
         Self {
-            connections: connections.as_ref(),
-            gateway: gateway.as_ref(),
+            connections,
+            gateway,
             endpoint,
         }
     }

@@ -26,7 +26,7 @@ use crate::fanout::{self, FanoutReport};
 use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::protocol::{PresenceState, RoomId, ServerFrame, UserRef};
 use crate::queue::{CHUNK_SIZE, DeliverError, FanoutJob, FanoutQueue, LARGE_ROOM_THRESHOLD};
-use crate::store::ConnectionStore;
+use crate::store::MembershipStore;
 
 /// Rooms with more members than this get occupancy counts only, no names: a frame listing
 /// a window's joiners stays small and readable up to here.
@@ -97,7 +97,7 @@ pub fn fold(changes: Vec<PresenceChange>) -> HashMap<(String, RoomId), RoomChang
 /// Announces one room's folded changes to every member of the room: inline when the room
 /// fits in one member page, else as fan-out jobs on `queue` (when there is one).
 pub async fn flush(
-    connections: &dyn ConnectionStore,
+    connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
     queue: Option<&dyn FanoutQueue>,
     endpoint: &Endpoint,
@@ -154,7 +154,7 @@ pub async fn flush(
 
 /// Flushes every room of a batch of changes, one room after another, logging each.
 pub async fn flush_all(
-    connections: &dyn ConnectionStore,
+    connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
     queue: Option<&dyn FanoutQueue>,
     changes: Vec<PresenceChange>,
@@ -182,7 +182,7 @@ pub struct LocalPresence {
 impl LocalPresence {
     /// Starts the flusher; it runs until the runtime shuts down.
     pub fn start(
-        connections: Arc<dyn ConnectionStore>,
+        connections: Arc<dyn MembershipStore>,
         gateway: Arc<dyn ConnectionGateway>,
         queue: Option<Arc<dyn FanoutQueue>>,
         window: Duration,

@@ -19,7 +19,7 @@ use crate::secrets::{CachedSecret, SecretVersions, SecretsManagerField};
 use crate::store::dynamodb::DynamoConnectionStore;
 use crate::store::pg_connect::{DbCredentials, DbTarget, with_host};
 use crate::store::postgres::Database;
-use crate::store::{ConnectionStore, HistoryStore, SessionStore};
+use crate::store::{ConnectionStore, HistoryStore, MembershipStore, SessionStore};
 use crate::ws::{Live, RouteDeps};
 
 /// An init failure: printed by the runtime as the function's init error.
@@ -106,6 +106,16 @@ pub fn connection_store(
 /// sessions or check revocations and nothing else, so they do not link every membership
 /// operation.
 pub fn session_store(sdk: &aws_config::SdkConfig, cfg: &DynamoConfig) -> Arc<dyn SessionStore> {
+    Arc::new(dynamo_connections(sdk, cfg))
+}
+
+/// The connection table's membership side only ([`MembershipStore`]): for the functions that
+/// post to rooms and take connections out of them but never open, join or limit one (the fan-out
+/// worker, the HTTP API's member routes), so they do not link those operations.
+pub fn membership_store(
+    sdk: &aws_config::SdkConfig,
+    cfg: &DynamoConfig,
+) -> Arc<dyn MembershipStore> {
     Arc::new(dynamo_connections(sdk, cfg))
 }
 

@@ -26,7 +26,7 @@ use hubbub_core::gateway::ConnectionGateway;
 use hubbub_core::presence;
 use hubbub_core::queue::coalesce::coalesce;
 use hubbub_core::queue::{FanoutJob, FanoutQueue, WorkerMessage, retry_delay, run_job_until};
-use hubbub_core::store::ConnectionStore;
+use hubbub_core::store::MembershipStore;
 
 /// The configuration this function reads at init: the connections table (to remove gone
 /// connections), the management API, and its own queue (for retries), which it requires.
@@ -71,7 +71,7 @@ pub fn stop_posting_at(deadline_unix_ms: u64) -> Instant {
 /// What the worker needs.
 #[derive(Clone)]
 pub struct WorkerDeps {
-    pub connections: Arc<dyn ConnectionStore>,
+    pub connections: Arc<dyn MembershipStore>,
     pub gateway: Arc<dyn ConnectionGateway>,
     pub queue: Arc<dyn FanoutQueue>,
 }

@@ -13,10 +13,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     hubbub_core::telemetry::init();
     let cfg = fanout_worker::Config::from_env()?;
     let sdk = runtime::sdk_config().await;
-    let live = runtime::live(&sdk, &cfg.live)?;
     let deps = fanout_worker::WorkerDeps {
-        connections: live.connections,
-        gateway: live.gateway,
+        connections: runtime::membership_store(&sdk, &cfg.live.dynamo),
+        gateway: runtime::management_gateway(&sdk, &cfg.live.gateway)?,
         queue: Arc::new(SqsFanoutQueue::new(
             hubbub_core::aws_sdk_sqs::Client::new(&sdk),
             cfg.queue_url,

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use hubbub_core::auth::{Identity, JwtIssuer, TokenVerifier};
 use hubbub_core::limits::Limits;
 use hubbub_core::session::SessionEnder;
-use hubbub_core::store::{AttemptStore, ConnectionStore, HistoryStore, UserStore};
+use hubbub_core::store::{AttemptStore, HistoryStore, MembershipStore, UserStore};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, http};
 use tracing::Instrument;
@@ -65,10 +65,10 @@ pub struct HttpDeps {
     pub sessions: Option<Arc<SessionEnder>>,
     /// The connection table's membership side, for the people routes' live effects through
     /// [`Self::sessions`]' gateway: a removed member's connections leave the room, read marks
-    /// and new memberships reach the user's connections. This links the membership
-    /// operations into the function again (`SessionStore` alone cannot take a connection
-    /// out of a room). `None` (or no `sessions`) changes the stores only.
-    pub connections: Option<Arc<dyn ConnectionStore>>,
+    /// and new memberships reach the user's connections. The membership port only, so the
+    /// function does not link the join, limiter and typing operations. `None` (or no
+    /// `sessions`) changes the stores only.
+    pub connections: Option<Arc<dyn MembershipStore>>,
 }
 
 /// What every route knows about the request besides its body.

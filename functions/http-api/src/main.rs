@@ -40,7 +40,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         config: cfg.accounts,
         limits: cfg.limits,
         sessions: Some(Arc::new(sessions)),
-        connections: Some(runtime::connection_store(&sdk, &cfg.dynamo)),
+        connections: Some(runtime::membership_store(&sdk, &cfg.dynamo)),
     };
     let (deps, keyring) = (&deps, &keyring);
     lambda_http::run(service_fn(move |req: Request| async move {

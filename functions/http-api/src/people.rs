@@ -34,7 +34,7 @@ const ME: &str = "me";
 
 fn notifier(deps: &HttpDeps) -> Option<Notifier<'_>> {
     match (&deps.sessions, &deps.connections) {
-        (Some(s), Some(c)) => Some(Notifier::new(c, &s.gateway, &s.endpoint)),
+        (Some(s), Some(c)) => Some(Notifier::new(c.as_ref(), s.gateway.as_ref(), &s.endpoint)),
         _ => None,
     }
 }

@@ -250,9 +250,13 @@ async fn mark_read(
         .await?
         .is_some_and(|r| r.read_receipts);
     let mark = deps.history.mark_read(&room, &ctx.user.id, seq).await?;
-    Notifier::new(&deps.live.connections, &deps.live.gateway, &ctx.endpoint)
-        .read_marked(&room, &ctx.user, mark, receipts, Some(&ctx.connection_id))
-        .await;
+    Notifier::new(
+        deps.live.connections.as_ref(),
+        deps.live.gateway.as_ref(),
+        &ctx.endpoint,
+    )
+    .read_marked(&room, &ctx.user, mark, receipts, Some(&ctx.connection_id))
+    .await;
     Ok(ServerFrame::Read {
         room,
         last_read: mark.last_read,

@@ -25,7 +25,7 @@ use super::{FanoutJob, FanoutQueue, QueueError, retry_delay, run_job};
 use crate::fanout::FanoutReport;
 use crate::gateway::ConnectionGateway;
 use crate::protocol::RoomId;
-use crate::store::ConnectionStore;
+use crate::store::MembershipStore;
 
 /// Jobs waiting (not yet taken by a worker) at most. A job is up to [`super::CHUNK_SIZE`]
 /// connection ids (~40 KB) plus its frame, so this bounds the queue to tens of MB however
@@ -96,7 +96,7 @@ impl Lanes {
 }
 
 struct Inner {
-    connections: Arc<dyn ConnectionStore>,
+    connections: Arc<dyn MembershipStore>,
     gateway: Arc<dyn ConnectionGateway>,
     lanes: Mutex<Lanes>,
     backlog: Semaphore,
@@ -120,7 +120,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl LocalFanoutQueue {
     /// `workers` lanes run at once.
     pub fn new(
-        connections: Arc<dyn ConnectionStore>,
+        connections: Arc<dyn MembershipStore>,
         gateway: Arc<dyn ConnectionGateway>,
         workers: usize,
     ) -> Self {

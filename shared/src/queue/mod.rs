@@ -26,7 +26,7 @@ use crate::fanout::{self, FanoutReport, MEMBER_PAGE_SIZE};
 use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::presence::PresenceChange;
 use crate::protocol::{RoomId, ServerFrame};
-use crate::store::ConnectionStore;
+use crate::store::MembershipStore;
 
 pub mod coalesce;
 pub mod local;
@@ -168,7 +168,7 @@ pub struct JobOutcome {
 
 /// Runs one job: posts the chunk, removes gone connections, and says what to retry.
 pub async fn run_job(
-    connections: &dyn ConnectionStore,
+    connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
     job: FanoutJob,
 ) -> JobOutcome {
@@ -178,7 +178,7 @@ pub async fn run_job(
 /// [`run_job`] that starts no post once `stop` has come (a worker's deadline): the
 /// recipients not reached are handed back in [`JobOutcome::rest`], never posted twice.
 pub async fn run_job_until(
-    connections: &dyn ConnectionStore,
+    connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
     job: FanoutJob,
     stop: Option<Instant>,
@@ -243,7 +243,7 @@ pub fn retry_delay(attempt: u32) -> Duration {
 /// pages are read so workers start on the first chunk while later pages are still being
 /// read. A `message` frame's jobs carry its `seq`, so that a busy room's jobs coalesce.
 pub async fn deliver(
-    connections: &dyn ConnectionStore,
+    connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
     queue: &dyn FanoutQueue,
     endpoint: &Endpoint,

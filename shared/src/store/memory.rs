@@ -13,8 +13,9 @@ use time::OffsetDateTime;
 use super::memory_people::RoomPeople;
 use super::{
     AttemptStore, Attempts, Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member,
-    MemberPage, NewChange, NewMessage, NewReaction, NewRefreshToken, NewRoom, ReactionUpdate, Role,
-    Room, RoomAccess, RoomKind, Rotation, SessionStore, UserRecord, UserStore,
+    MemberPage, MembershipStore, NewChange, NewMessage, NewReaction, NewRefreshToken, NewRoom,
+    ReactionUpdate, Role, Room, RoomAccess, RoomKind, Rotation, SessionStore, UserRecord,
+    UserStore,
 };
 use crate::error::StoreError;
 use crate::limits::{self, Bucket, BucketKind, Take, Verdict};
@@ -108,19 +109,6 @@ impl ConnectionStore for MemoryConnectionStore {
         Ok(fresh)
     }
 
-    async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
-        let mut s = lock(&self.state);
-        let removed = s
-            .rooms
-            .get_mut(room)
-            .and_then(|m| m.remove(connection_id))
-            .is_some();
-        if let Some(j) = s.joined.get_mut(connection_id) {
-            j.remove(room);
-        }
-        Ok(removed)
-    }
-
     async fn is_member(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
         let s = lock(&self.state);
         let alive = s.conns.get(connection_id).is_some_and(live);
@@ -128,35 +116,6 @@ impl ConnectionStore for MemoryConnectionStore {
             && s.rooms
                 .get(room)
                 .is_some_and(|m| m.contains_key(connection_id)))
-    }
-
-    async fn room_members(
-        &self,
-        room: &RoomId,
-        cursor: Option<&str>,
-        page_size: u32,
-    ) -> Result<MemberPage, StoreError> {
-        let s = lock(&self.state);
-        let Some(members) = s.rooms.get(room) else {
-            return Ok(MemberPage::default());
-        };
-        let start = match cursor {
-            Some(c) => std::ops::Bound::Excluded(c.to_owned()),
-            None => std::ops::Bound::Unbounded,
-        };
-        let mut page = MemberPage::default();
-        let mut last = None;
-        for (id, m) in members.range((start, std::ops::Bound::Unbounded)) {
-            if page.members.len() as u32 == page_size.max(1) {
-                page.next = last;
-                return Ok(page);
-            }
-            last = Some(id.clone());
-            if s.conns.get(id).is_some_and(live) {
-                page.members.push(m.clone());
-            }
-        }
-        Ok(page)
     }
 
     async fn take_token(
@@ -198,6 +157,51 @@ impl ConnectionStore for MemoryConnectionStore {
         }
         s.typing.insert(key, now_ms);
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl MembershipStore for MemoryConnectionStore {
+    async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
+        let mut s = lock(&self.state);
+        let removed = s
+            .rooms
+            .get_mut(room)
+            .and_then(|m| m.remove(connection_id))
+            .is_some();
+        if let Some(j) = s.joined.get_mut(connection_id) {
+            j.remove(room);
+        }
+        Ok(removed)
+    }
+
+    async fn room_members(
+        &self,
+        room: &RoomId,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<MemberPage, StoreError> {
+        let s = lock(&self.state);
+        let Some(members) = s.rooms.get(room) else {
+            return Ok(MemberPage::default());
+        };
+        let start = match cursor {
+            Some(c) => std::ops::Bound::Excluded(c.to_owned()),
+            None => std::ops::Bound::Unbounded,
+        };
+        let mut page = MemberPage::default();
+        let mut last = None;
+        for (id, m) in members.range((start, std::ops::Bound::Unbounded)) {
+            if page.members.len() as u32 == page_size.max(1) {
+                page.next = last;
+                return Ok(page);
+            }
+            last = Some(id.clone());
+            if s.conns.get(id).is_some_and(live) {
+                page.members.push(m.clone());
+            }
+        }
+        Ok(page)
     }
 
     async fn remove_connection(&self, connection_id: &str) -> Result<Vec<RoomId>, StoreError> {

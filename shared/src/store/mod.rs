@@ -101,9 +101,50 @@ pub trait SessionStore: Send + Sync {
     async fn tokens_revoked_before(&self, user_id: &str) -> Result<Option<i64>, StoreError>;
 }
 
+/// Who is in a room, and how connections leave it: what fan-out needs (members to post to,
+/// connections that are gone to remove) and what ends a membership from outside a connection
+/// (a member removed from a private room). A port of its own so that a function that posts to
+/// rooms but never joins, limits or types (the HTTP API, the workers) links only this.
+#[async_trait]
+pub trait MembershipStore: SessionStore {
+    /// Removes the connection from a room. Returns `false` when it was not a member.
+    async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError>;
+
+    /// Takes every live connection of `user_id` out of `room` (a member removed from a
+    /// private room); returns the connections that had joined it. Built on
+    /// [`Self::user_connections`], so on DynamoDB a connection opened a moment ago may be
+    /// missed: it joined after the removal was decided only if the room's access check let
+    /// it, which the removal has already changed.
+    async fn leave_room_for_user(
+        &self,
+        user_id: &str,
+        room: &RoomId,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut left = Vec::new();
+        for id in self.user_connections(user_id).await? {
+            if self.leave_room(&id, room).await? {
+                left.push(id);
+            }
+        }
+        Ok(left)
+    }
+
+    /// One page of the room's live members, in a stable order. `page_size` bounds the page.
+    async fn room_members(
+        &self,
+        room: &RoomId,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<MemberPage, StoreError>;
+
+    /// Deletes the connection and all its memberships; returns the rooms it was in.
+    /// Removing an unknown connection is not an error (`$disconnect` and 410 clean-up race).
+    async fn remove_connection(&self, connection_id: &str) -> Result<Vec<RoomId>, StoreError>;
+}
+
 /// Live connections and room membership.
 #[async_trait]
-pub trait ConnectionStore: SessionStore {
+pub trait ConnectionStore: MembershipStore {
     /// Records a new connection (idempotent for the same id).
     async fn put_connection(&self, conn: &Connection) -> Result<(), StoreError>;
 
@@ -128,42 +169,8 @@ pub trait ConnectionStore: SessionStore {
         self.join_room_within(conn, room, u32::MAX).await
     }
 
-    /// Removes the connection from a room. Returns `false` when it was not a member.
-    async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError>;
-
-    /// Takes every live connection of `user_id` out of `room` (a member removed from a
-    /// private room); returns the connections that had joined it. Built on
-    /// [`Self::user_connections`], so on DynamoDB a connection opened a moment ago may be
-    /// missed: it joined after the removal was decided only if the room's access check let
-    /// it, which the removal has already changed.
-    async fn leave_room_for_user(
-        &self,
-        user_id: &str,
-        room: &RoomId,
-    ) -> Result<Vec<String>, StoreError> {
-        let mut left = Vec::new();
-        for id in self.user_connections(user_id).await? {
-            if self.leave_room(&id, room).await? {
-                left.push(id);
-            }
-        }
-        Ok(left)
-    }
-
     /// Whether the connection has joined the room.
     async fn is_member(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError>;
-
-    /// One page of the room's live members, in a stable order. `page_size` bounds the page.
-    async fn room_members(
-        &self,
-        room: &RoomId,
-        cursor: Option<&str>,
-        page_size: u32,
-    ) -> Result<MemberPage, StoreError>;
-
-    /// Deletes the connection and all its memberships; returns the rooms it was in.
-    /// Removing an unknown connection is not an error (`$disconnect` and 410 clean-up race).
-    async fn remove_connection(&self, connection_id: &str) -> Result<Vec<RoomId>, StoreError>;
 
     /// Takes one token from the connection's `kind` bucket at `now_ms` (Unix ms), by the
     /// rule of [`Bucket::check`]; `Limited` with the wait when the bucket is empty. Atomic:

@@ -38,7 +38,7 @@ mod buckets;
 mod sessions;
 mod table;
 
-use super::{Connection, ConnectionStore, Member, MemberPage, SessionStore};
+use super::{Connection, ConnectionStore, Member, MemberPage, MembershipStore, SessionStore};
 use crate::error::StoreError;
 use crate::limits::{self, Bucket, BucketKind, Take};
 use crate::protocol::{RoomId, UserRef};
@@ -395,6 +395,46 @@ impl ConnectionStore for DynamoConnectionStore {
         }
     }
 
+    async fn is_member(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(room_pk(room), conn_pk(connection_id))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable("is member"))?;
+        Ok(match out.item {
+            Some(item) => get_n(&item, TTL_ATTR)? > now_secs(),
+            None => false,
+        })
+    }
+
+    async fn take_token(
+        &self,
+        connection_id: &str,
+        kind: BucketKind,
+        bucket: Bucket,
+        now_ms: i64,
+    ) -> Result<Take, StoreError> {
+        self.take_bucket_token(connection_id, kind, bucket, now_ms)
+            .await
+    }
+
+    async fn typing_gate(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+        interval: Duration,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.pass_typing_gate(room, user_id, interval, now_ms).await
+    }
+}
+
+#[async_trait]
+impl MembershipStore for DynamoConnectionStore {
     async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
         const OP: &str = "leave room";
         let memberships = || -> Result<Vec<TransactWriteItem>, StoreError> {
@@ -447,22 +487,6 @@ impl ConnectionStore for DynamoConnectionStore {
             return Ok(false);
         }
         Ok(self.transact(OP, memberships()?).await?.is_none())
-    }
-
-    async fn is_member(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(room_pk(room), conn_pk(connection_id))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(unavailable("is member"))?;
-        Ok(match out.item {
-            Some(item) => get_n(&item, TTL_ATTR)? > now_secs(),
-            None => false,
-        })
     }
 
     async fn room_members(
@@ -540,27 +564,6 @@ impl ConnectionStore for DynamoConnectionStore {
         }
         self.batch_delete(keys).await?;
         Ok(rooms)
-    }
-
-    async fn take_token(
-        &self,
-        connection_id: &str,
-        kind: BucketKind,
-        bucket: Bucket,
-        now_ms: i64,
-    ) -> Result<Take, StoreError> {
-        self.take_bucket_token(connection_id, kind, bucket, now_ms)
-            .await
-    }
-
-    async fn typing_gate(
-        &self,
-        room: &RoomId,
-        user_id: &str,
-        interval: Duration,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.pass_typing_gate(room, user_id, interval, now_ms).await
     }
 }
 
