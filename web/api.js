@@ -1,4 +1,4 @@
-// The HTTP API: accounts, rooms and scroll-back pages (docs/protocol.md, "HTTP API"). Every call is
+// The HTTP API: accounts, rooms, members, direct rooms and scroll-back pages (docs/protocol.md, "HTTP API"). Every call is
 // JSON over `fetch`; authenticated calls carry the session's access token and, on a 401, refresh
 // it once and retry. Failures are thrown as `ApiError` with the protocol's error code. No DOM
 // access.
@@ -57,15 +57,36 @@ export function createApi({ base, tokens, fetch: fetchImpl = (...args) => fetch(
   }
 
   const room = (id) => `/rooms/${encodeURIComponent(id)}`;
+  // Every page of a paged list: `path` answers `{[key]: [...], next?}`; the next page starts
+  // `after` the previous page's `next`.
+  async function all(path, key) {
+    const items = [];
+    let after = null;
+    for (;;) {
+      const sep = path.includes("?") ? "&" : "?";
+      const page = await request("GET", after === null ? path : `${path}${sep}after=${encodeURIComponent(after)}`);
+      items.push(...(Array.isArray(page?.[key]) ? page[key] : []));
+      // A page without `next` is the last; one that repeats its cursor would never end.
+      if (typeof page?.next !== "string" || page.next === after) return items;
+      after = page.next;
+    }
+  }
   return {
     request,
     // `mode` is "login" or "register"; both answer the session body.
     signIn: (mode, username, password) => request("POST", `/auth/${mode}`, { username, password }, { auth: false }),
     refresh: (refreshToken) => request("POST", "/auth/refresh", { refreshToken }, { auth: false }),
     logout: (refreshToken) => request("POST", "/auth/logout", { refreshToken }, { auth: false }),
-    rooms: () => request("GET", "/rooms"),
+    // Every room the user may use, with their role, read position and unread count.
+    rooms: async () => ({ rooms: await all("/rooms", "rooms") }),
     createRoom: (id, name, isPrivate) => request("POST", "/rooms", { id, name, private: isPrivate }),
-    addMember: (id, userId) => request("POST", `${room(id)}/members`, { userId }),
+    // `who` is {username} or {userId}.
+    addMember: (id, who) => request("POST", `${room(id)}/members`, who),
+    members: (id) => all(`${room(id)}/members`, "members"),
+    // `user`: a member's user id, or "me" to leave.
+    removeMember: (id, user) => request("DELETE", `${room(id)}/members/${encodeURIComponent(user)}`),
+    // The direct room with `username`: created on the first call, found on later ones.
+    openDirect: (username) => request("POST", `/dm/${encodeURIComponent(username)}`),
     // The newest `limit` messages, or the `limit` before seq `before`.
     messages: (id, { before, limit }) =>
       request("GET", `${room(id)}/messages?${before === undefined ? "" : `before=${before}&`}limit=${limit}`),

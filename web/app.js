@@ -8,7 +8,7 @@
 
 import { createApi } from "./api.js";
 import { describeError } from "./errors.js";
-import { RoomStore } from "./room-state.js";
+import { RoomStore, displayName } from "./room-state.js";
 import { Session } from "./session.js";
 import { Socket } from "./socket.js";
 import { createView } from "./view.js";
@@ -68,6 +68,10 @@ const view = createView({
     openRoom: (id) => store.openRoom(id),
     createRoom,
     addMember,
+    removeMember,
+    leaveMembership,
+    loadMembers,
+    openDirect,
     toggleJoin,
     loadOlder,
     send: (body, replyTo) => {
@@ -83,6 +87,7 @@ const view = createView({
     online: () => socket.online(),
     visible: () => {
       if (session.refreshToken && !session.fresh()) session.refresh().catch(() => {});
+      store.viewed();
     },
   },
 });
@@ -119,7 +124,21 @@ function onStateEvent(event, detail) {
       view.renderKnownUsers();
       break;
     case "notice":
-      view.notify(detail.text);
+      view.notify(detail.text, detail.code);
+      break;
+    case "added":
+      onAdded(detail.room.id);
+      break;
+    case "removed":
+      view.notify(
+        detail.left
+          ? `You left ${displayName(detail.room)}.`
+          : `You were removed from ${displayName(detail.room)} and can no longer read or write in it.`,
+      );
+      view.announce(`No longer a member of ${displayName(detail.room)}`);
+      break;
+    case "members":
+      if (detail.room.id === store.current) view.renderMembers();
       break;
     case "unauthorized":
       session.refresh().catch(() => {});
@@ -129,14 +148,27 @@ function onStateEvent(event, detail) {
   }
 }
 
+// Reads the room list (names, roles, read positions, unread counts); false when it failed.
 async function loadRooms() {
   try {
     const { rooms } = await api.rooms();
     for (const info of rooms) store.room(info.id, info);
     view.renderRooms();
+    return true;
   } catch (e) {
-    view.notify(`Could not load the rooms: ${describeError(e.code, e.message)}`);
+    view.notify(`Could not load the rooms: ${describeError(e.code, e.message)}`, e.code);
+    return false;
   }
+}
+
+// The user was made a member of a private room, or someone opened a direct room with them: the
+// room list says what it is, and joining it brings its messages (and unread count) live.
+async function onAdded(id) {
+  await loadRooms();
+  const r = store.rooms.get(id);
+  if (!r || !r.listed) return;
+  if (!r.joined && !r.joining) store.join(id);
+  view.announce(r.kind === "direct" ? `${displayName(r)} started a conversation with you` : `You were added to ${displayName(r)}`);
 }
 
 // The newest page, over HTTP (also readable before the WebSocket is up).
@@ -146,7 +178,7 @@ async function loadLatest(r) {
     store.applyLatest(r, await api.messages(r.id, { limit: PAGE }));
   } catch (e) {
     r.loadedLatest = false;
-    if (e.code !== "unauthorized") view.notify(`Could not load messages of ${r.name}: ${describeError(e.code, e.message)}`);
+    if (e.code !== "unauthorized") view.notify(`Could not load messages of ${displayName(r)}: ${describeError(e.code, e.message)}`, e.code);
   }
 }
 
@@ -161,7 +193,7 @@ async function loadOlder() {
   try {
     store.applyOlder(r, await api.messages(r.id, { before, limit: PAGE }));
   } catch (e) {
-    view.notify(`Could not load older messages: ${describeError(e.code, e.message)}`);
+    view.notify(`Could not load older messages: ${describeError(e.code, e.message)}`, e.code);
   } finally {
     r.loadingOlder = false;
     if (r.id === store.current) view.renderRoom();
@@ -171,24 +203,84 @@ async function loadOlder() {
 async function createRoom(id, name, isPrivate) {
   try {
     const room = await api.createRoom(id, name, isPrivate);
-    store.room(room.id, room);
+    // The creator of a private room is its owner (docs/protocol.md, "Members and roles").
+    store.room(room.id, isPrivate ? { ...room, role: "owner" } : room);
     store.openRoom(room.id);
     return true;
   } catch (e) {
     const text = e.code === "conflict" ? "A room with this id already exists. Choose another id." : describeError(e.code, e.message);
-    view.notify(`Could not create the room: ${text}`);
+    view.notify(`Could not create the room: ${text}`, e.code);
     return false;
   }
 }
 
-async function addMember(userId) {
+// The open room's member list (private rooms only).
+async function loadMembers() {
+  const r = store.open;
+  if (!r || !r.private || r.kind === "direct" || r.membersLoading) return;
+  r.membersLoading = r.membersAsked = true;
   try {
-    await api.addMember(store.current, userId);
-    const name = store.knownUsers.get(userId);
-    view.notify(`${name ? `${name} (${userId})` : userId} can now use this room.`);
+    store.setMembers(r.id, await api.members(r.id));
+  } catch (e) {
+    view.notify(`Could not list the members: ${describeError(e.code, e.message, "members")}`, e.code);
+  } finally {
+    r.membersLoading = false;
+  }
+}
+
+// `who`: {username} or {userId}.
+async function addMember(who) {
+  const id = store.current;
+  try {
+    await api.addMember(id, who);
+    const userId = who.userId;
+    const name = who.username || store.knownUsers.get(userId);
+    view.notify(`${name && userId ? `${name} (${userId})` : name || userId} can now use this room.`);
+    await loadMembers();
     return true;
   } catch (e) {
-    view.notify(`Could not add the member: ${describeError(e.code, e.message)}`);
+    view.notify(`Could not add the member: ${describeError(e.code, e.message, "addMember")}`, e.code);
+    return false;
+  }
+}
+
+async function removeMember(userId) {
+  const r = store.open;
+  if (!r) return;
+  try {
+    await api.removeMember(r.id, userId);
+    const m = r.members && r.members.find((x) => x.id === userId);
+    view.notify(`${m && m.name ? m.name : userId} is no longer a member of ${displayName(r)}.`);
+    await loadMembers();
+  } catch (e) {
+    view.notify(`Could not remove the member: ${describeError(e.code, e.message, "removeMember")}`, e.code);
+  }
+}
+
+// Leaves the open private room for good (`DELETE .../members/me`). A connection that had joined it
+// also gets `removed`; whichever comes first forgets the room.
+async function leaveMembership() {
+  const r = store.open;
+  if (!r) return;
+  r.leavingMembership = true;
+  try {
+    await api.removeMember(r.id, "me");
+    if (store.forget(r.id)) view.notify(`You left ${displayName(r)}.`);
+  } catch (e) {
+    r.leavingMembership = false;
+    view.notify(`Could not leave the room: ${describeError(e.code, e.message, "leaveRoom")}`, e.code);
+  }
+}
+
+// Opens (creating on first use) the direct room with `username`, and shows it.
+async function openDirect(username) {
+  try {
+    const entry = await api.openDirect(username);
+    store.room(entry.id, entry);
+    store.openRoom(entry.id);
+    return true;
+  } catch (e) {
+    view.notify(`Could not start the conversation: ${describeError(e.code, e.message, "openDirect")}`, e.code);
     return false;
   }
 }
@@ -211,10 +303,12 @@ async function startChat() {
   } catch {
     /* ignored */
   }
-  for (const id of saved.joined || []) store.room(id).joining = true;
+  const listed = await loadRooms();
+  // Rooms the list no longer has are not the user's any more (removed meanwhile): not rejoined.
+  const usable = (id) => !listed || store.rooms.has(id);
+  for (const id of saved.joined || []) if (usable(id)) store.room(id).joining = true;
   view.renderRooms();
-  await loadRooms();
-  if (saved.current) store.openRoom(saved.current);
+  if (saved.current && usable(saved.current)) store.openRoom(saved.current);
   socket.start();
 }
 

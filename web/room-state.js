@@ -6,6 +6,11 @@
 // Edits and deletes are entries of the sequence too: each is applied to its target (a newer
 // edit wins, a delete is final), a re-read history page brings a message's latest state and
 // reactions, and `reaction` frames update one emoji's count.
+// Read state and membership: each room keeps the room's last `seq` and the user's read position
+// (from the room list, entries held and `read` frames of the user's other connections); its
+// unread count is the difference, as the server counts it. Viewing a room marks it read
+// (`markRead`, at most once per MARK_READ_EVERY_MS per room). `added` and `removed` frames say
+// the user's membership of a private room changed; a removed room is forgotten.
 //
 // No DOM access (it runs under `node --test`): frames go out through `transmit(frame)`, and
 // everything the page should show or do is announced through `emit(event, detail)`:
@@ -20,6 +25,11 @@
 //   "knownUsers"     the users seen so far changed
 //   "notice"         detail {text}: something failed and the person should be told
 //   "unauthorized"   the server refused the access token on the socket
+//   "added"          detail {room}: the user was made a member of the room (or a direct room
+//                    was opened with them): the room list should be read again
+//   "removed"        detail {room, left, wasOpen}: the user is no longer a member of the room
+//                    (removed by an owner, or `left` it from this page); it is forgotten
+//   "members"        detail {room}: the room's member list (or the user's role) changed
 
 import { describeError } from "./errors.js";
 
@@ -35,6 +45,10 @@ export const TYPING_SHOW_MS = 5_000;
 export const TYPING_SEND_EVERY_MS = 3_000;
 // The largest `history` page the protocol allows; a longer gap takes several.
 export const CATCH_UP_LIMIT = 100;
+// Read marks of one room go out at most this often: in a busy open room every message moves the
+// read position, and `markRead` shares the connection's route budget (10 a second) with joins
+// and history. The latest position goes out when the wait ends.
+export const MARK_READ_EVERY_MS = 1_000;
 
 // The actions whose answers (or error frames) come back in the order they were sent.
 const ANSWERED = ["joinRoom", "leaveRoom", "history"];
@@ -86,6 +100,17 @@ function toMessage(room, m) {
   };
 }
 
+// How a room is named to the person: a direct room by the other person's name.
+export function displayName(r) {
+  return r.kind === "direct" && r.with && r.with.name ? r.with.name : r.name;
+}
+
+// A room's members as shown: owners first, then by name (or id, for members added by id).
+export function membersInOrder(list) {
+  const label = (m) => m.name || m.id;
+  return [...list].sort((a, b) => (a.role === b.role ? label(a).localeCompare(label(b)) : a.role === "owner" ? -1 : 1));
+}
+
 // The quick reactions the page offers (the server takes any short emoji).
 export const REACTIONS = ["👍", "❤️", "😂", "🎉"];
 
@@ -132,7 +157,18 @@ export class RoomStore {
         online: new Map(), // user id -> name (from presence; not us)
         count: null, // connections in the room, from the latest presence frame
         typing: new Map(), // user id -> {name, until}
-        unread: 0,
+        kind: "room", // or "direct"
+        with: null, // a direct room's other person {id, name}
+        role: null, // "owner" or "member" in private rooms the user belongs to
+        readReceipts: false,
+        listed: false, // seen in the room list (or created, or opened as a direct room)
+        members: null, // [{id, name, role, lastRead?}] once read
+        lastSeq: 0, // the room's last seq, as far as this client knows
+        lastRead: 0, // the user's read position (raised here when the room is viewed)
+        readSaved: 0, // the position the server is known to hold
+        markSent: 0, // the highest position sent with markRead on this connection
+        markTimer: 0,
+        unread: 0, // lastSeq - lastRead
         gapTimer: 0,
         catchingUp: false,
       };
@@ -140,7 +176,89 @@ export class RoomStore {
     }
     if (info.name) r.name = info.name;
     if (info.private !== undefined) r.private = info.private;
+    if (info.id === id) r.listed = true;
+    if (info.kind === "room" || info.kind === "direct") r.kind = info.kind;
+    if (isObject(info.with) && typeof info.with.id === "string") r.with = { id: info.with.id, name: info.with.name };
+    if (info.role === "owner" || info.role === "member") r.role = info.role;
+    if (typeof info.readReceipts === "boolean") r.readReceipts = info.readReceipts;
+    if (Number.isInteger(info.lastSeq)) r.lastSeq = Math.max(r.lastSeq, info.lastSeq);
+    if (Number.isInteger(info.lastRead)) this.#readAt(r, info.lastRead);
+    this.#recount(r);
     return r;
+  }
+
+  // Forgets room `id` (the user is no longer a member): its timers, sends and messages go, and
+  // the page leaves it when it was open. Returns whether it was held.
+  forget(id) {
+    const r = this.rooms.get(id);
+    if (!r) return false;
+    this.timers.clear(r.gapTimer);
+    this.timers.clear(r.markTimer);
+    for (const p of r.pending.values()) this.timers.clear(p.timer);
+    this.rooms.delete(id);
+    for (const q of this.awaiting.values()) {
+      for (let i = q.indexOf(id); i >= 0; i = q.indexOf(id)) q.splice(i, 1);
+    }
+    const wasOpen = this.current === id;
+    if (wasOpen) this.current = null;
+    this.emit("view");
+    this.emit("rooms");
+    if (wasOpen) this.emit("render", {});
+    return true;
+  }
+
+  // The room's member list as read over HTTP; the user's own entry gives their role.
+  setMembers(id, list) {
+    const r = this.rooms.get(id);
+    if (!r) return;
+    r.members = membersInOrder(list.filter(isObject));
+    const mine = r.members.find((m) => m.id === this.self()?.id);
+    r.role = mine ? mine.role : null;
+    for (const m of r.members) if (m.name) this.knownUsers.set(m.id, m.name);
+    this.emit("members", { room: r });
+    this.emit("knownUsers");
+  }
+
+  // --- read state ----------------------------------------------------------------------------
+
+  #recount(r) {
+    r.unread = Math.max(0, r.lastSeq - r.lastRead);
+  }
+
+  // The server holds read position `seq` for the user (room list, `read` frame).
+  #readAt(r, seq) {
+    r.readSaved = Math.max(r.readSaved, seq);
+    r.markSent = Math.max(r.markSent, seq);
+    r.lastRead = Math.max(r.lastRead, seq);
+  }
+
+  // The open room, on a visible page, is read up to the end of what it shows without a gap.
+  #markViewed(r) {
+    if (r.id !== this.current || !this.visible()) return;
+    const upTo = contiguousSeq(r);
+    if (upTo === null || upTo <= r.lastRead) return;
+    r.lastRead = upTo;
+    const before = r.unread;
+    this.#recount(r);
+    if (r.unread !== before) this.emit("rooms");
+    this.#sendMark(r);
+  }
+
+  // Sends the read position when the server does not have it, at most every MARK_READ_EVERY_MS;
+  // offline, it goes when the connection is back (connected()).
+  #sendMark(r) {
+    if (r.markTimer || r.lastRead <= r.markSent) return;
+    if (!this.transmit({ action: "markRead", room: r.id, seq: r.lastRead })) return;
+    r.markSent = r.lastRead;
+    r.markTimer = this.timers.set(() => {
+      r.markTimer = 0;
+      if (this.#holds(r)) this.#sendMark(r);
+    }, MARK_READ_EVERY_MS);
+  }
+
+  // The page became visible again: the open room counts as read.
+  viewed() {
+    if (this.open) this.#markViewed(this.open);
   }
 
   get open() {
@@ -166,6 +284,7 @@ export class RoomStore {
   reset() {
     for (const r of this.rooms.values()) {
       this.timers.clear(r.gapTimer);
+      this.timers.clear(r.markTimer);
       for (const p of r.pending.values()) this.timers.clear(p.timer);
     }
     this.rooms.clear();
@@ -199,6 +318,11 @@ export class RoomStore {
         r.joined = false;
         this.join(r.id);
       }
+      // A mark sent on the old connection may not have arrived: send what the server lacks.
+      this.timers.clear(r.markTimer);
+      r.markTimer = 0;
+      r.markSent = r.readSaved;
+      this.#sendMark(r);
     }
   }
 
@@ -236,7 +360,7 @@ export class RoomStore {
   openRoom(id) {
     const r = this.room(id);
     this.current = id;
-    r.unread = 0;
+    this.#markViewed(r);
     this.emit("view");
     if (!r.joined && !r.joining) this.join(id);
     if (!r.loadedLatest) this.emit("needLatest", { room: r });
@@ -418,6 +542,16 @@ export class RoomStore {
         return this.#onPresence(f);
       case "typing":
         return this.#onTyping(f);
+      case "read":
+        return this.#onRead(f);
+      case "receipt":
+        return this.#onReceipt(f);
+      case "added":
+        this.emit("added", { room: this.room(f.room) });
+        return true;
+      case "removed":
+        this.#onRemoved(f);
+        return true;
       case "pong":
         return true;
       case "error":
@@ -450,6 +584,41 @@ export class RoomStore {
     this.#renderIfOpen(r);
   }
 
+  // The user's read position moved (our own mark's answer, or another connection's mark).
+  #onRead(f) {
+    if (!Number.isInteger(f.lastRead)) return false;
+    const r = this.rooms.get(f.room);
+    if (!r) return true; // a room this page does not list: the list brings it with its state
+    this.#readAt(r, f.lastRead);
+    if (Number.isInteger(f.unread)) r.lastSeq = Math.max(r.lastSeq, f.lastRead + f.unread);
+    const before = r.unread;
+    this.#recount(r);
+    if (r.unread !== before) this.emit("rooms");
+    return true;
+  }
+
+  // Another member's read position moved (rooms with read receipts).
+  #onReceipt(f) {
+    if (!isObject(f.user) || typeof f.user.id !== "string" || !Number.isInteger(f.lastRead)) return false;
+    const r = this.rooms.get(f.room);
+    const m = r && r.members && r.members.find((x) => x.id === f.user.id);
+    if (m && !(m.lastRead >= f.lastRead)) {
+      m.lastRead = f.lastRead;
+      this.emit("members", { room: r });
+    }
+    return true;
+  }
+
+  // The user is no longer a member: the connection has left the room already.
+  #onRemoved(f) {
+    const r = this.rooms.get(f.room);
+    if (!r) return;
+    const wasOpen = this.current === r.id;
+    const left = r.leavingMembership === true;
+    this.forget(r.id);
+    this.emit("removed", { room: r, left, wasOpen });
+  }
+
   #onAck(a) {
     const r = this.room(a.room);
     const change = r.changes.get(a.clientMsgId);
@@ -468,6 +637,12 @@ export class RoomStore {
         const body = typeof a.body === "string" ? a.body : p.body;
         r.messages.set(a.seq, toMessage(r.id, { ...a, sender: this.self(), body, replyTo: p.replyTo }));
       }
+    }
+    if (Number.isInteger(a.seq)) {
+      // Our own entries count as unread on the server too, until the room is viewed.
+      r.lastSeq = Math.max(r.lastSeq, a.seq);
+      this.#recount(r);
+      this.#markViewed(r);
     }
     this.#checkGap(r);
     this.#renderIfOpen(r);
@@ -541,6 +716,8 @@ export class RoomStore {
 
   #onError(f) {
     const text = describeError(f.code, f.message);
+    // A mark for a room the user has just lost (removed meanwhile): nothing to tell.
+    if (f.action === "markRead" && typeof f.room === "string" && !this.rooms.has(f.room)) return;
     if (f.clientMsgId) {
       for (const r of this.rooms.values()) {
         if (r.changes.delete(f.clientMsgId)) {
@@ -568,25 +745,31 @@ export class RoomStore {
       id = q.shift();
     }
     const room = id === null ? null : this.rooms.get(id);
+    if (f.action === "joinRoom" && room && f.code === "forbidden" && room.private) {
+      // A private room that no longer lets the user in (removed while this page was away).
+      this.forget(room.id);
+      this.emit("notice", { text: `Could not join ${displayName(room)}: ${text}`, code: f.code });
+      return;
+    }
     if (f.action === "joinRoom" && room) {
       room.joining = false;
       room.joined = false;
       this.emit("view");
       this.emit("rooms");
       this.#renderIfOpen(room);
-      this.emit("notice", { text: `Could not join ${room.name}: ${text}` });
+      this.emit("notice", { text: `Could not join ${displayName(room)}: ${text}`, code: f.code });
       return;
     }
     if (f.action === "history" && room) {
       room.catchingUp = false;
-      this.emit("notice", { text: `Could not load messages of ${room.name}: ${text}` });
+      this.emit("notice", { text: `Could not load messages of ${displayName(room)}: ${text}`, code: f.code });
       return;
     }
     if (f.code === "unauthorized") {
       this.emit("unauthorized");
       return;
     }
-    this.emit("notice", { text });
+    this.emit("notice", { text, code: f.code });
   }
 
   // --- messages ------------------------------------------------------------------------------
@@ -595,7 +778,7 @@ export class RoomStore {
   // they were sent (count as unread, announce, and may reveal a gap); `older`/`toBottom`: how
   // the view should scroll.
   addMessages(r, list, { live = false, older = false, toBottom = false } = {}) {
-    let added = 0;
+    const unreadBefore = r.unread;
     const me = this.self()?.id;
     for (const raw of Array.isArray(list) ? list : []) {
       if (!isObject(raw) || !Number.isInteger(raw.seq)) continue;
@@ -608,7 +791,7 @@ export class RoomStore {
         r.messages.set(m.seq, m);
         if (m.kind !== "message") this.#applyChange(r, m);
         else this.#applyPendingChanges(r, m);
-        added += 1;
+        r.lastSeq = Math.max(r.lastSeq, m.seq);
         // Our own message that came back another way (its ack was lost): it is confirmed.
         if (m.sender && m.sender.id === me && r.pending.has(m.clientMsgId)) {
           this.timers.clear(r.pending.get(m.clientMsgId).timer);
@@ -617,14 +800,16 @@ export class RoomStore {
         if (live) {
           if (m.sender) r.typing.delete(m.sender.id);
           if (r.id === this.current && this.visible()) this.emit("live", { room: r, message: m });
-          else r.unread += 1;
         }
       }
       // After every live message, as when each came in its own frame.
       if (live) this.#checkGap(r);
     }
     this.emit("knownUsers");
-    if (added && r.id !== this.current) this.emit("rooms");
+    if (!this.#holds(r)) return;
+    this.#recount(r);
+    this.#markViewed(r);
+    if (r.unread !== unreadBefore) this.emit("rooms");
     this.#renderIfOpen(r, { older, toBottom });
   }
 

@@ -1,10 +1,11 @@
-// The page: renders the room list, the open room (messages in seq order, then the sends still
-// pending), presence, typing and notices from the room state, and turns clicks, key presses and
+// The page: renders the room list (unread badges, direct rooms by the other person's name), the
+// open room (messages in seq order, then the sends still pending), its members panel, presence,
+// typing and notices from the room state, and turns clicks, key presses and
 // form submissions into calls of the actions app.js passes in. The only module that touches the
 // DOM; it keeps no chat state of its own beyond the elements it reuses between renders.
 
 import { ERROR_TEXT, describeError } from "./errors.js";
-import { REACTIONS, lowestSeq } from "./room-state.js";
+import { REACTIONS, displayName, lowestSeq } from "./room-state.js";
 
 // The protocol's limit on a message body, in characters.
 const BODY_MAX = 4000;
@@ -17,6 +18,9 @@ const STICK_PX = 40;
 // Closer than this to the top loads the page before.
 const LOAD_OLDER_PX = 30;
 const PLACEHOLDER = "Write a message (Enter sends, Shift+Enter for a new line)";
+// The register rule for usernames (docs/protocol.md, "Field rules"). What matches it is taken as
+// a username when adding a member; anything else (a UUID is 36 characters) as a user id.
+const USERNAME = /^[A-Za-z0-9_.-]{3,32}$/;
 
 const $ = (id) => document.getElementById(id);
 
@@ -32,8 +36,10 @@ export function createView({ store, me, isOnline, actions }) {
   const elements = new Map();
   let noticeTimer = 0;
 
-  function notify(text) {
+  // `code`: the protocol's error code behind the notice, when there is one (kept on the element).
+  function notify(text, code = "") {
     $("notice-text").textContent = text;
+    $("notice").dataset.code = code;
     $("notice").hidden = false;
     clearTimeout(noticeTimer);
     noticeTimer = setTimeout(() => ($("notice").hidden = true), NOTICE_MS);
@@ -55,7 +61,7 @@ export function createView({ store, me, isOnline, actions }) {
 
   function renderRooms() {
     const list = $("room-list");
-    const sorted = [...store.rooms.values()].sort((a, b) => a.name.localeCompare(b.name));
+    const sorted = [...store.rooms.values()].sort((a, b) => displayName(a).localeCompare(displayName(b)));
     list.replaceChildren(
       ...sorted.map((r) => {
         const li = document.createElement("li");
@@ -65,10 +71,11 @@ export function createView({ store, me, isOnline, actions }) {
         b.dataset.room = r.id;
         if (r.id === store.current) b.setAttribute("aria-current", "true");
         const label = document.createElement("span");
-        label.textContent = r.name;
+        label.textContent = displayName(r);
         b.append(label);
         const extra = [];
-        if (r.private) extra.push("private");
+        if (r.kind === "direct") extra.push("direct");
+        else if (r.private) extra.push("private");
         if (r.joined) extra.push("joined");
         if (extra.length) {
           const s = document.createElement("small");
@@ -234,7 +241,7 @@ export function createView({ store, me, isOnline, actions }) {
       $("room-title").textContent = "No room open";
       $("room-private-badge").hidden = true;
       toggle.hidden = true;
-      $("member-form").hidden = true;
+      renderMembers();
       list.replaceChildren();
       $("load-older").hidden = true;
       input.disabled = send.disabled = true;
@@ -245,12 +252,14 @@ export function createView({ store, me, isOnline, actions }) {
     const atBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < STICK_PX;
     const fromBottom = scroller.scrollHeight - scroller.scrollTop;
 
-    $("room-title").textContent = r.name === r.id ? r.name : `${r.name} (${r.id})`;
+    const title = displayName(r);
+    $("room-title").textContent = title === r.id || r.kind === "direct" ? title : `${title} (${r.id})`;
     $("room-private-badge").hidden = !r.private;
+    $("room-private-badge").textContent = r.kind === "direct" ? "direct" : "private";
     toggle.hidden = false;
     toggle.textContent = r.joined ? "Leave room" : r.joining ? "Joining…" : "Join room";
     toggle.disabled = r.joining && !r.joined;
-    $("member-form").hidden = !(r.private && r.joined);
+    renderMembers();
     input.disabled = !r.joined;
     send.disabled = !(r.joined && isOnline());
     input.placeholder = r.joined ? PLACEHOLDER : "Join the room to write messages";
@@ -283,6 +292,59 @@ export function createView({ store, me, isOnline, actions }) {
     renderTyping();
   }
 
+  // The members panel of a private room (not of a direct one, whose two people never change):
+  // who belongs to it and with which role; owners add and remove, anyone may leave.
+  function renderMembers() {
+    const r = store.open;
+    const panel = $("members-panel");
+    const show = Boolean(r && r.private && r.kind !== "direct");
+    panel.hidden = !show;
+    if (!show) return;
+    $("member-form").hidden = r.role !== "owner";
+    const list = $("member-list");
+    if (!r.members) {
+      // Read once when shown with the panel open (opening the panel reads it again).
+      if (panel.open && !r.membersAsked) actions.loadMembers();
+      const li = document.createElement("li");
+      li.textContent = panel.open ? "Loading members…" : "";
+      list.replaceChildren(...(panel.open ? [li] : []));
+      return;
+    }
+    const myId = me()?.id;
+    list.replaceChildren(
+      ...r.members.map((m) => {
+        const li = document.createElement("li");
+        li.className = "member";
+        li.dataset.user = m.id;
+        const who = document.createElement("span");
+        who.textContent = m.name || m.id;
+        li.append(who);
+        const role = document.createElement("small");
+        role.className = "role";
+        role.textContent = ` ${m.role}${m.id === myId ? " (you)" : ""}`;
+        li.append(role);
+        if (Number.isInteger(m.lastRead) && m.id !== myId) {
+          const read = document.createElement("small");
+          read.className = "read";
+          read.textContent = ` read up to #${m.lastRead}`;
+          li.append(read);
+        }
+        if (r.role === "owner" && m.id !== myId) {
+          const b = document.createElement("button");
+          b.type = "button";
+          b.className = "remove-member";
+          b.textContent = "Remove";
+          b.setAttribute("aria-label", `Remove ${m.name || m.id}`);
+          b.addEventListener("click", () => {
+            if (window.confirm(`Remove ${m.name || m.id} from ${displayName(r)}?`)) actions.removeMember(m.id);
+          });
+          li.append(b);
+        }
+        return li;
+      }),
+    );
+  }
+
   function renderPresence() {
     const r = store.open;
     const el = $("presence");
@@ -303,17 +365,18 @@ export function createView({ store, me, isOnline, actions }) {
     if (el.textContent !== text) el.textContent = text;
   }
 
+  // The names of users seen so far, suggested in the direct-conversation and add-member forms
+  // (usernames only: external users have none here).
   function renderKnownUsers() {
-    const dl = $("known-users");
-    const opts = [...store.knownUsers.entries()]
-      .filter(([id]) => id !== me()?.id)
-      .map(([id, name]) => {
+    const names = [...new Set([...store.knownUsers.entries()].filter(([id]) => id !== me()?.id).map(([, n]) => n))]
+      .filter((n) => typeof n === "string" && USERNAME.test(n))
+      .map((n) => {
         const o = document.createElement("option");
-        o.value = id;
-        o.label = name;
+        o.value = n;
         return o;
       });
-    if (dl.childElementCount !== opts.length) dl.replaceChildren(...opts);
+    const dn = $("known-names");
+    if (dn.childElementCount !== names.length) dn.replaceChildren(...names);
   }
 
   function showAuth() {
@@ -352,7 +415,7 @@ export function createView({ store, me, isOnline, actions }) {
       const username = $("username").value.trim();
       const password = $("password").value;
       const err = $("auth-error");
-      if (!/^[A-Za-z0-9_.-]{3,32}$/.test(username)) {
+      if (!USERNAME.test(username)) {
         err.textContent = "The username must be 3 to 32 characters: letters, digits, _ . or -.";
         $("username").focus();
         return;
@@ -400,12 +463,33 @@ export function createView({ store, me, isOnline, actions }) {
     $("join-toggle").addEventListener("click", () => actions.toggleJoin());
     $("member-form").addEventListener("submit", async (ev) => {
       ev.preventDefault();
-      const userId = $("member-id").value.trim();
-      if (!userId) {
-        notify("Enter the user id of the person to add (they can see it next to their name).");
+      const value = $("member-id").value.trim();
+      if (!value) {
+        notify("Enter the username of the person to add, or their user id (shown next to their name).");
         return;
       }
-      if (await actions.addMember(userId)) $("member-id").value = "";
+      const who = USERNAME.test(value) ? { username: value } : { userId: value };
+      if (await actions.addMember(who)) $("member-id").value = "";
+    });
+    $("members-panel").addEventListener("toggle", () => {
+      if ($("members-panel").open) actions.loadMembers();
+    });
+    $("leave-membership").addEventListener("click", () => {
+      const r = store.open;
+      if (r && window.confirm(`Leave ${displayName(r)}? Only an owner can add you back.`)) actions.leaveMembership();
+    });
+    $("dm-form").addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const username = $("dm-username").value.trim();
+      if (!USERNAME.test(username)) {
+        notify("Enter a username: 3 to 32 characters, letters, digits, _ . or -.");
+        $("dm-username").focus();
+        return;
+      }
+      if (await actions.openDirect(username)) {
+        $("dm-username").value = "";
+        $("composer-input").focus();
+      }
     });
     $("load-older").addEventListener("click", () => actions.loadOlder());
     $("reply-cancel").addEventListener("click", endReply);
@@ -450,6 +534,7 @@ export function createView({ store, me, isOnline, actions }) {
     announce,
     renderRooms,
     renderRoom,
+    renderMembers,
     renderPresence,
     renderTyping,
     renderKnownUsers,

@@ -84,7 +84,8 @@ test("two users sign up, join a room and chat both ways, each message once", asy
   // A private room: Alice creates it and adds Bob by user id; Bob then sees and joins it.
   const secret = uniq("secret-");
   await createRoom(alice.page, secret, { name: "Secret", isPrivate: true });
-  await alice.page.getByLabel("Add a member (user id)").fill(bob.id);
+  await alice.page.locator("#members-panel summary").click();
+  await alice.page.getByLabel("Add a member (username or user id)").fill(bob.id);
   await alice.page.getByRole("button", { name: "Add member" }).click();
   await alice.page.locator("#notice", { hasText: "can now use this room" }).waitFor();
   await openRoom(bob.page, secret);
