@@ -290,7 +290,7 @@ test("errors are explained in plain words", async (t) => {
 
   // The browser itself logs failed HTTP answers; these two are the point of this test.
   ivy.allowed.push(/status of 401/, /status of 409/);
-  await ivy.page.getByLabel("Username").fill(name);
+  await ivy.page.getByLabel("Username", { exact: true }).fill(name);
   await ivy.page.getByLabel("Password").fill("not the password");
   await ivy.page.getByRole("button", { name: "Sign in" }).click();
   await ivy.page.locator("#auth-error", { hasText: "The username or password is wrong." }).waitFor();
@@ -301,7 +301,7 @@ test("errors are explained in plain words", async (t) => {
   // Every error code of docs/protocol.md has a human message.
   const texts = await ivy.page.evaluate(async () => (await import("./app.js")).ERROR_TEXT);
   for (const code of ["bad_request", "unauthorized", "forbidden", "not_found", "conflict",
-    "payload_too_large", "rate_limited", "unavailable", "internal"]) {
+    "payload_too_large", "gone", "rejected", "rate_limited", "limit_exceeded", "unavailable", "internal"]) {
     assert.ok(texts[code] && texts[code].length > 10 && !texts[code].includes("_"), code);
   }
 

@@ -137,9 +137,23 @@ export function uniq(prefix) {
 export async function signUp(user, name) {
   const { page } = user;
   await page.goto(BASE_URL + "/");
-  await page.getByLabel("Username").fill(name);
+  await page.getByLabel("Username", { exact: true }).fill(name);
   await page.getByLabel("Password").fill("correct horse battery");
   await page.getByRole("button", { name: "Create account" }).click();
+  await page.locator("#whoami").waitFor({ state: "visible" });
+  await waitOnline(page);
+  user.name = name;
+  user.id = await page.locator("#me-id").textContent();
+  return user;
+}
+
+// Signs in to an existing account (another device of the same person: its own context).
+export async function signIn(user, name) {
+  const { page } = user;
+  await page.goto(BASE_URL + "/");
+  await page.getByLabel("Username", { exact: true }).fill(name);
+  await page.getByLabel("Password").fill("correct horse battery");
+  await page.getByRole("button", { name: "Sign in" }).click();
   await page.locator("#whoami").waitFor({ state: "visible" });
   await waitOnline(page);
   user.name = name;
