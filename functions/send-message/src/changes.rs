@@ -4,7 +4,7 @@
 //! `seq`, acked at commit, fanned out as `message` frames with `kind` and `target`), so a
 //! client that catches up with `history after` replays them in order. The store checks, in
 //! the commit's transaction, that the target is a plain message of the room, that the caller
-//! may change it (its sender; for a delete also the room's creator) and that it was not
+//! may change it (its sender; for a delete also an owner of the room) and that it was not
 //! deleted. An edit's body goes through the moderation hook first, as a send's does.
 //! Reactions take no `seq`: the caller gets the `reaction` frame as its answer and
 //! the room's other connections get it live when something changed; history holds the counts.

@@ -269,7 +269,8 @@ impl SessionStore for MemoryConnectionStore {
 
 pub(super) struct RoomState {
     pub(super) room: Room,
-    /// Who created the room (its owner); `None` for rooms made by `ensure_public_room`.
+    /// Who created a public room (its owner); `None` for private rooms, whose owners are their
+    /// owner members (`RoomState::owned_by`), and for rooms made by `ensure_public_room`.
     pub(super) created_by: Option<String>,
     pub(super) members: HashSet<String>,
     /// Roles, names, read state and the direct pair (`memory_people.rs`).
@@ -336,9 +337,10 @@ impl HistoryStore for MemoryHistoryStore {
             read_receipts: room.read_receipts,
         };
         let mut state = new_room_state(stored.clone());
-        state.created_by = Some(creator.id.clone());
         if room.private {
             state.add_member(&creator.id, Some(&creator.name), Role::Owner);
+        } else {
+            state.created_by = Some(creator.id.clone());
         }
         rooms.insert(room.id.clone(), state);
         Ok(stored)

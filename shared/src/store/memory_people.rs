@@ -59,6 +59,19 @@ impl RoomState {
         }
     }
 
+    /// Whether `user_id` owns the room: an owner member of a private room, the creator of a
+    /// public one (one record per room, as in PostgreSQL's migration 0007).
+    pub(super) fn owned_by(&self, user_id: &str) -> bool {
+        if self.room.private {
+            self.people
+                .info
+                .get(user_id)
+                .is_some_and(|i| i.role == Role::Owner)
+        } else {
+            self.created_by.as_deref() == Some(user_id)
+        }
+    }
+
     fn last_seq(&self) -> i64 {
         self.messages.len() as i64
     }

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_read_state_roles.sql",
         sql: include_str!("../../../infra/migrations/0006_read_state_roles.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_one_owner_record.sql",
+        sql: include_str!("../../../infra/migrations/0007_one_owner_record.sql"),
+    },
 ];
 
 /// Arbitrary but fixed key of the advisory lock ("hubbub" in ASCII).

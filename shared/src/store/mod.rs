@@ -278,7 +278,7 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewChange {
     pub room: RoomId,
-    /// Who makes the change: the target's sender, or (deletes only) the room's creator.
+    /// Who makes the change: the target's sender, or (deletes only) an owner of the room.
     pub actor: UserRef,
     /// The seq of the plain message it changes.
     pub target: i64,
@@ -318,7 +318,7 @@ pub mod refusals {
     pub const NOT_YOURS_TO_EDIT: &str = "you may edit only your own messages";
     /// A delete of someone else's message by someone who did not create the room.
     pub const NOT_YOURS_TO_DELETE: &str =
-        "you may delete only your own messages, or any in a room you created";
+        "you may delete only your own messages, or any in a room you own";
     /// A new emoji on a message that has as many distinct ones as it may.
     pub const TOO_MANY_REACTIONS: &str = "this message has as many different reactions as it may";
 }
@@ -394,7 +394,8 @@ pub trait HistoryStore: PeopleStore + Send + Sync {
     /// `edited_at`; delete: a tombstone without body or reactions, its edits' bodies
     /// dropped). Idempotent on (room, actor, clientMsgId) like a send. Refusals, in this
     /// order, change nothing: `NotFound("room")`; `NotFound("message")`; `Forbidden` for
-    /// another user's message (a delete by the room's creator excepted); `Gone` when the target
+    /// another user's message (a delete by an owner of the room excepted: a private room's
+    /// owner members, a public room's creator); `Gone` when the target
     /// was deleted.
     async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError>;
 

@@ -287,7 +287,7 @@ pub async fn message_changes(store: &dyn HistoryStore) {
     );
     assert_eq!(seen[2], e3, "the edit is in the sequence as committed");
 
-    // deletes: own messages, or any for the room's creator; a tombstone remains
+    // deletes: own messages, or any for the owner (a public room's creator); a tombstone remains
     assert!(matches!(
         change(store, r, &bob, 1, Change::Delete, "b3").await,
         Err(StoreError::Forbidden(refusals::NOT_YOURS_TO_DELETE))
@@ -296,7 +296,7 @@ pub async fn message_changes(store: &dyn HistoryStore) {
     assert_eq!(
         (d4.seq, d4.kind, d4.target, text(&d4), &d4.sender),
         (4, MessageKind::Delete, Some(2), None, &olga),
-        "the room's creator deletes bob's message"
+        "the public room's creator deletes bob's message"
     );
     let m5 = new(send(store, r, &carol, "c1", "quoting alice", Some(1)).await);
     let d6 = new(change(store, r, &alice, 1, Change::Delete, "a6").await);

@@ -1,7 +1,7 @@
 //! The `PeopleStore` contract: roles, direct rooms, read state and the paged room list.
 
 use hubbub_core::people::direct_room_id;
-use hubbub_core::store::{Role, RoomKind};
+use hubbub_core::store::{Change, NewChange, Role, RoomKind};
 
 use super::*;
 
@@ -13,6 +13,24 @@ fn new_message(r: &RoomId, sender: &UserRef, cmid: &str) -> NewMessage {
         client_msg_id: ClientMsgId::parse(cmid).expect("cmid"),
         reply_to: None,
     }
+}
+
+async fn delete(
+    store: &dyn HistoryStore,
+    r: &RoomId,
+    who: &UserRef,
+    target: i64,
+    cmid: &str,
+) -> Result<Commit, StoreError> {
+    store
+        .commit_change(&NewChange {
+            room: r.clone(),
+            actor: who.clone(),
+            target,
+            change: Change::Delete,
+            client_msg_id: ClientMsgId::parse(cmid).expect("cmid"),
+        })
+        .await
 }
 
 fn public(id: &str) -> NewRoom {
@@ -80,6 +98,18 @@ async fn roles(store: &dyn HistoryStore) {
         Err(StoreError::NotFound("room"))
     ));
 
+    // Ownership is one record: the owner members. A member may not delete another's message.
+    for (who, cmid) in [(&ann, "a1"), (&bob, "b1")] {
+        store
+            .commit_message(&new_message(&club, who, cmid))
+            .await
+            .expect("send");
+    }
+    assert!(matches!(
+        delete(store, &club, &bob, 1, "b-del-1").await,
+        Err(StoreError::Forbidden(_))
+    ));
+
     // Removal: the member is gone and the private room refuses them.
     let gone = store
         .remove_member(&club, &cat.id)
@@ -106,6 +136,16 @@ async fn roles(store: &dyn HistoryStore) {
         store.member_role(&club, &bob.id).await.expect("role"),
         Some(Role::Owner)
     );
+    // The owner's powers went with the role: the new owner deletes the creator's message, the
+    // creator (no longer an owner) may not delete the new owner's.
+    assert!(matches!(
+        delete(store, &club, &ann, 2, "a-del-2").await,
+        Err(StoreError::Forbidden(_))
+    ));
+    assert!(matches!(
+        delete(store, &club, &bob, 1, "b-del-1b").await,
+        Ok(Commit::New(_))
+    ));
     assert_eq!(
         store
             .remove_member(&room("nowhere"), &bob.id)

@@ -48,7 +48,7 @@ impl RoomState {
             Change::Edit(_) if !own => {
                 return Err(StoreError::Forbidden(refusals::NOT_YOURS_TO_EDIT));
             }
-            Change::Delete if !own && self.created_by.as_deref() != Some(c.actor.id.as_str()) => {
+            Change::Delete if !own && !self.owned_by(&c.actor.id) => {
                 return Err(StoreError::Forbidden(refusals::NOT_YOURS_TO_DELETE));
             }
             _ => {}

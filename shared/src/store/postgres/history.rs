@@ -71,7 +71,9 @@ impl HistoryStore for PostgresHistoryStore {
                     &room.id.as_str(),
                     &room.name,
                     &room.private,
-                    &creator.id,
+                    // A private room's owner is its owner member (below), never `created_by`
+                    // (migration 0007).
+                    &(!room.private).then_some(creator.id.as_str()),
                     &(room.private && room.read_receipts),
                 ],
             )
@@ -220,25 +222,33 @@ impl HistoryStore for PostgresHistoryStore {
         let mut conn = self.db.session("commit change").await?;
         let tx = conn.transaction().await?;
         // The room's row lock first, as a send takes it: changes and sends of one room are
-        // serialised, and a rollback gives the seq back.
+        // serialised, and a rollback gives the seq back. Whether the actor owns the room is
+        // read under it too: `remove_member` takes the same lock before it hands ownership on.
+        // A private room's owners are its owner members, a public room's is `created_by`
+        // (migration 0007: one record per room).
         let Some(row) = tx
             .query_opt(
                 "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1
-                 RETURNING last_seq, created_by",
-                &[&change.room.as_str()],
+                 RETURNING last_seq,
+                   CASE WHEN private
+                        THEN EXISTS (SELECT 1 FROM room_members m
+                                     WHERE m.room_id = rooms.id AND m.user_id = $2
+                                       AND m.role = 'owner')
+                        ELSE COALESCE(created_by = $2, false) END",
+                &[&change.room.as_str(), &change.actor.id],
             )
             .await?
         else {
             return Err(StoreError::NotFound("room"));
         };
-        let (seq, created_by): (i64, Option<String>) = (row.get(0), row.get(1));
+        let (seq, owner): (i64, bool) = (row.get(0), row.get(1));
         if let Some(first) =
             messages::by_client_id(&tx, &change.room, &change.actor.id, &change.client_msg_id)
                 .await?
         {
             return Ok(Commit::Duplicate(first));
         }
-        let event = messages::apply_change(&tx, change, seq, created_by.as_deref()).await?;
+        let event = messages::apply_change(&tx, change, seq, owner).await?;
         tx.commit().await?;
         Ok(Commit::New(event))
     }

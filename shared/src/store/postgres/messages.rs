@@ -136,19 +136,19 @@ pub(super) async fn check_reply<C: Client>(
 }
 
 /// Checks and applies an edit or delete whose event takes `seq`, then stores the event
-/// (the room's row lock is held: `created_by` was read with it).
+/// (the room's row lock is held: `owner`, whether the actor owns the room, was read with it).
 pub(super) async fn apply_change<C: Client>(
     s: &Session<C>,
     c: &NewChange,
     seq: i64,
-    created_by: Option<&str>,
+    owner: bool,
 ) -> Result<ChatMessage, StoreError> {
     let room = c.room.as_str();
     let (sender, deleted) = lock_plain(s, &c.room, c.target).await?;
     let own = sender == c.actor.id;
     match c.change {
         Change::Edit(_) if !own => return Err(StoreError::Forbidden(refusals::NOT_YOURS_TO_EDIT)),
-        Change::Delete if !own && created_by != Some(c.actor.id.as_str()) => {
+        Change::Delete if !own && !owner => {
             return Err(StoreError::Forbidden(refusals::NOT_YOURS_TO_DELETE));
         }
         _ => {}
