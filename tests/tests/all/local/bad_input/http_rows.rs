@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Expect, Input, LOBBY, MARK, MISSING, PRIVATE, Row, Tokens};
+use super::{Expect, Input, LOBBY, MARK, MISSING, PRIVATE, Row, SHARED, Tokens};
 
 /// One request, `times` times; `content_type` is sent with a body (JSON when `None`).
 fn request(
@@ -437,6 +437,88 @@ pub fn rows(t: &Tokens) -> Vec<Row> {
             "POST",
             format!("/rooms/{MISSING}/members"),
             Some(json!({"userId": "u-x"})),
+            Error(404, "not_found"),
+        ),
+        // Members, roles and read state: the caller is a plain member of SHARED and nothing
+        // of PRIVATE; owners alone add and remove, members alone see who reads what.
+        bearer(
+            t,
+            "add member as a non-owner",
+            "POST",
+            format!("/rooms/{SHARED}/members"),
+            Some(json!({"userId": "u-someone"})),
+            Error(403, "forbidden"),
+        ),
+        bearer(
+            t,
+            "remove another member as a non-owner",
+            "DELETE",
+            format!("/rooms/{SHARED}/members/u-owner"),
+            None,
+            Error(403, "forbidden"),
+        ),
+        bearer(
+            t,
+            "remove a member of a private room",
+            "DELETE",
+            format!("/rooms/{PRIVATE}/members/u-owner"),
+            None,
+            Error(403, "forbidden"),
+        ),
+        bearer(
+            t,
+            "members and read positions of a private room",
+            "GET",
+            format!("/rooms/{PRIVATE}/members"),
+            None,
+            Error(403, "forbidden"),
+        ),
+        bearer(
+            t,
+            "members of a public room",
+            "GET",
+            format!("/rooms/{LOBBY}/members"),
+            None,
+            Error(403, "forbidden"),
+        ),
+        bearer(
+            t,
+            "members of a missing room",
+            "GET",
+            format!("/rooms/{MISSING}/members"),
+            None,
+            Error(404, "not_found"),
+        ),
+        bearer(
+            t,
+            "mark read in a private room",
+            "PUT",
+            format!("/rooms/{PRIVATE}/read"),
+            Some(json!({"seq": 1})),
+            Error(403, "forbidden"),
+        ),
+        bearer(
+            t,
+            "mark read in a missing room",
+            "PUT",
+            format!("/rooms/{MISSING}/read"),
+            Some(json!({"seq": 1})),
+            Error(404, "not_found"),
+        ),
+        bearer(
+            t,
+            "mark read with a negative seq",
+            "PUT",
+            format!("/rooms/{LOBBY}/read"),
+            Some(json!({"seq": -1})),
+            BAD,
+        ),
+        bearer(
+            t,
+            "direct room with nobody",
+            "POST",
+            format!("/dm/{MARK}"),
+            None,
             Error(404, "not_found"),
         ),
         bearer(

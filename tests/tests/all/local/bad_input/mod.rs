@@ -30,6 +30,8 @@ pub const LOBBY: &str = "bad-input-lobby";
 pub const PRIVATE: &str = "bad-input-private";
 /// A room that never exists (no row joins it).
 pub const MISSING: &str = "bad-input-missing";
+/// Another user's private room of which the caller is a plain member (not an owner).
+pub const SHARED: &str = "bad-input-shared";
 
 /// What a row sends.
 pub enum Input {
@@ -320,17 +322,28 @@ async fn post_in_lobby(server: &TestLocal, user: &str) -> (Client, i64) {
     (ws, ack["seq"].as_i64().expect("an ack has a seq"))
 }
 
-/// The rooms the rows refer to: [`LOBBY`] public, [`PRIVATE`] another user's private room;
-/// and the messages ([`Seqs`]).
+/// The rooms the rows refer to: [`LOBBY`] public, [`PRIVATE`] another user's private room,
+/// [`SHARED`] another user's private room with the caller as a member; and the messages
+/// ([`Seqs`]).
 async fn fixture(server: &TestLocal) -> Seqs {
     let owner = format!("Bearer {}", token("owner"));
-    for (id, private) in [(LOBBY, false), (PRIVATE, true)] {
+    for (id, private) in [(LOBBY, false), (PRIVATE, true), (SHARED, true)] {
         let body = json!({"id": id, "name": id, "private": private}).to_string();
         let a = server
             .request("POST", "/rooms", &[("authorization", &owner)], Some(&body))
             .await;
         assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
     }
+    let body = json!({"userId": "u-mallory"}).to_string();
+    let a = server
+        .request(
+            "POST",
+            &format!("/rooms/{SHARED}/members"),
+            &[("authorization", &owner)],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", String::from_utf8_lossy(&a.body));
     let (_, others) = post_in_lobby(server, "owner").await;
     let (mut ws, deleted) = post_in_lobby(server, "mallory").await;
     send(

@@ -429,6 +429,27 @@ pub fn rows(t: &Tokens, seqs: &Seqs) -> Vec<Row> {
             json!({"action": "history", "room": PRIVATE}),
             Frame("forbidden"),
         ),
+        // Read state: only in rooms the caller may use.
+        frame(
+            "markRead in a private room",
+            json!({"action": "markRead", "room": PRIVATE, "seq": 1}),
+            Frame("forbidden"),
+        ),
+        frame(
+            "markRead in a missing room",
+            json!({"action": "markRead", "room": MISSING, "seq": 1}),
+            Frame("not_found"),
+        ),
+        frame(
+            "markRead with a negative seq",
+            json!({"action": "markRead", "room": LOBBY, "seq": -1}),
+            Frame("bad_request"),
+        ),
+        frame(
+            "markRead with a string seq",
+            json!({"action": "markRead", "room": LOBBY, "seq": MARK}),
+            Frame("bad_request"),
+        ),
         // Limits: the send budget is a burst of 20 (docs/protocol.md, "Limits").
         in_lobby(
             "sendMessage flood",
