@@ -203,3 +203,89 @@ async fn a_client_that_missed_everything_converges_from_history_alone() {
     assert_eq!(shown[3]["replyTo"]["bodyPreview"], "one (fixed twice)");
     server.shutdown().await;
 }
+
+/// What a client written before edits, reactions and read state understands: frames with a
+/// string `type`, of which it reads `message` frames (an integer `seq`, a string `body`) and
+/// ignores the rest. Such a client still sees a gap-free sequence, live and from `history`
+/// (docs/protocol.md, "Clients written before edits").
+#[tokio::test]
+async fn a_client_written_before_edits_keeps_a_gap_free_sequence() {
+    let server = TestLocal::start().await;
+    let (mut la, mut lb) = (Vec::new(), Vec::new());
+    let mut alice = joined(&server, "alice", &mut la).await;
+    let mut bob = joined(&server, "bob", &mut lb).await;
+    for frame in [
+        json!({"action":"sendMessage","room":"talk","body":"one","clientMsgId":"a0"}),
+        json!({"action":"sendMessage","room":"talk","body":"two","clientMsgId":"a1","replyTo":1}),
+        json!({"action":"editMessage","room":"talk","seq":1,"body":"one!","clientMsgId":"a2"}),
+        json!({"action":"deleteMessage","room":"talk","seq":2,"clientMsgId":"a3"}),
+        json!({"action":"sendMessage","room":"talk","body":"three","clientMsgId":"a4"}),
+    ] {
+        ask(&mut alice, frame, "ack", &mut la).await;
+    }
+    ask(
+        &mut alice,
+        json!({"action":"react","room":"talk","seq":1,"emoji":"👍"}),
+        "reaction",
+        &mut la,
+    )
+    .await;
+    ask(
+        &mut alice,
+        json!({"action":"markRead","room":"talk","seq":5}),
+        "read",
+        &mut la,
+    )
+    .await;
+    drain(&mut bob, &mut lb).await;
+
+    let old_client = |frames: &[Value]| -> Vec<(i64, String)> {
+        frames
+            .iter()
+            .inspect(|f| assert!(f["type"].is_string(), "every frame has a type: {f}"))
+            .filter(|f| f["type"] == "message")
+            .map(|f| {
+                let seq = f["seq"].as_i64().expect("an integer seq");
+                let body = f["body"].as_str().expect("a string body").to_owned();
+                (seq, body)
+            })
+            .collect()
+    };
+    let live = old_client(&lb);
+    assert_eq!(
+        live.iter().map(|m| m.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5],
+        "live: gap-free, edits and deletes included"
+    );
+    assert!(
+        lb.iter().any(|f| f["type"] == "reaction"),
+        "the reaction reached bob as a frame he may ignore"
+    );
+
+    let page = ask(
+        &mut bob,
+        json!({"action":"history","room":"talk","after":0}),
+        "history",
+        &mut lb,
+    )
+    .await;
+    let stored: Vec<Value> = page["messages"].as_array().expect("messages").clone();
+    let from_history: Vec<(i64, String)> = stored
+        .iter()
+        .map(|e| {
+            let seq = e["seq"].as_i64().expect("an integer seq");
+            (seq, e["body"].as_str().expect("a string body").to_owned())
+        })
+        .collect();
+    assert_eq!(
+        from_history.iter().map(|m| m.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5],
+        "history: the same gap-free sequence"
+    );
+    assert_eq!(
+        from_history[2].1, "one!",
+        "an edit reads as a message with the corrected text"
+    );
+    assert_eq!(from_history[3].1, "", "a delete reads as an empty message");
+    server.shutdown().await;
+}
