@@ -32,7 +32,7 @@ use std::sync::Arc;
 use hubbub_core::auth::{Identity, JwtIssuer, TokenVerifier};
 use hubbub_core::limits::Limits;
 use hubbub_core::session::SessionEnder;
-use hubbub_core::store::{AttemptStore, HistoryStore, MembershipStore, UserStore};
+use hubbub_core::store::{AttemptStore, MembershipStore, RoomStore, UserStore};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response, http};
 use tracing::Instrument;
@@ -50,7 +50,7 @@ pub type Config = config::HttpApiConfig;
 pub struct HttpDeps {
     pub users: Arc<dyn UserStore>,
     pub attempts: Arc<dyn AttemptStore>,
-    pub history: Arc<dyn HistoryStore>,
+    pub history: Arc<dyn RoomStore>,
     /// Verifies bearer tokens: hubbub's own and, when configured, an external issuer's.
     pub verifier: Arc<TokenVerifier>,
     /// Issues hubbub's access tokens.

@@ -14,8 +14,8 @@ use super::memory_people::RoomPeople;
 use super::{
     AttemptStore, Attempts, Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member,
     MemberPage, MembershipStore, NewChange, NewMessage, NewReaction, NewRefreshToken, NewRoom,
-    ReactionUpdate, Role, Room, RoomAccess, RoomKind, Rotation, SessionStore, UserRecord,
-    UserStore,
+    ReactionUpdate, Role, Room, RoomAccess, RoomKind, RoomStore, Rotation, SessionStore,
+    UserRecord, UserStore,
 };
 use crate::error::StoreError;
 use crate::limits::{self, Bucket, BucketKind, Take, Verdict};
@@ -311,7 +311,7 @@ pub(super) fn new_room_state(room: Room) -> RoomState {
 }
 
 #[async_trait]
-impl HistoryStore for MemoryHistoryStore {
+impl RoomStore for MemoryHistoryStore {
     async fn create_room_within(
         &self,
         room: &NewRoom,
@@ -380,46 +380,6 @@ impl HistoryStore for MemoryHistoryStore {
         })
     }
 
-    async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError> {
-        let mut rooms = lock(&self.rooms);
-        let state = rooms
-            .get_mut(&msg.room)
-            .ok_or(StoreError::NotFound("room"))?;
-        let key = (msg.sender.id.clone(), msg.client_msg_id.to_string());
-        if let Some(&i) = state.by_client_id.get(&key) {
-            return Ok(Commit::Duplicate(state.messages[i].clone()));
-        }
-        let reply_to = msg.reply_to.map(|seq| state.reply_ref(seq)).transpose()?;
-        let mut stored = ChatMessage::plain(
-            msg.room.clone(),
-            state.messages.len() as i64 + 1,
-            msg.sender.clone(),
-            msg.body.clone(),
-            msg.client_msg_id.clone(),
-            OffsetDateTime::now_utc(),
-        );
-        stored.reply_to = reply_to;
-        state.by_client_id.insert(key, state.messages.len());
-        state.messages.push(stored.clone());
-        Ok(Commit::New(stored))
-    }
-
-    async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError> {
-        let mut rooms = lock(&self.rooms);
-        let state = rooms
-            .get_mut(&change.room)
-            .ok_or(StoreError::NotFound("room"))?;
-        state.commit_change(change)
-    }
-
-    async fn react(&self, reaction: &NewReaction) -> Result<ReactionUpdate, StoreError> {
-        let mut rooms = lock(&self.rooms);
-        let state = rooms
-            .get_mut(&reaction.room)
-            .ok_or(StoreError::NotFound(super::refusals::NO_MESSAGE))?;
-        state.react(reaction)
-    }
-
     async fn history(
         &self,
         room: &RoomId,
@@ -458,6 +418,49 @@ impl HistoryStore for MemoryHistoryStore {
         visible.sort_by(|a, b| a.id.cmp(&b.id));
         visible.truncate(limit as usize);
         Ok(visible)
+    }
+}
+
+#[async_trait]
+impl HistoryStore for MemoryHistoryStore {
+    async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError> {
+        let mut rooms = lock(&self.rooms);
+        let state = rooms
+            .get_mut(&msg.room)
+            .ok_or(StoreError::NotFound("room"))?;
+        let key = (msg.sender.id.clone(), msg.client_msg_id.to_string());
+        if let Some(&i) = state.by_client_id.get(&key) {
+            return Ok(Commit::Duplicate(state.messages[i].clone()));
+        }
+        let reply_to = msg.reply_to.map(|seq| state.reply_ref(seq)).transpose()?;
+        let mut stored = ChatMessage::plain(
+            msg.room.clone(),
+            state.messages.len() as i64 + 1,
+            msg.sender.clone(),
+            msg.body.clone(),
+            msg.client_msg_id.clone(),
+            OffsetDateTime::now_utc(),
+        );
+        stored.reply_to = reply_to;
+        state.by_client_id.insert(key, state.messages.len());
+        state.messages.push(stored.clone());
+        Ok(Commit::New(stored))
+    }
+
+    async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError> {
+        let mut rooms = lock(&self.rooms);
+        let state = rooms
+            .get_mut(&change.room)
+            .ok_or(StoreError::NotFound("room"))?;
+        state.commit_change(change)
+    }
+
+    async fn react(&self, reaction: &NewReaction) -> Result<ReactionUpdate, StoreError> {
+        let mut rooms = lock(&self.rooms);
+        let state = rooms
+            .get_mut(&reaction.room)
+            .ok_or(StoreError::NotFound(super::refusals::NO_MESSAGE))?;
+        state.react(reaction)
     }
 }
 

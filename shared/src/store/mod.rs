@@ -349,10 +349,12 @@ pub struct HistoryPage {
     pub has_more: bool,
 }
 
-/// Rooms, private-room membership and message history; the people side of rooms (roles,
-/// direct rooms, read state) is its supertrait [`PeopleStore`].
+/// Rooms, private-room membership and reading history: creation, access, history pages, the
+/// room list; the people side of rooms (roles, direct rooms, read state) is its supertrait
+/// [`PeopleStore`]. A function that reads rooms but never commits to their sequence (the
+/// HTTP API) holds this alone, so it does not link the message commits.
 #[async_trait]
-pub trait HistoryStore: PeopleStore + Send + Sync {
+pub trait RoomStore: PeopleStore + Send + Sync {
     /// Creates a room unless `creator` has already created `max_created` rooms (then
     /// `LimitExceeded`, [`crate::limits::CREATED_TOO_MANY`]; the count and the creation are
     /// one atomic step), and returns it as stored (with the store's creation time).
@@ -365,7 +367,7 @@ pub trait HistoryStore: PeopleStore + Send + Sync {
         max_created: u32,
     ) -> Result<Room, StoreError>;
 
-    /// [`HistoryStore::create_room_within`] without a cap (the creation still counts), for
+    /// [`RoomStore::create_room_within`] without a cap (the creation still counts), for
     /// tools and tests; the routes always pass their cap.
     async fn create_room(&self, room: &NewRoom, creator: &UserRef) -> Result<Room, StoreError> {
         self.create_room_within(room, creator, u32::MAX).await
@@ -383,6 +385,24 @@ pub trait HistoryStore: PeopleStore + Send + Sync {
     /// Whether `user_id` may use the room.
     async fn room_access(&self, room: &RoomId, user_id: &str) -> Result<RoomAccess, StoreError>;
 
+    /// Reads a page of history by keyset on `seq`, with each message's current state, its
+    /// reply's quote and its reactions (`me` for `viewer`).
+    async fn history(
+        &self,
+        room: &RoomId,
+        query: &HistoryQuery,
+        viewer: &str,
+    ) -> Result<HistoryPage, StoreError>;
+
+    /// The rooms `user_id` may see: every public room and the private rooms it belongs to,
+    /// ordered by id, at most `limit` of them.
+    async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError>;
+}
+
+/// A room's gap-free sequence: messages, their edits and deletes, and reactions, on top of
+/// [`RoomStore`].
+#[async_trait]
+pub trait HistoryStore: RoomStore {
     /// Commits a message, assigning the room's next gap-free `seq` in the same transaction.
     /// Idempotent on (room, sender, clientMsgId). `NotFound("room")` when the room is missing;
     /// with `reply_to`, `NotFound("message")` when that seq is not a plain message of the
@@ -403,19 +423,6 @@ pub trait HistoryStore: PeopleStore + Send + Sync {
     /// `NotFound("message")`, `Gone`, `LimitExceeded` when the message already has
     /// [`crate::protocol::REACTIONS_PER_MESSAGE_MAX`] distinct emoji and this is a new one.
     async fn react(&self, reaction: &NewReaction) -> Result<ReactionUpdate, StoreError>;
-
-    /// Reads a page of history by keyset on `seq`, with each message's current state, its
-    /// reply's quote and its reactions (`me` for `viewer`).
-    async fn history(
-        &self,
-        room: &RoomId,
-        query: &HistoryQuery,
-        viewer: &str,
-    ) -> Result<HistoryPage, StoreError>;
-
-    /// The rooms `user_id` may see: every public room and the private rooms it belongs to,
-    /// ordered by id, at most `limit` of them.
-    async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError>;
 }
 
 /// An account as stored.

@@ -323,7 +323,9 @@ async fn owner_roles_migration_keeps_data_and_gives_private_rooms_one_owner_on_p
     use hubbub_core::protocol::{ClientMsgId, HistoryQuery, RoomId, UserRef};
     use hubbub_core::store::migrate::MIGRATIONS;
     use hubbub_core::store::postgres::Database;
-    use hubbub_core::store::{Change, Commit, HistoryStore, NewChange, PeopleStore, Role};
+    use hubbub_core::store::{
+        Change, Commit, HistoryStore, NewChange, PeopleStore, Role, RoomStore,
+    };
 
     let url = hubbub_tests::fresh_database().await;
     let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)

@@ -16,7 +16,7 @@ use crate::limits;
 use crate::protocol::{HistoryCursor, HistoryQuery, RoomId, UserRef};
 use crate::store::{
     Commit, HistoryPage, HistoryStore, NewChange, NewMessage, NewReaction, NewRoom, ReactionUpdate,
-    Room, RoomAccess, RoomKind,
+    Room, RoomAccess, RoomKind, RoomStore,
 };
 
 /// PostgreSQL-backed history (see [`Database::history`]).
@@ -49,7 +49,7 @@ pub(super) fn room_from_row(r: &Row) -> Result<Room, StoreError> {
 }
 
 #[async_trait]
-impl HistoryStore for PostgresHistoryStore {
+impl RoomStore for PostgresHistoryStore {
     async fn create_room_within(
         &self,
         room: &NewRoom,
@@ -172,6 +172,69 @@ impl HistoryStore for PostgresHistoryStore {
         })
     }
 
+    async fn history(
+        &self,
+        room: &RoomId,
+        query: &HistoryQuery,
+        viewer: &str,
+    ) -> Result<HistoryPage, StoreError> {
+        let conn = self.db.session("history").await?;
+        let limit = i64::from(query.limit);
+        // Fetch one extra row to learn whether more exist, without a COUNT.
+        let fetch = limit + 1;
+        let (sql, bound, ascending) = match query.cursor {
+            HistoryCursor::Latest => ("m.seq < $2 ORDER BY m.seq DESC", i64::MAX, false),
+            HistoryCursor::Before(b) => ("m.seq < $2 ORDER BY m.seq DESC", b, false),
+            HistoryCursor::After(a) => ("m.seq > $2 ORDER BY m.seq ASC", a, true),
+        };
+        let rows = conn
+            .query(
+                &format!(
+                    "{} WHERE m.room_id = $1 AND {sql} LIMIT $3",
+                    select_messages()
+                ),
+                &[&room.as_str(), &bound, &fetch],
+            )
+            .await?;
+        if rows.is_empty()
+            && conn
+                .query_opt("SELECT 1 FROM rooms WHERE id = $1", &[&room.as_str()])
+                .await?
+                .is_none()
+        {
+            return Err(StoreError::NotFound("room"));
+        }
+        let has_more = rows.len() as i64 > limit;
+        let mut messages = rows
+            .iter()
+            .take(limit as usize)
+            .map(message_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        if !ascending {
+            messages.reverse();
+        }
+        messages::with_reactions(&conn, room, &mut messages, viewer).await?;
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError> {
+        let conn = self.db.session("visible rooms").await?;
+        let rows = conn
+            .query(
+                "SELECT r.id, r.name, r.private, r.created_at, r.kind, r.read_receipts FROM rooms r
+                 WHERE NOT r.private
+                    OR EXISTS (SELECT 1 FROM room_members m
+                               WHERE m.room_id = r.id AND m.user_id = $1)
+                 ORDER BY r.id LIMIT $2",
+                &[&user_id, &i64::from(limit)],
+            )
+            .await?;
+        rows.iter().map(room_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl HistoryStore for PostgresHistoryStore {
     async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError> {
         let mut conn = self.db.session("commit message").await?;
         let tx = conn.transaction().await?;
@@ -259,65 +322,5 @@ impl HistoryStore for PostgresHistoryStore {
         let update = messages::react(&tx, reaction).await?;
         tx.commit().await?;
         Ok(update)
-    }
-
-    async fn history(
-        &self,
-        room: &RoomId,
-        query: &HistoryQuery,
-        viewer: &str,
-    ) -> Result<HistoryPage, StoreError> {
-        let conn = self.db.session("history").await?;
-        let limit = i64::from(query.limit);
-        // Fetch one extra row to learn whether more exist, without a COUNT.
-        let fetch = limit + 1;
-        let (sql, bound, ascending) = match query.cursor {
-            HistoryCursor::Latest => ("m.seq < $2 ORDER BY m.seq DESC", i64::MAX, false),
-            HistoryCursor::Before(b) => ("m.seq < $2 ORDER BY m.seq DESC", b, false),
-            HistoryCursor::After(a) => ("m.seq > $2 ORDER BY m.seq ASC", a, true),
-        };
-        let rows = conn
-            .query(
-                &format!(
-                    "{} WHERE m.room_id = $1 AND {sql} LIMIT $3",
-                    select_messages()
-                ),
-                &[&room.as_str(), &bound, &fetch],
-            )
-            .await?;
-        if rows.is_empty()
-            && conn
-                .query_opt("SELECT 1 FROM rooms WHERE id = $1", &[&room.as_str()])
-                .await?
-                .is_none()
-        {
-            return Err(StoreError::NotFound("room"));
-        }
-        let has_more = rows.len() as i64 > limit;
-        let mut messages = rows
-            .iter()
-            .take(limit as usize)
-            .map(message_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        if !ascending {
-            messages.reverse();
-        }
-        messages::with_reactions(&conn, room, &mut messages, viewer).await?;
-        Ok(HistoryPage { messages, has_more })
-    }
-
-    async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError> {
-        let conn = self.db.session("visible rooms").await?;
-        let rows = conn
-            .query(
-                "SELECT r.id, r.name, r.private, r.created_at, r.kind, r.read_receipts FROM rooms r
-                 WHERE NOT r.private
-                    OR EXISTS (SELECT 1 FROM room_members m
-                               WHERE m.room_id = r.id AND m.user_id = $1)
-                 ORDER BY r.id LIMIT $2",
-                &[&user_id, &i64::from(limit)],
-            )
-            .await?;
-        rows.iter().map(room_from_row).collect()
     }
 }

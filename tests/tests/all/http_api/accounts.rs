@@ -139,7 +139,7 @@ async fn accounts_on_memory_stores() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accounts_on_postgres() {
-    accounts_suite(&postgres_deps_with(accounts_config()).await).await;
+    accounts_suite(&*postgres_deps_with(accounts_config()).await).await;
 }
 
 async fn rate_limit_suite(deps: &HttpDeps) {
@@ -217,7 +217,7 @@ async fn failed_logins_are_rate_limited_on_memory_stores() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_are_rate_limited_on_postgres() {
-    rate_limit_suite(&postgres_deps_with(accounts_config()).await).await;
+    rate_limit_suite(&*postgres_deps_with(accounts_config()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

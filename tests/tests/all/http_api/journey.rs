@@ -45,7 +45,7 @@ async fn register_login_connect_refresh_on_memory_stores() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_login_connect_refresh_on_postgres() {
-    full_flow(&postgres_deps_with(accounts_config()).await).await;
+    full_flow(&*postgres_deps_with(accounts_config()).await).await;
 }
 
 #[test]

@@ -37,7 +37,7 @@ async fn concurrent_guesses_get_no_more_than_the_limit_on_memory_stores() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_guesses_get_no_more_than_the_limit_on_postgres() {
-    concurrency_suite(&postgres_deps_with(accounts_config()).await).await;
+    concurrency_suite(&*postgres_deps_with(accounts_config()).await).await;
 }
 
 async fn lockout_suite(deps: &HttpDeps) {
@@ -67,7 +67,7 @@ async fn a_lockout_does_not_lock_the_owner_out_on_memory_stores() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lockout_does_not_lock_the_owner_out_on_postgres() {
-    lockout_suite(&postgres_deps_with(accounts_config()).await).await;
+    lockout_suite(&*postgres_deps_with(accounts_config()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

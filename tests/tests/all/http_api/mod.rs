@@ -147,16 +147,37 @@ fn sign_external(alg: Algorithm, kid: &str, key_file: &str, claims: &Value) -> S
 
 // --- harness -------------------------------------------------------------------------------
 
+/// The HTTP API's dependencies, and the whole history store behind them: the API only reads
+/// rooms and history ([`hubbub_core::store::RoomStore`]), the suites also commit messages to
+/// read back. Derefs to [`HttpDeps`], so every helper takes it as the API's deps.
+struct TestApi {
+    deps: HttpDeps,
+    messages: Arc<dyn HistoryStore>,
+}
+
+impl std::ops::Deref for TestApi {
+    type Target = HttpDeps;
+    fn deref(&self) -> &HttpDeps {
+        &self.deps
+    }
+}
+
+impl std::ops::DerefMut for TestApi {
+    fn deref_mut(&mut self) -> &mut HttpDeps {
+        &mut self.deps
+    }
+}
+
 fn deps_over(
     users: Arc<dyn UsersAndAttempts>,
     history: Arc<dyn HistoryStore>,
     verifier: TokenVerifier,
     config: AccountsConfig,
-) -> HttpDeps {
-    HttpDeps {
+) -> TestApi {
+    let deps = HttpDeps {
         users: users.clone().as_users(),
         attempts: users.as_attempts(),
-        history,
+        history: history.clone(),
         verifier: Arc::new(verifier),
         issuer: Arc::new(JwtIssuer::hs256(&jwt_config()).expect("issuer")),
         passwords: Passwords::new(&config.argon2).expect("passwords"),
@@ -165,6 +186,10 @@ fn deps_over(
         // The WebSocket side of a logout is tested over hubbub-local (local/sessions.rs).
         sessions: None,
         connections: None,
+    };
+    TestApi {
+        deps,
+        messages: history,
     }
 }
 
@@ -196,7 +221,7 @@ fn own_verifier() -> TokenVerifier {
     JwtVerifier::hs256(&jwt_config()).expect("verifier").into()
 }
 
-fn memory_deps_with(config: AccountsConfig) -> HttpDeps {
+fn memory_deps_with(config: AccountsConfig) -> TestApi {
     deps_over(
         Arc::new(MemoryUserStore::new()),
         Arc::new(MemoryHistoryStore::new()),
@@ -205,11 +230,11 @@ fn memory_deps_with(config: AccountsConfig) -> HttpDeps {
     )
 }
 
-fn memory_deps() -> HttpDeps {
+fn memory_deps() -> TestApi {
     memory_deps_with(accounts_config())
 }
 
-async fn postgres_deps_with(config: AccountsConfig) -> HttpDeps {
+async fn postgres_deps_with(config: AccountsConfig) -> TestApi {
     let (db, _) = migrated_database().await;
     deps_over(
         Arc::new(db.users()),

@@ -38,7 +38,7 @@ async fn usernames_are_unique_case_insensitively_on_memory_stores() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usernames_are_unique_case_insensitively_on_postgres() {
-    case_suite(&postgres_deps_with(accounts_config()).await).await;
+    case_suite(&*postgres_deps_with(accounts_config()).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

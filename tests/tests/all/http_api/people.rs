@@ -25,9 +25,9 @@ fn names(a: &Answer, list: &str, field: &str) -> Vec<String> {
         .collect()
 }
 
-async fn commit(deps: &HttpDeps, r: &str, n: usize) {
+async fn commit(deps: &TestApi, r: &str, n: usize) {
     for i in 0..n {
-        deps.history
+        deps.messages
             .commit_message(&NewMessage {
                 room: room(r),
                 sender: user("someone"),
@@ -40,7 +40,7 @@ async fn commit(deps: &HttpDeps, r: &str, n: usize) {
     }
 }
 
-async fn people_suite(deps: &HttpDeps) {
+async fn people_suite(deps: &TestApi) {
     let ann = register(deps, "ann").await;
     let bob = register(deps, "bob").await;
     let cat = register(deps, "cat").await;

@@ -2,7 +2,7 @@
 
 use super::*;
 
-async fn rooms_suite(deps: &HttpDeps) {
+async fn rooms_suite(deps: &TestApi) {
     let alice = register(deps, "alice").await;
     let bob = register(deps, "bob").await;
 
@@ -151,7 +151,7 @@ async fn rooms_suite(deps: &HttpDeps) {
 
     // history by keyset
     for i in 1..=7 {
-        deps.history
+        deps.messages
             .commit_message(&NewMessage {
                 room: room("secret"),
                 sender: user("alice"),

@@ -11,7 +11,7 @@ use hubbub_core::error::StoreError;
 use hubbub_core::protocol::{HistoryQuery, RoomId, UserRef};
 use hubbub_core::store::{
     Commit, HistoryPage, NewChange, NewMessage, NewReaction, NewRoom, PeopleStore, ReactionUpdate,
-    ReadMark, Role, Room, RoomAccess, RoomEntry, RoomMember,
+    ReadMark, Role, Room, RoomAccess, RoomEntry, RoomMember, RoomStore,
 };
 use hubbub_tests::contract::{private_room, user};
 
@@ -25,7 +25,7 @@ struct CreatedInBetween {
 }
 
 #[async_trait]
-impl HistoryStore for CreatedInBetween {
+impl RoomStore for CreatedInBetween {
     async fn create_room_within(
         &self,
         room: &NewRoom,
@@ -36,15 +36,19 @@ impl HistoryStore for CreatedInBetween {
             .create_room_within(room, creator, max_created)
             .await
     }
+
     async fn ensure_public_room(&self, id: &RoomId) -> Result<Room, StoreError> {
         self.inner.ensure_public_room(id).await
     }
+
     async fn get_room(&self, id: &RoomId) -> Result<Option<Room>, StoreError> {
         self.inner.get_room(id).await
     }
+
     async fn add_member(&self, room: &RoomId, user_id: &str) -> Result<(), StoreError> {
         self.inner.add_member(room, user_id).await
     }
+
     async fn room_access(&self, room: &RoomId, user_id: &str) -> Result<RoomAccess, StoreError> {
         let access = self.inner.room_access(room, user_id).await?;
         if access == RoomAccess::Missing && !self.fired.swap(true, Ordering::SeqCst) {
@@ -54,9 +58,7 @@ impl HistoryStore for CreatedInBetween {
         }
         Ok(access)
     }
-    async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError> {
-        self.inner.commit_message(msg).await
-    }
+
     async fn history(
         &self,
         room: &RoomId,
@@ -65,14 +67,24 @@ impl HistoryStore for CreatedInBetween {
     ) -> Result<HistoryPage, StoreError> {
         self.inner.history(room, query, viewer).await
     }
+
+    async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError> {
+        self.inner.visible_rooms(user_id, limit).await
+    }
+}
+
+#[async_trait]
+impl HistoryStore for CreatedInBetween {
+    async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError> {
+        self.inner.commit_message(msg).await
+    }
+
     async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError> {
         self.inner.commit_change(change).await
     }
+
     async fn react(&self, reaction: &NewReaction) -> Result<ReactionUpdate, StoreError> {
         self.inner.react(reaction).await
-    }
-    async fn visible_rooms(&self, user_id: &str, limit: u32) -> Result<Vec<Room>, StoreError> {
-        self.inner.visible_rooms(user_id, limit).await
     }
 }
 
