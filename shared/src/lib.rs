@@ -36,6 +36,7 @@ pub mod protocol;
 pub mod queue;
 pub mod routes;
 pub mod runtime;
+pub mod sdk_http;
 pub mod secrets;
 pub mod session;
 pub mod store;

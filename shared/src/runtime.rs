@@ -82,16 +82,12 @@ fn service_env_value(
         .filter(|v| !v.is_empty())
 }
 
-/// The HTTP client every AWS SDK client uses: hyper 1 and rustls on ring with the platform's
-/// roots, the workspace's one TLS stack (the SDK's own default links aws-lc as a second one,
-/// in every function's zip). Each `SdkConfig` in the workspace (Lambdas, hubbub-local, tests)
-/// sets it: without it an SDK client fails its first call with "no HTTP client".
+/// The HTTP client every AWS SDK client uses: [`crate::sdk_http`], HTTP/1.1 over hyper and
+/// rustls on ring with the platform's roots, the workspace's one TLS stack. Each `SdkConfig` in
+/// the workspace (Lambdas, hubbub-local, tests) sets it: without it an SDK client fails its
+/// first call with "no HTTP client".
 pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
+    crate::sdk_http::client()
 }
 
 /// The DynamoDB connection store.
