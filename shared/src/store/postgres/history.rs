@@ -82,21 +82,8 @@ impl RoomStore for PostgresHistoryStore {
             return Err(StoreError::Conflict("room"));
         };
         let stored = room_from_row(&row)?;
-        // Increment first, compare in the same statement: the row lock makes concurrent
-        // creations of one user wait for each other, so none passes the cap. No row back
-        // means the cap is reached; dropping the transaction undoes the room too.
-        let counted = tx
-            .query_opt(
-                "INSERT INTO room_quotas (user_id, created) VALUES ($1, 1)
-                 ON CONFLICT (user_id) DO UPDATE SET created = room_quotas.created + 1
-                 WHERE room_quotas.created < $2
-                 RETURNING created",
-                &[&creator.id, &i64::from(max_created)],
-            )
-            .await?;
-        if counted.is_none() || max_created == 0 {
-            return Err(StoreError::LimitExceeded(limits::CREATED_TOO_MANY));
-        }
+        // Dropping the transaction when the cap is reached undoes the room too.
+        count_created(&tx, &creator.id, max_created).await?;
         if room.private {
             tx.execute(
                 "INSERT INTO room_members (room_id, user_id, user_name, role)
@@ -323,4 +310,28 @@ impl HistoryStore for PostgresHistoryStore {
         tx.commit().await?;
         Ok(update)
     }
+}
+
+/// Counts a room created by `user_id` in the transaction `tx`, or fails with `LimitExceeded`
+/// ([`limits::CREATED_TOO_MANY`]) when the user has created `max_created` already. Increment
+/// first, compare in the same statement: the row lock makes concurrent creations of one user
+/// wait for each other, so none passes the cap. No row back means the cap is reached.
+pub(super) async fn count_created(
+    tx: &super::session::Session<deadpool_postgres::Transaction<'_>>,
+    user_id: &str,
+    max_created: u32,
+) -> Result<(), StoreError> {
+    let counted = tx
+        .query_opt(
+            "INSERT INTO room_quotas (user_id, created) VALUES ($1, 1)
+             ON CONFLICT (user_id) DO UPDATE SET created = room_quotas.created + 1
+             WHERE room_quotas.created < $2
+             RETURNING created",
+            &[&user_id, &i64::from(max_created)],
+        )
+        .await?;
+    if counted.is_none() || max_created == 0 {
+        return Err(StoreError::LimitExceeded(limits::CREATED_TOO_MANY));
+    }
+    Ok(())
 }

@@ -13,7 +13,6 @@ use tokio_postgres::error::SqlState;
 use super::PostgresHistoryStore;
 use super::history::{ROOM_COLUMNS, room_from_row};
 use crate::error::StoreError;
-use crate::limits;
 use crate::protocol::{RoomId, UserRef};
 use crate::store::{PeopleStore, ReadMark, Role, Room, RoomEntry, RoomMember};
 
@@ -229,20 +228,8 @@ impl PeopleStore for PostgresHistoryStore {
             return Ok((room_from_row(&row)?, false));
         };
         let room = room_from_row(&row)?;
-        // Counted as `create_room_within` counts: no row back means the cap is reached, and
-        // dropping the transaction undoes the room.
-        let counted = tx
-            .query_opt(
-                "INSERT INTO room_quotas (user_id, created) VALUES ($1, 1)
-                 ON CONFLICT (user_id) DO UPDATE SET created = room_quotas.created + 1
-                 WHERE room_quotas.created < $2
-                 RETURNING created",
-                &[&a.id, &i64::from(max_created)],
-            )
-            .await?;
-        if counted.is_none() || max_created == 0 {
-            return Err(StoreError::LimitExceeded(limits::CREATED_TOO_MANY));
-        }
+        // Counted as any creation; dropping the transaction at the cap undoes the room.
+        super::history::count_created(&tx, &a.id, max_created).await?;
         tx.execute(
             "INSERT INTO direct_rooms (room_id, user_a, name_a, user_b, name_b)
              VALUES ($1, $2, $3, $4, $5)",
