@@ -54,7 +54,7 @@ pub struct Counters {
     pub answered: AtomicU64,
     /// Acks per room.
     pub acked: Vec<AtomicU64>,
-    /// Live deliveries recorded.
+    /// Live deliveries of what the run owes the receiver ([`crate::judge::Delivery::owed_to`]).
     pub deliveries: AtomicU64,
     /// Live deliveries that arrived after the records were collected (not judged).
     pub after_collect: AtomicU64,
@@ -604,12 +604,15 @@ impl ConnTask {
             .map_or(NO_LATENCY, |sent| {
                 u32::try_from(now.saturating_sub(sent)).unwrap_or(NO_LATENCY - 1)
             });
-        rep.record.live.push(self.delivery(m, f, latency));
+        let d = self.delivery(m, f, latency);
+        rep.record.live.push(d);
         rep.last_delivery_at = now;
-        self.shared
-            .counters
-            .deliveries
-            .fetch_add(1, Ordering::Relaxed);
+        if d.owed_to(self.conn) {
+            self.shared
+                .counters
+                .deliveries
+                .fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn record_ack(&self, f: &ServerFrame<'_>, rep: &mut TaskReport) {

@@ -66,6 +66,15 @@ pub struct Delivery {
     pub latency_us: u32,
 }
 
+impl Delivery {
+    /// Whether this copy is one the run owes `receiver`: another connection's message of this
+    /// run. The drain counts only these, so that messages from outside the run (another client
+    /// in the same room) or echoes of its own cannot end it before what is owed has arrived.
+    pub fn owed_to(&self, receiver: usize) -> bool {
+        self.key.is_some_and(|k| k.conn as usize != receiver)
+    }
+}
+
 /// Counts per acked message, and per (message, connection that should receive it) pair.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -432,6 +441,17 @@ mod tests {
             },
         });
         conns
+    }
+
+    #[test]
+    fn only_other_connections_messages_of_the_run_are_owed() {
+        assert!(delivery(1, 0, 0).owed_to(1));
+        assert!(!delivery(1, 0, 0).owed_to(0), "its own message");
+        let foreign = Delivery {
+            key: None,
+            ..delivery(1, 0, 0)
+        };
+        assert!(!foreign.owed_to(1), "a message from outside the run");
     }
 
     fn delivery(seq: i64, conn: u32, n: u32) -> Delivery {

@@ -149,9 +149,7 @@ impl ConnTask {
             let d = self.delivery(m, f, NO_LATENCY);
             last = Some(last.map_or(d.seq, |l| l.max(d.seq)));
             let seen = |x: &judge::Delivery| x.key == d.key && x.seq == d.seq;
-            let mine = d.key.is_some_and(|k| k.conn as usize == self.conn);
-            if d.key.is_some()
-                && !mine
+            if d.owed_to(self.conn)
                 && !rep.record.live.iter().any(seen)
                 && !rep.record.recovered.iter().any(seen)
             {
