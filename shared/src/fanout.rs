@@ -18,7 +18,7 @@ use futures::{Stream, StreamExt};
 use crate::error::{GatewayError, StoreError, chain};
 use crate::gateway::{ConnectionGateway, Endpoint};
 use crate::protocol::{RoomId, ServerFrame};
-use crate::store::{MemberPage, MembershipStore};
+use crate::store::{MemberIdPage, MembershipStore};
 
 /// Posts in flight at once per fan-out. Each post is one HTTPS request to the management
 /// API; 32 keeps a room of a thousand members to a few dozen round-trip times, while a small
@@ -185,12 +185,12 @@ pub async fn remove_gone(connections: &dyn MembershipStore, gone: Vec<String>) {
 }
 
 /// The connection ids of a member page, without the sender's connection `except`.
-pub fn recipients(page: MemberPage, except: Option<&str>) -> Vec<String> {
-    page.members
-        .into_iter()
-        .map(|m| m.connection_id)
-        .filter(|id| Some(id.as_str()) != except)
-        .collect()
+pub fn recipients(page: MemberIdPage, except: Option<&str>) -> Vec<String> {
+    let mut ids = page.connection_ids;
+    if let Some(except) = except {
+        ids.retain(|id| id != except);
+    }
+    ids
 }
 
 /// The room's members except `except`, read page by page as the consumer asks for more.
@@ -205,7 +205,7 @@ fn members<'a>(
     futures::stream::unfold(Some(None::<String>), move |state| async move {
         let cursor = state?;
         match connections
-            .room_members(room, cursor.as_deref(), MEMBER_PAGE_SIZE)
+            .room_member_ids(room, cursor.as_deref(), MEMBER_PAGE_SIZE)
             .await
         {
             Ok(page) => {
@@ -299,7 +299,7 @@ pub async fn broadcast_if_within(
     max: u32,
 ) -> Result<Option<FanoutReport>, StoreError> {
     let page = connections
-        .room_members(room, None, max.min(MEMBER_PAGE_SIZE))
+        .room_member_ids(room, None, max.min(MEMBER_PAGE_SIZE))
         .await?;
     if page.next.is_some() {
         return Ok(None);

@@ -112,9 +112,9 @@ pub async fn flush(
     let mut cursor: Option<String> = None;
     loop {
         let page = connections
-            .room_members(room, cursor.as_deref(), CHUNK_SIZE)
+            .room_member_ids(room, cursor.as_deref(), CHUNK_SIZE)
             .await?;
-        members.extend(page.members.into_iter().map(|m| m.connection_id));
+        members.extend(page.connection_ids);
         match page.next {
             Some(c) => cursor = Some(c),
             None => break,

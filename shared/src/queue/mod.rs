@@ -253,7 +253,7 @@ pub async fn deliver(
 ) -> Result<FanoutReport, DeliverError> {
     let text = frame.to_json();
     let first = connections
-        .room_members(room, None, MEMBER_PAGE_SIZE)
+        .room_member_ids(room, None, MEMBER_PAGE_SIZE)
         .await?;
     if first.next.is_none() {
         let ids = fanout::recipients(first, except);
@@ -277,7 +277,9 @@ pub async fn deliver(
     report.queued += ids.len();
     queue.enqueue(vec![job(ids)]).await?;
     while let Some(c) = cursor {
-        let page = connections.room_members(room, Some(&c), CHUNK_SIZE).await?;
+        let page = connections
+            .room_member_ids(room, Some(&c), CHUNK_SIZE)
+            .await?;
         cursor = page.next.clone();
         let ids = fanout::recipients(page, except);
         if ids.is_empty() {

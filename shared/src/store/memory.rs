@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use super::memory_people::RoomPeople;
 use super::{
     AttemptStore, Attempts, Commit, Connection, ConnectionStore, HistoryPage, HistoryStore, Member,
-    MemberPage, MembershipStore, NewChange, NewMessage, NewReaction, NewRefreshToken, NewRoom,
-    ReactionUpdate, Role, Room, RoomAccess, RoomKind, RoomStore, Rotation, SessionStore,
+    MemberIdPage, MemberPage, MembershipStore, NewChange, NewMessage, NewReaction, NewRefreshToken,
+    NewRoom, ReactionUpdate, Role, Room, RoomAccess, RoomKind, RoomStore, Rotation, SessionStore,
     UserRecord, UserStore,
 };
 use crate::error::StoreError;
@@ -43,6 +43,41 @@ struct ConnState {
     typing: HashMap<(RoomId, String), i64>,
     /// user id -> (tokens issued before this second are revoked, kept until).
     revoked: HashMap<String, (i64, OffsetDateTime)>,
+}
+
+impl ConnState {
+    /// One page of `room`'s live members after `cursor`, each as `take` makes it, and the
+    /// cursor of the next page. The clock is read once per page and the cursor copied once:
+    /// every message to a room reads its members.
+    fn member_page<T>(
+        &self,
+        room: &RoomId,
+        cursor: Option<&str>,
+        page_size: u32,
+        take: impl Fn(&Member) -> T,
+    ) -> (Vec<T>, Option<String>) {
+        let Some(members) = self.rooms.get(room) else {
+            return (Vec::new(), None);
+        };
+        let start = match cursor {
+            Some(c) => std::ops::Bound::Excluded(c),
+            None => std::ops::Bound::Unbounded,
+        };
+        let size = page_size.max(1) as usize;
+        let now = OffsetDateTime::now_utc();
+        let mut page = Vec::with_capacity(size.min(members.len()));
+        let mut last: Option<&String> = None;
+        for (id, m) in members.range::<str, _>((start, std::ops::Bound::Unbounded)) {
+            if page.len() == size {
+                return (page, last.cloned());
+            }
+            last = Some(id);
+            if self.conns.get(id).is_some_and(|c| c.expires_at > now) {
+                page.push(take(m));
+            }
+        }
+        (page, None)
+    }
 }
 
 /// In-memory [`ConnectionStore`].
@@ -181,27 +216,22 @@ impl MembershipStore for MemoryConnectionStore {
         cursor: Option<&str>,
         page_size: u32,
     ) -> Result<MemberPage, StoreError> {
-        let s = lock(&self.state);
-        let Some(members) = s.rooms.get(room) else {
-            return Ok(MemberPage::default());
-        };
-        let start = match cursor {
-            Some(c) => std::ops::Bound::Excluded(c.to_owned()),
-            None => std::ops::Bound::Unbounded,
-        };
-        let mut page = MemberPage::default();
-        let mut last = None;
-        for (id, m) in members.range((start, std::ops::Bound::Unbounded)) {
-            if page.members.len() as u32 == page_size.max(1) {
-                page.next = last;
-                return Ok(page);
-            }
-            last = Some(id.clone());
-            if s.conns.get(id).is_some_and(live) {
-                page.members.push(m.clone());
-            }
-        }
-        Ok(page)
+        let (members, next) = lock(&self.state).member_page(room, cursor, page_size, Member::clone);
+        Ok(MemberPage { members, next })
+    }
+
+    async fn room_member_ids(
+        &self,
+        room: &RoomId,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<MemberIdPage, StoreError> {
+        let (connection_ids, next) =
+            lock(&self.state).member_page(room, cursor, page_size, |m| m.connection_id.clone());
+        Ok(MemberIdPage {
+            connection_ids,
+            next,
+        })
     }
 
     async fn remove_connection(&self, connection_id: &str) -> Result<Vec<RoomId>, StoreError> {

@@ -73,6 +73,14 @@ pub struct MemberPage {
     pub next: Option<String>,
 }
 
+/// One page of a room's members' connection ids: what fan-out posts to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemberIdPage {
+    pub connection_ids: Vec<String>,
+    /// Opaque cursor for the next page (the same as [`MemberPage::next`]); `None` on the last.
+    pub next: Option<String>,
+}
+
 /// The part of the connection table a revoked login needs: the user's live connections and
 /// the marker that refuses the user's older access tokens.
 ///
@@ -136,6 +144,22 @@ pub trait MembershipStore: SessionStore {
         cursor: Option<&str>,
         page_size: u32,
     ) -> Result<MemberPage, StoreError>;
+
+    /// [`Self::room_members`] without the users: the same pages, cursors and order, only the
+    /// connection ids, which is all a fan-out needs. Every message to a room reads its
+    /// members, so a store that can read less for this overrides it.
+    async fn room_member_ids(
+        &self,
+        room: &RoomId,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<MemberIdPage, StoreError> {
+        let page = self.room_members(room, cursor, page_size).await?;
+        Ok(MemberIdPage {
+            connection_ids: page.members.into_iter().map(|m| m.connection_id).collect(),
+            next: page.next,
+        })
+    }
 
     /// Deletes the connection and all its memberships; returns the rooms it was in.
     /// Removing an unknown connection is not an error (`$disconnect` and 410 clean-up race).

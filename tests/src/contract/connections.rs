@@ -11,7 +11,15 @@ async fn members_of(store: &dyn ConnectionStore, r: &RoomId, page: u32) -> Vec<S
             .await
             .expect("room members");
         assert!(p.members.len() <= page as usize, "page larger than asked");
-        out.extend(p.members.into_iter().map(|m| m.connection_id));
+        // The id pages fan-out reads are the same pages, cursor for cursor.
+        let ids = store
+            .room_member_ids(r, cursor.as_deref(), page)
+            .await
+            .expect("room member ids");
+        let want: Vec<String> = p.members.into_iter().map(|m| m.connection_id).collect();
+        assert_eq!(ids.connection_ids, want, "member ids page");
+        assert_eq!(ids.next, p.next, "member ids cursor");
+        out.extend(want);
         match p.next {
             Some(n) => cursor = Some(n),
             None => return out,
