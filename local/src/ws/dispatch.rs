@@ -2,9 +2,11 @@
 //! data frame is routed on `$request.body.action` ([`RouteKey::for_body`]) and runs in its own
 //! task; the route response goes back to the sender as one frame.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::FutureExt;
 use hubbub_core::aws_lambda_events::apigw::{
     ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest,
 };
@@ -20,7 +22,15 @@ use crate::ids::new_id;
 use crate::registry::{LiveConn, Outbound};
 use crate::server::AppState;
 
-/// Invokes the route of one frame in its own task (bounded per connection).
+/// Invokes the route of one frame (bounded per connection): at once on the connection's task
+/// when it needs no wait, else in its own task.
+///
+/// A route that never waits (the in-memory stores, in-process posts) finishes within its
+/// first poll, here: its answer, and the ack it posts, are queued before the connection's
+/// task looks at its queue again, instead of the route waiting its turn in the scheduler
+/// behind every connection that a fan-out round has just woken. A route that waits (on
+/// PostgreSQL, DynamoDB, a slow post) goes on in a task of its own, so a connection's routes
+/// still run concurrently, as Lambda invocations do.
 pub(super) async fn frame(
     state: &Arc<AppState>,
     live: &LiveConn,
@@ -33,7 +43,8 @@ pub(super) async fn frame(
     };
     let state = state.clone();
     let live = live.clone();
-    tokio::spawn(async move {
+    let connection_id = live.meta.connection_id.clone();
+    let route = async move {
         let _permit = permit;
         let Some(out) = invoke_message(&state, &live.meta, &body, is_base64_encoded).await else {
             return;
@@ -48,7 +59,16 @@ pub(super) async fn frame(
                 tracing::warn!(connection_id = %live.meta.connection_id, "client is not reading; route response dropped");
             }
         }
-    });
+    };
+    // A panicking route ends its invocation, never the connection, whichever task runs it.
+    let mut route = Box::pin(AssertUnwindSafe(route).catch_unwind().map(move |r| {
+        if r.is_err() {
+            tracing::error!(%connection_id, "route panicked");
+        }
+    }));
+    if futures::poll!(route.as_mut()).is_pending() {
+        tokio::spawn(route);
+    }
 }
 
 /// Runs the route of one frame and returns the frame to send back, if any.
