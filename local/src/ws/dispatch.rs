@@ -1,6 +1,7 @@
 //! Invoking the function behind a route, as API Gateway invokes a route's integration: each
-//! data frame is routed on `$request.body.action` ([`RouteKey::for_body`]) and runs in its own
-//! task; the route response goes back to the sender as one frame.
+//! data frame is routed on `$request.body.action` ([`RouteKey::for_body`]) and runs on the
+//! connection's task when it needs no wait, in a task of its own when it does ([`frame`]); the
+//! route response goes back to the sender as one frame.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;

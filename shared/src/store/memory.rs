@@ -72,7 +72,7 @@ impl ConnState {
                 return (page, last.cloned());
             }
             last = Some(id);
-            if self.conns.get(id).is_some_and(|c| c.expires_at > now) {
+            if self.conns.get(id).is_some_and(|c| live_at(c, now)) {
                 page.push(take(m));
             }
         }
@@ -94,7 +94,12 @@ impl MemoryConnectionStore {
 }
 
 fn live(c: &Connection) -> bool {
-    c.expires_at > OffsetDateTime::now_utc()
+    live_at(c, OffsetDateTime::now_utc())
+}
+
+/// Whether the connection is live at `now` (one clock read for a whole page of members).
+fn live_at(c: &Connection, now: OffsetDateTime) -> bool {
+    c.expires_at > now
 }
 
 #[async_trait]
