@@ -661,3 +661,70 @@ impl ConnTask {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A task for connection 1 of a two-connection, one-room run named `run1`.
+    async fn task() -> ConnTask {
+        let cfg = Config::new("ws://127.0.0.1:9/", vec!["t".into()]);
+        let target = Target::resolve(&cfg.url, 1, 2).await.expect("target");
+        let shared = Arc::new(Shared {
+            cfg,
+            target,
+            room_names: vec!["room-0".into()],
+            ids: MsgIds::new("run1"),
+            epoch: Instant::now(),
+            counters: Counters::new(1),
+        });
+        let (events, _) = mpsc::unbounded_channel();
+        let (_, commands) = mpsc::channel(1);
+        ConnTask {
+            conn: 1,
+            token: "t".into(),
+            shared,
+            events,
+            commands,
+        }
+    }
+
+    fn message(seq: i64, client_msg_id: &str) -> String {
+        serde_json::json!({
+            "type": "message", "room": "room-0", "seq": seq,
+            "clientMsgId": client_msg_id, "body": "x",
+        })
+        .to_string()
+    }
+
+    /// The drain waits for what the run owes: a message from outside the run, or one of the
+    /// connection's own, must not count as an arrival, or the drain ends with deliveries
+    /// still in flight (they then land after collection and are judged recovered).
+    #[tokio::test]
+    async fn only_owed_live_deliveries_count_toward_the_drain() {
+        let t = task().await;
+        let mut rep = TaskReport::default();
+        let mut id = String::new();
+        t.shared
+            .ids
+            .write(frames::MsgKey { conn: 0, n: 0 }, &mut id);
+        let mut own = String::new();
+        t.shared
+            .ids
+            .write(frames::MsgKey { conn: 1, n: 0 }, &mut own);
+        for (seq, text) in [
+            (1, message(1, "fill-0")),
+            (2, message(2, &own)),
+            (3, message(3, &id)),
+        ] {
+            let f = ServerFrame::parse(&text).expect("frame");
+            t.frame(&f, &mut rep);
+            assert_eq!(
+                rep.record.live.len(),
+                seq as usize,
+                "every copy is recorded"
+            );
+        }
+        assert_eq!(t.shared.counters.deliveries.load(Ordering::Relaxed), 1);
+    }
+}
