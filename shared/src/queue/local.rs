@@ -3,16 +3,20 @@
 //! workers are tokio tasks, at most [`LocalFanoutQueue::workers`] at once, as reserved
 //! concurrency bounds the Lambda.
 //!
-//! Jobs wait in lanes, one per (room, chunk place): a lane is run by one worker at a time,
-//! so a connection gets a room's frames in the order they were enqueued, and the jobs that
-//! piled up in a lane while its previous round was posted go out together as one coalesced
-//! round ([`super::coalesce`]); a lane starts a round at most every [`ROUND_INTERVAL`].
-//! Different lanes (other rooms, other chunks of a large room) run in parallel.
+//! Jobs wait in lanes, one per (room, chunk place, part): a job's recipients are spread over
+//! [`LANES_PER_CHUNK`] parts by a hash of their connection id, so a connection is always in
+//! the same lane of a room's chunk place. A lane is run by one worker at a time, so a
+//! connection gets a room's frames in the order they were enqueued, and the jobs that piled
+//! up in a lane while its previous round was posted go out together as one coalesced round
+//! ([`super::coalesce`]); a busy lane starts a round every [`ROUND_INTERVAL`], at its own
+//! phase of that interval ([`Phase`]), so a busy room's parts post in turn rather than all
+//! at once. Different lanes (other rooms, chunks, parts) run in parallel.
 //!
 //! The backlog is bounded ([`MAX_BACKLOG`]): `enqueue` waits while it is full, which holds
 //! the calling route's invocation slot, as a Lambda's concurrency would push back.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,14 +36,24 @@ use crate::store::MembershipStore;
 /// fast messages arrive; beyond it, senders wait.
 pub const MAX_BACKLOG: usize = 1024;
 
-/// The shortest time between the starts of two rounds of one lane. After a round the lane
-/// rests the remainder of this interval, so whatever arrives meanwhile goes out in one frame
-/// per recipient instead of a frame per message. A room's first message after a quiet spell
-/// (no round in the last interval) goes out at once; in a busy room (more than 40 messages a
-/// second) every round carries several messages. 25 ms adds at most that to a message's
-/// delivery latency and caps a room at 40 frames a second per recipient, whatever the
-/// message rate.
+/// The time between the starts of two rounds of a busy lane. After a round the lane rests
+/// until its next start ([`Phase::next_round`]: the point of its phase nearest to one
+/// interval after the round's start, so never less than half an interval), and whatever
+/// arrives meanwhile goes out in one frame per recipient instead of a frame per message. A
+/// room's first message after a quiet spell goes out at once; in a busy room (more than 40
+/// messages a second) every round carries several messages. 25 ms adds at most that (plus
+/// half of it once, while a lane falls into its phase) to a message's delivery latency and
+/// holds a busy room at 40 frames a second per recipient, whatever the message rate.
 pub const ROUND_INTERVAL: Duration = Duration::from_millis(25);
+
+/// Lanes a chunk's recipients are spread over. One lane's round wakes all of its
+/// recipients' connections at once; a 1,000-member room in one lane put 1,000 socket writes
+/// (and, on one machine, the clients' reads) into the same few milliseconds every interval,
+/// and every sender's ack and every later recipient queued behind that burst. Eight parts at
+/// phases an eighth of an interval apart turn it into eight bursts of ~125; more parts would
+/// only add jobs per message (each part is a job of its own) for bursts that are already
+/// short.
+pub const LANES_PER_CHUNK: u32 = 8;
 
 /// What one worker slot did, for the benchmark and logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -51,14 +65,102 @@ pub struct WorkerStats {
     pub busy: Duration,
 }
 
-/// A lane: the jobs of one room's chunk place, posted in order by one worker at a time.
-type LaneKey = (String, RoomId, u32);
+/// A lane: the jobs of one part of one room's chunk place (endpoint, room, chunk, part),
+/// posted in order by one worker at a time.
+type LaneKey = (String, RoomId, u32, u32);
 
-/// A waiting job, and whether it holds a backlog permit (retries do not: they were
-/// admitted once already).
+/// The part of a chunk's lanes `connection_id` is in: the same for every job, so its frames
+/// stay in order.
+fn part_of(connection_id: &str) -> u32 {
+    let mut h = DefaultHasher::new();
+    connection_id.hash(&mut h);
+    // The remainder is below LANES_PER_CHUNK, so it fits.
+    u32::try_from(h.finish() % u64::from(LANES_PER_CHUNK)).unwrap_or_default()
+}
+
+/// `job` split into its parts' jobs, with their parts (parts no recipient is in are left out).
+fn split(job: FanoutJob) -> Vec<(u32, FanoutJob)> {
+    let mut parts: Vec<Vec<String>> = vec![Vec::new(); LANES_PER_CHUNK as usize];
+    let FanoutJob {
+        endpoint,
+        room,
+        frame,
+        connections,
+        attempt,
+        seq,
+        chunk,
+    } = job;
+    for id in connections {
+        parts[part_of(&id) as usize].push(id);
+    }
+    (0..LANES_PER_CHUNK)
+        .zip(parts)
+        .filter(|(_, ids)| !ids.is_empty())
+        .map(|(part, connections)| {
+            let job = FanoutJob {
+                endpoint: endpoint.clone(),
+                room: room.clone(),
+                frame: frame.clone(),
+                connections,
+                attempt,
+                seq,
+                chunk,
+            };
+            (part, job)
+        })
+        .collect()
+}
+
+/// When a busy lane starts its rounds: every [`ROUND_INTERVAL`] at its own offset into
+/// the interval. A chunk's parts are an equal share of the interval apart; where a room's
+/// chunk place starts is drawn from a hash of it, so the lanes of several busy rooms spread
+/// over the interval too.
+struct Phase {
+    offset: Duration,
+}
+
+impl Phase {
+    fn of(key: &LaneKey) -> Self {
+        let (endpoint, room, chunk, part) = key;
+        let mut h = DefaultHasher::new();
+        (endpoint, room, chunk).hash(&mut h);
+        let interval = interval_micros();
+        let share = interval / u64::from(LANES_PER_CHUNK);
+        Self {
+            offset: Duration::from_micros(
+                (h.finish() % interval + u64::from(*part) * share) % interval,
+            ),
+        }
+    }
+
+    /// The lane's next round after one that started at `started`: of the lane's points
+    /// (`epoch` + offset + n intervals), the one nearest to `started` + one interval.
+    fn next_round(&self, epoch: Instant, started: Instant) -> Instant {
+        let target = started + ROUND_INTERVAL;
+        let interval = interval_micros();
+        let since =
+            u64::try_from(target.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
+        let offset = u64::try_from(self.offset.as_micros()).unwrap_or_default();
+        // How far `target` is past the lane's last point.
+        let past = (since % interval + interval - offset) % interval;
+        if past <= interval / 2 {
+            target - Duration::from_micros(past)
+        } else {
+            target + Duration::from_micros(interval - past)
+        }
+    }
+}
+
+fn interval_micros() -> u64 {
+    u64::try_from(ROUND_INTERVAL.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// A waiting job, whether it holds a backlog permit (retries do not: they were admitted
+/// once already), and whether it counts as a job taken (one part of each enqueued job).
 struct Waiting {
     job: FanoutJob,
     permit: bool,
+    counted: bool,
 }
 
 #[derive(Default)]
@@ -102,9 +204,11 @@ struct Inner {
     backlog: Semaphore,
     stats: Mutex<Vec<WorkerStats>>,
     totals: Mutex<FanoutReport>,
-    /// Jobs enqueued and not finished (delayed retries included).
+    /// Parts of jobs enqueued and not finished (delayed retries included).
     pending: AtomicUsize,
     idle: Notify,
+    /// Where the lanes' phases count from.
+    epoch: Instant,
 }
 
 /// In-process fan-out workers.
@@ -138,6 +242,7 @@ impl LocalFanoutQueue {
                 totals: Mutex::new(FanoutReport::default()),
                 pending: AtomicUsize::new(0),
                 idle: Notify::new(),
+                epoch: Instant::now(),
             }),
         }
     }
@@ -173,17 +278,34 @@ impl LocalFanoutQueue {
         MAX_BACKLOG - self.inner.backlog.available_permits()
     }
 
-    /// Queues a job in its lane and starts a worker if one is free.
+    /// Queues a job's parts in their lanes and starts workers if any are free. The caller
+    /// counted the job as pending once; each part is pending on its own.
     fn push(&self, job: FanoutJob, permit: bool) {
-        let key = (job.endpoint.clone(), job.room.clone(), job.chunk);
+        let parts = split(job);
+        if parts.is_empty() {
+            if permit {
+                self.inner.backlog.add_permits(1);
+            }
+            self.pending_done(1);
+            return;
+        }
+        self.pending_add(parts.len() - 1);
         let mut lanes = lock(&self.inner.lanes);
-        let lane = lanes.waiting.entry(key.clone()).or_default();
-        let was_idle = lane.is_empty();
-        lane.push_back(Waiting { job, permit });
-        // A lane with jobs is either ready or being run; a running lane is re-queued by its
-        // worker when the round ends, so only a lane that was empty becomes ready here.
-        if was_idle && !lanes.running.contains(&key) {
-            lanes.ready.push_back(key);
+        for (i, (part, job)) in parts.into_iter().enumerate() {
+            let key = (job.endpoint.clone(), job.room.clone(), job.chunk, part);
+            let lane = lanes.waiting.entry(key.clone()).or_default();
+            let was_idle = lane.is_empty();
+            // The job's permit and its count go with its first part.
+            lane.push_back(Waiting {
+                job,
+                permit: permit && i == 0,
+                counted: i == 0,
+            });
+            // A lane with jobs is either ready or being run; a running lane is re-queued by
+            // its worker when the round ends, so only a lane that was empty becomes ready here.
+            if was_idle && !lanes.running.contains(&key) {
+                lanes.ready.push_back(key);
+            }
         }
         self.start_workers(&mut lanes);
     }
@@ -208,15 +330,16 @@ impl LocalFanoutQueue {
         loop {
             let started = Instant::now();
             self.run_round(slot, round).await;
+            let next = Phase::of(&key).next_round(self.inner.epoch, started);
             let mut lanes = lock(&self.inner.lanes);
-            let since = started.elapsed();
-            if since < ROUND_INTERVAL {
-                // The lane rests out the interval (still marked running, so `push` leaves
-                // it alone): what arrives meanwhile goes out together in its next round.
-                // Whether or not jobs are waiting now: at a steady 100 messages a second
-                // each round ends before the next message arrives, and a lane that became
-                // idle at once would post every message on its own.
-                self.ready_later(key.clone(), ROUND_INTERVAL - since);
+            let now = Instant::now();
+            if next > now {
+                // The lane rests until its next round (still marked running, so `push`
+                // leaves it alone): what arrives meanwhile goes out together then. Whether
+                // or not jobs are waiting now: at a steady 100 messages a second each round
+                // ends before the next message arrives, and a lane that became idle at once
+                // would post every message on its own.
+                self.ready_later(key.clone(), next - now);
             } else {
                 lanes.release(&key);
             }
@@ -237,6 +360,7 @@ impl LocalFanoutQueue {
     async fn run_round(&self, slot: usize, round: Vec<Waiting>) {
         let inner = &self.inner;
         let taken = round.len();
+        let jobs = round.iter().filter(|w| w.counted).count();
         let permits = round.iter().filter(|w| w.permit).count();
         inner.backlog.add_permits(permits);
         let started = Instant::now();
@@ -257,7 +381,7 @@ impl LocalFanoutQueue {
         {
             let mut stats = lock(&inner.stats);
             if let Some(s) = stats.get_mut(slot) {
-                s.jobs += taken;
+                s.jobs += jobs;
                 s.posts += posts;
                 s.busy += started.elapsed();
             }
@@ -320,5 +444,87 @@ impl FanoutQueue for LocalFanoutQueue {
     async fn enqueue_delayed(&self, job: FanoutJob, delay: Duration) -> Result<(), QueueError> {
         self.push_later(job, delay);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(ids: &[String]) -> FanoutJob {
+        FanoutJob {
+            endpoint: "http://e/s".into(),
+            room: RoomId::parse("r").expect("room"),
+            frame: r#"{"type":"pong"}"#.into(),
+            connections: ids.to_vec(),
+            attempt: 2,
+            seq: Some(7),
+            chunk: 3,
+        }
+    }
+
+    #[test]
+    fn a_job_splits_into_parts_that_keep_each_connection_in_one_lane() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("conn-{i}=")).collect();
+        let parts = split(job(&ids));
+        assert_eq!(
+            parts.len(),
+            LANES_PER_CHUNK as usize,
+            "1,000 ids fill every part"
+        );
+        let mut seen: Vec<String> = Vec::new();
+        for (part, p) in &parts {
+            assert_eq!((p.attempt, p.seq, p.chunk), (2, Some(7), 3));
+            assert!(
+                p.connections.len() > 60,
+                "roughly even: {}",
+                p.connections.len()
+            );
+            for id in &p.connections {
+                assert_eq!(part_of(id), *part);
+            }
+            seen.extend(p.connections.iter().cloned());
+        }
+        seen.sort();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(seen, want, "every recipient in exactly one part");
+        // The same connection lands in the same part in a later job with other members.
+        let later = split(job(&ids[..3]));
+        for (part, p) in later {
+            assert!(p.connections.iter().all(|id| part_of(id) == part));
+        }
+        assert!(split(job(&[])).is_empty());
+    }
+
+    #[test]
+    fn a_busy_lane_rounds_once_an_interval_at_its_own_phase() {
+        let room = RoomId::parse("r").expect("room");
+        let key = |part| ("e".to_owned(), room.clone(), 0, part);
+        let epoch = Instant::now();
+        let offsets: Vec<Duration> = (0..LANES_PER_CHUNK)
+            .map(|p| Phase::of(&key(p)).offset)
+            .collect();
+        let share = ROUND_INTERVAL / LANES_PER_CHUNK;
+        for (p, o) in offsets.iter().enumerate() {
+            assert!(*o < ROUND_INTERVAL);
+            let next = offsets[(p + 1) % offsets.len()];
+            let gap = (next + ROUND_INTERVAL - *o).as_micros() % ROUND_INTERVAL.as_micros();
+            assert_eq!(gap, share.as_micros(), "parts an equal share apart");
+        }
+        let phase = Phase::of(&key(5));
+        // A first round at an arbitrary time: the next falls on the lane's phase, at least
+        // half and at most one and a half intervals later.
+        let started = epoch + Duration::from_micros(123_457);
+        let next = phase.next_round(epoch, started);
+        let gap = next - started;
+        assert!(
+            gap >= ROUND_INTERVAL / 2 && gap <= ROUND_INTERVAL * 3 / 2,
+            "{gap:?}"
+        );
+        let on_phase = |t: Instant| (t - epoch).as_micros() % ROUND_INTERVAL.as_micros();
+        assert_eq!(on_phase(next), phase.offset.as_micros());
+        // From then on, exactly one interval apart.
+        assert_eq!(phase.next_round(epoch, next), next + ROUND_INTERVAL);
     }
 }
