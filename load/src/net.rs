@@ -27,9 +27,10 @@ const CONNECTIONS_PER_SOURCE: usize = 20_000;
 
 /// Read buffer of each connection. tungstenite zero-fills its read buffer up to this size before
 /// every read, and its default (128 KiB) made that memset the client's largest cost per frame
-/// (and 2.5 GiB over 20,000 connections). Server frames are a few hundred bytes; larger ones
-/// (history pages, batches) still arrive, over several reads.
-const READ_BUFFER: usize = 4 * 1024;
+/// (and 2.5 GiB over 20,000 connections); at 4 KiB it was still 5 % of the client's CPU.
+/// Server frames are a few hundred bytes (a coalesced batch of a busy room ~1 KB); larger
+/// ones (history pages, big batches) still arrive, over several reads.
+const READ_BUFFER: usize = 2 * 1024;
 
 /// Longest TCP connect plus WebSocket handshake. API Gateway answers a handshake in well under
 /// a second; 30 s leaves room for a loaded local server during a connect ramp without letting
