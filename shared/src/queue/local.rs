@@ -155,12 +155,14 @@ fn interval_micros() -> u64 {
     u64::try_from(ROUND_INTERVAL.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// A waiting job, whether it holds a backlog permit (retries do not: they were admitted
-/// once already), and whether it counts as a job taken (one part of each enqueued job).
+/// A waiting job (one part of an enqueued job, or several merged into one round), with what
+/// it holds: backlog permits (retries hold none: they were admitted once already), jobs taken
+/// (one part of each enqueued job counts it) and parts pending.
 struct Waiting {
     job: FanoutJob,
-    permit: bool,
-    counted: bool,
+    permits: usize,
+    jobs: usize,
+    parts: usize,
 }
 
 #[derive(Default)]
@@ -176,14 +178,56 @@ struct Lanes {
 
 impl Lanes {
     /// Takes the next round of `key`'s jobs (as many as coalesce into one frame) and marks
-    /// the lane running.
-    fn take_round(&mut self, key: &LaneKey) -> Vec<Waiting> {
+    /// the lane running, with the lanes whose rounds joined it.
+    ///
+    /// A round of one job also takes the ready sibling lanes (the chunk place's other parts)
+    /// whose next job has the same frame, as one job: a one-off fan-out to a huge room
+    /// (every part ready at once with one job) then posts chunks of [`super::CHUNK_SIZE`]
+    /// rather than eight times as many small jobs, each ending with its posts in flight
+    /// draining (measured: 100,000 members in 4.8 s instead of 3.0 s). The parts' recipients
+    /// are disjoint, so the merged job still posts each once; each lane then rests to its
+    /// own phase, so a busy room's parts still post in turn.
+    fn take_round(&mut self, key: &LaneKey) -> (Vec<LaneKey>, Vec<Waiting>) {
         self.running.insert(key.clone());
+        let mut keys = vec![key.clone()];
         let Some(lane) = self.waiting.get_mut(key) else {
-            return Vec::new();
+            return (keys, Vec::new());
         };
         let n = round_len(lane.iter().map(|w| &w.job));
-        lane.drain(..n).collect()
+        let mut round: Vec<Waiting> = lane.drain(..n).collect();
+        if let [only] = round.as_mut_slice() {
+            let mut i = 0;
+            while let Some(k) = self.ready.get(i) {
+                let sibling = (&k.0, &k.1, k.2) == (&key.0, &key.1, key.2)
+                    && self
+                        .waiting
+                        .get(k)
+                        .and_then(VecDeque::front)
+                        .is_some_and(|w| w.job.frame == only.job.frame);
+                let taken = if sibling {
+                    self.ready.remove(i).and_then(|k| {
+                        let w = self.waiting.get_mut(&k).and_then(VecDeque::pop_front)?;
+                        self.running.insert(k.clone());
+                        keys.push(k);
+                        Some(w)
+                    })
+                } else {
+                    None
+                };
+                match taken {
+                    Some(w) => {
+                        only.job.connections.extend(w.job.connections);
+                        only.job.attempt = only.job.attempt.max(w.job.attempt);
+                        only.permits += w.permits;
+                        only.jobs += w.jobs;
+                        only.parts += w.parts;
+                    }
+                    None if sibling => {}
+                    None => i += 1,
+                }
+            }
+        }
+        (keys, round)
     }
 
     /// A lane's round (and rest) is over: ready again if jobs wait, forgotten otherwise.
@@ -298,8 +342,9 @@ impl LocalFanoutQueue {
             // The job's permit and its count go with its first part.
             lane.push_back(Waiting {
                 job,
-                permit: permit && i == 0,
-                counted: i == 0,
+                permits: usize::from(permit && i == 0),
+                jobs: usize::from(i == 0),
+                parts: 1,
             });
             // A lane with jobs is either ready or being run; a running lane is re-queued by
             // its worker when the round ends, so only a lane that was empty becomes ready here.
@@ -320,33 +365,34 @@ impl LocalFanoutQueue {
                 return;
             };
             let this = self.clone();
-            let round = lanes.take_round(&key);
-            tokio::spawn(async move { this.work(slot, key, round).await });
+            let (keys, round) = lanes.take_round(&key);
+            tokio::spawn(async move { this.work(slot, keys, round).await });
         }
     }
 
     /// One worker: runs rounds of its lane, then of whichever lane is ready, until none is.
-    async fn work(self, slot: usize, mut key: LaneKey, mut round: Vec<Waiting>) {
+    async fn work(self, slot: usize, mut keys: Vec<LaneKey>, mut round: Vec<Waiting>) {
         loop {
             let started = Instant::now();
             self.run_round(slot, round).await;
-            let next = Phase::of(&key).next_round(self.inner.epoch, started);
             let mut lanes = lock(&self.inner.lanes);
             let now = Instant::now();
-            if next > now {
-                // The lane rests until its next round (still marked running, so `push`
-                // leaves it alone): what arrives meanwhile goes out together then. Whether
-                // or not jobs are waiting now: at a steady 100 messages a second each round
-                // ends before the next message arrives, and a lane that became idle at once
-                // would post every message on its own.
-                self.ready_later(key.clone(), next - now);
-            } else {
-                lanes.release(&key);
+            for key in keys {
+                let next = Phase::of(&key).next_round(self.inner.epoch, started);
+                if next > now {
+                    // The lane rests until its next round (still marked running, so `push`
+                    // leaves it alone): what arrives meanwhile goes out together then.
+                    // Whether or not jobs are waiting now: at a steady 100 messages a second
+                    // each round ends before the next message arrives, and a lane that became
+                    // idle at once would post every message on its own.
+                    self.ready_later(key, next - now);
+                } else {
+                    lanes.release(&key);
+                }
             }
             match lanes.ready.pop_front() {
                 Some(next) => {
-                    round = lanes.take_round(&next);
-                    key = next;
+                    (keys, round) = lanes.take_round(&next);
                 }
                 None => {
                     lanes.free_slots.push(slot);
@@ -359,9 +405,9 @@ impl LocalFanoutQueue {
     /// Runs one round's jobs, coalesced; re-enqueues what is worth retrying.
     async fn run_round(&self, slot: usize, round: Vec<Waiting>) {
         let inner = &self.inner;
-        let taken = round.len();
-        let jobs = round.iter().filter(|w| w.counted).count();
-        let permits = round.iter().filter(|w| w.permit).count();
+        let taken = round.iter().map(|w| w.parts).sum();
+        let jobs = round.iter().map(|w| w.jobs).sum::<usize>();
+        let permits = round.iter().map(|w| w.permits).sum();
         inner.backlog.add_permits(permits);
         let started = Instant::now();
         let mut posts = 0;
