@@ -23,6 +23,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use axum::Router;
 use axum::routing::{any, get};
+use axum::serve::ListenerExt;
 use connect::ConnectDeps;
 use http_api::passwords::PasswordError;
 use http_api::{HttpDeps, HttpRoute, Passwords};
@@ -421,6 +422,14 @@ impl Server {
             .with_state(state.clone());
         let (stop_http, stop_rx) = oneshot::channel::<()>();
         let serve = tokio::spawn(async move {
+            // No Nagle delay on accepted sockets: frames are small and each is written when it
+            // is due. With it, a frame written while the previous one was not yet acknowledged
+            // waited for the client's (possibly delayed, up to 40 ms) ACK.
+            let listener = listener.tap_io(|tcp| {
+                if let Err(error) = tcp.set_nodelay(true) {
+                    tracing::warn!(%error, "could not set TCP_NODELAY on an accepted socket");
+                }
+            });
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -136,3 +136,52 @@ async fn local_max_duration_closes_busy_connections() {
     assert!(started.elapsed() >= Duration::from_millis(700));
     server.shutdown().await;
 }
+
+/// Frames are small and each is written when it is due: the server's end of a WebSocket has
+/// Nagle's delay off. With it on, a frame written while the previous one was not yet
+/// acknowledged waited for the client's ACK, which a client may delay by up to 40 ms.
+#[tokio::test]
+#[expect(
+    unsafe_code,
+    reason = "the server runs in this process; its socket is found by duplicating this process's fds"
+)]
+async fn local_websocket_sockets_have_no_nagle_delay() {
+    use std::os::fd::BorrowedFd;
+    use tokio_tungstenite::MaybeTlsStream;
+
+    let server = TestLocal::start().await;
+    let ws = server.ws("alice").await;
+    let MaybeTlsStream::Plain(tcp) = ws.get_ref() else {
+        panic!("a plain TCP connection");
+    };
+    let client = tcp.local_addr().expect("client address");
+    let mut server_end = None;
+    for entry in std::fs::read_dir("/proc/self/fd").expect("list fds") {
+        let Ok(fd) = entry
+            .expect("fd")
+            .file_name()
+            .to_string_lossy()
+            .parse::<i32>()
+        else {
+            continue;
+        };
+        // SAFETY: only duplicated at once (`try_clone_to_owned`, fcntl F_DUPFD_CLOEXEC), which
+        // fails cleanly if another test closed the fd meanwhile; a reused number is just
+        // another socket whose peer is not ours.
+        let Ok(owned) = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned() else {
+            continue;
+        };
+        let socket = std::net::TcpStream::from(owned);
+        if socket.peer_addr().ok() == Some(client) {
+            server_end = Some(socket.nodelay().expect("TCP_NODELAY"));
+            break;
+        }
+    }
+    assert_eq!(
+        server_end,
+        Some(true),
+        "the server's end of the connection is found and has TCP_NODELAY set"
+    );
+    drop(ws);
+    server.shutdown().await;
+}
