@@ -93,6 +93,19 @@ pub async fn connection_store(store: &dyn ConnectionStore) {
     assert_eq!(got.len(), 7, "no member twice: {got:?}");
     assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
     assert!(members_of(store, &room("empty"), 3).await.is_empty());
+
+    // a member is listed until its connection expires, and not after
+    let brief = room("brief");
+    let mut short = connection("short");
+    short.expires_at = OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    store.put_connection(&short).await.expect("put");
+    store.join_room(&short, &brief).await.expect("join");
+    assert_eq!(members_of(store, &brief, 10).await, vec![short.id.clone()]);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert!(
+        members_of(store, &brief, 10).await.is_empty(),
+        "an expired connection is not a member"
+    );
     let page = store
         .room_members(&general, None, 10)
         .await
