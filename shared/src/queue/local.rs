@@ -133,21 +133,35 @@ impl Phase {
         }
     }
 
-    /// The lane's next round after one that started at `started`: of the lane's points
-    /// (`epoch` + offset + n intervals), the one nearest to `started` + one interval.
-    fn next_round(&self, epoch: Instant, started: Instant) -> Instant {
+    /// The lane's next round after one that started at `started` and ended at `ended`: of
+    /// the lane's points (`epoch` + offset + n intervals), the one nearest to `started` + one
+    /// interval; if that has passed already (the round was slowed, e.g. behind the writes it
+    /// caused), the lane's next point, so that it stays in its turn and a round it started
+    /// at once would not carry a lone message; but a round that took longer than an interval
+    /// (the lane is saturated: what waits has piled up anyway) is followed at once.
+    fn next_round(&self, epoch: Instant, started: Instant, ended: Instant) -> Instant {
         let target = started + ROUND_INTERVAL;
         let interval = interval_micros();
-        let since =
-            u64::try_from(target.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
-        let offset = u64::try_from(self.offset.as_micros()).unwrap_or_default();
-        // How far `target` is past the lane's last point.
-        let past = (since % interval + interval - offset) % interval;
-        if past <= interval / 2 {
+        let past = self.past(epoch, target);
+        let nearest = if past <= interval / 2 {
             target - Duration::from_micros(past)
         } else {
             target + Duration::from_micros(interval - past)
+        };
+        if nearest > ended || ended.saturating_duration_since(started) >= ROUND_INTERVAL {
+            nearest
+        } else {
+            ended + Duration::from_micros(interval - self.past(epoch, ended))
         }
+    }
+
+    /// How far `t` is past the lane's last point, in µs (below one interval).
+    fn past(&self, epoch: Instant, t: Instant) -> u64 {
+        let interval = interval_micros();
+        let since =
+            u64::try_from(t.saturating_duration_since(epoch).as_micros()).unwrap_or(u64::MAX);
+        let offset = u64::try_from(self.offset.as_micros()).unwrap_or_default();
+        (since % interval + interval - offset) % interval
     }
 }
 
@@ -378,7 +392,7 @@ impl LocalFanoutQueue {
             let mut lanes = lock(&self.inner.lanes);
             let now = Instant::now();
             for key in keys {
-                let next = Phase::of(&key).next_round(self.inner.epoch, started);
+                let next = Phase::of(&key).next_round(self.inner.epoch, started, now);
                 if next > now {
                     // The lane rests until its next round (still marked running, so `push`
                     // leaves it alone): what arrives meanwhile goes out together then.
@@ -562,7 +576,7 @@ mod tests {
         // A first round at an arbitrary time: the next falls on the lane's phase, at least
         // half and at most one and a half intervals later.
         let started = epoch + Duration::from_micros(123_457);
-        let next = phase.next_round(epoch, started);
+        let next = phase.next_round(epoch, started, started + Duration::from_millis(1));
         let gap = next - started;
         assert!(
             gap >= ROUND_INTERVAL / 2 && gap <= ROUND_INTERVAL * 3 / 2,
@@ -571,6 +585,23 @@ mod tests {
         let on_phase = |t: Instant| (t - epoch).as_micros() % ROUND_INTERVAL.as_micros();
         assert_eq!(on_phase(next), phase.offset.as_micros());
         // From then on, exactly one interval apart.
-        assert_eq!(phase.next_round(epoch, next), next + ROUND_INTERVAL);
+        let quick = Duration::from_millis(2);
+        assert_eq!(
+            phase.next_round(epoch, next, next + quick),
+            next + ROUND_INTERVAL
+        );
+        // A round started off its phase (0.3 of an interval past a point) whose nearest next
+        // point (0.7 of an interval later) passed while it ran, shorter than an interval:
+        // the lane waits for its point after that rather than starting at once.
+        let off = next + ROUND_INTERVAL * 3 / 10;
+        let after = phase.next_round(epoch, off, off + ROUND_INTERVAL * 8 / 10);
+        assert_eq!(
+            after,
+            next + ROUND_INTERVAL * 2,
+            "the next point after it ended"
+        );
+        // A round longer than an interval: the next may start at once.
+        let long = off + ROUND_INTERVAL * 3;
+        assert!(phase.next_round(epoch, off, long) <= long);
     }
 }
