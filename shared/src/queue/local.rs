@@ -179,6 +179,18 @@ struct Waiting {
     parts: usize,
 }
 
+impl Waiting {
+    /// Takes `other` (a sibling part of the same job: same frame, disjoint recipients) into
+    /// this one round.
+    fn absorb(&mut self, other: Waiting) {
+        self.job.connections.extend(other.job.connections);
+        self.job.attempt = self.job.attempt.max(other.job.attempt);
+        self.permits += other.permits;
+        self.jobs += other.jobs;
+        self.parts += other.parts;
+    }
+}
+
 #[derive(Default)]
 struct Lanes {
     waiting: HashMap<LaneKey, VecDeque<Waiting>>,
@@ -210,35 +222,26 @@ impl Lanes {
         let n = round_len(lane.iter().map(|w| &w.job));
         let mut round: Vec<Waiting> = lane.drain(..n).collect();
         if let [only] = round.as_mut_slice() {
-            let mut i = 0;
-            while let Some(k) = self.ready.get(i) {
-                let sibling = (&k.0, &k.1, k.2) == (&key.0, &key.1, key.2)
-                    && self
-                        .waiting
-                        .get(k)
-                        .and_then(VecDeque::front)
-                        .is_some_and(|w| w.job.frame == only.job.frame);
-                let taken = if sibling {
-                    self.ready.remove(i).and_then(|k| {
-                        let w = self.waiting.get_mut(&k).and_then(VecDeque::pop_front)?;
-                        self.running.insert(k.clone());
-                        keys.push(k);
-                        Some(w)
-                    })
-                } else {
-                    None
-                };
-                match taken {
-                    Some(w) => {
-                        only.job.connections.extend(w.job.connections);
-                        only.job.attempt = only.job.attempt.max(w.job.attempt);
-                        only.permits += w.permits;
-                        only.jobs += w.jobs;
-                        only.parts += w.parts;
-                    }
-                    None if sibling => {}
-                    None => i += 1,
+            let siblings: Vec<LaneKey> = self
+                .ready
+                .iter()
+                .filter(|k| {
+                    (&k.0, &k.1, k.2) == (&key.0, &key.1, key.2)
+                        && self
+                            .waiting
+                            .get(*k)
+                            .and_then(VecDeque::front)
+                            .is_some_and(|w| w.job.frame == only.job.frame)
+                })
+                .cloned()
+                .collect();
+            self.ready.retain(|k| !siblings.contains(k));
+            for k in siblings {
+                if let Some(w) = self.waiting.get_mut(&k).and_then(VecDeque::pop_front) {
+                    only.absorb(w);
                 }
+                self.running.insert(k.clone());
+                keys.push(k);
             }
         }
         (keys, round)
