@@ -21,7 +21,8 @@
 //! in-memory store, `queue::deliver` splitting them into chunk jobs, and `--workers`
 //! in-process fan-out workers (concurrent tasks on a two-thread runtime, as the
 //! `fanout-worker` Lambdas are concurrent invocations) posting to the sink; it prints the
-//! time until every post is answered and the posts/s each worker drove while busy.
+//! time until every post is answered, the posts/s each worker drove while busy, and the CPU
+//! per post of this process and of the sink (both share the machine's cores).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -72,7 +73,7 @@ fn main() {
         let workers: usize = arg("--workers")
             .map(|s| s.parse().expect("--workers takes a number"))
             .unwrap_or(8);
-        large_room(port, members, workers, runs);
+        large_room(port, child.id(), members, workers, runs);
         let _ = child.kill();
         let _ = child.wait();
         return;
@@ -108,8 +109,9 @@ fn main() {
     let _ = child.wait();
 }
 
-/// One message to a room of `members`, through `deliver` and `workers` in-process workers.
-fn large_room(port: u16, members: usize, workers: usize, runs: usize) {
+/// One message to a room of `members`, through `deliver` and `workers` in-process workers;
+/// `sink` is the sink's process id, for its CPU time.
+fn large_room(port: u16, sink: u32, members: usize, workers: usize, runs: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -124,12 +126,15 @@ fn large_room(port: u16, members: usize, workers: usize, runs: usize) {
         println!(
             "large room: {members} members, {workers} workers (chunks of {CHUNK_SIZE}), {runs} runs"
         );
-        println!("| run | all answered ms | posts/s | per worker posts/s (busy) | delivered |");
-        println!("|---|---|---|---|---|");
+        println!(
+            "| run | all answered ms | posts/s | per worker posts/s (busy) | delivered | engine CPU µs/post | sink CPU µs/post |"
+        );
+        println!("|---|---|---|---|---|---|---|");
         let mut totals_ms = Vec::new();
         for run in 0..=runs {
             // Run 0 warms the pool, as a warm worker's is, and is not counted.
             let queue = LocalFanoutQueue::new(store.clone(), gateway.clone(), workers);
+            let (engine0, sink0) = (process_cpu_seconds("self"), process_cpu_seconds(sink));
             let t0 = Instant::now();
             deliver(
                 store.as_ref(),
@@ -144,6 +149,9 @@ fn large_room(port: u16, members: usize, workers: usize, runs: usize) {
             .expect("deliver");
             queue.idle().await;
             let dt = t0.elapsed().as_secs_f64();
+            let per_post = |cpu: f64| cpu * 1e6 / members as f64;
+            let engine_us = per_post(process_cpu_seconds("self") - engine0);
+            let sink_us = per_post(process_cpu_seconds(sink) - sink0);
             let totals = queue.totals();
             assert_eq!(
                 totals.delivered, members,
@@ -159,7 +167,7 @@ fn large_room(port: u16, members: usize, workers: usize, runs: usize) {
                 .map(|s| format!("{:.0}", s.posts as f64 / s.busy.as_secs_f64()))
                 .collect();
             println!(
-                "| {run} | {:.0} | {:.0} | {} | {} |",
+                "| {run} | {:.0} | {:.0} | {} | {} | {engine_us:.1} | {sink_us:.1} |",
                 dt * 1e3,
                 members as f64 / dt,
                 per.join(", "),
@@ -347,6 +355,25 @@ fn cpu_seconds() -> f64 {
         .and_then(|v| v.parse().ok())
         .expect("schedstat: cpu ns");
     ns / 1e9
+}
+
+/// CPU time (user + system, every thread) of process `pid` ("self": this one), at the
+/// scheduler's tick resolution, which is fine for runs of seconds.
+fn process_cpu_seconds(pid: impl std::fmt::Display) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name, which is in parentheses and may hold spaces: utime
+    // and stime are the 12th and 13th of them, in clock ticks (100 a second on Linux).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| -> f64 {
+        fields
+            .get(i)
+            .and_then(|v| v.parse().ok())
+            .expect("stat: cpu ticks")
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Peak resident memory of this process (VmHWM).

@@ -227,3 +227,33 @@ async fn fanout_pages_through_a_big_room_with_bounded_concurrency() {
         "in flight at once: {max}"
     );
 }
+
+/// Concurrent fan-outs sharing one gateway (in-process workers) keep no more requests in
+/// flight than it keeps pooled connections; the rest wait their turn and are all delivered,
+/// once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_are_bounded_per_gateway() {
+    use hubbub_core::fanout::FANOUT_CONCURRENCY;
+    use hubbub_core::gateway::management::MAX_CONNECTIONS;
+
+    let rec = Recorder::start().await;
+    rec.lock().post_delay = std::time::Duration::from_millis(20);
+    let gw = rec.gateway();
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    let n = 2 * MAX_CONNECTIONS + 10;
+    let data = Bytes::from_static(b"{}");
+    let results = futures::future::join_all((0..n).map(|i| {
+        let (gw, ep, data) = (gw.clone(), ep.clone(), data.clone());
+        async move { gw.post(&ep, &format!("c{i}="), &data).await }
+    }))
+    .await;
+    assert!(results.iter().all(Result::is_ok), "every post delivered");
+    let posts = rec.posts();
+    let unique: std::collections::HashSet<&String> = posts.iter().map(|(id, _)| id).collect();
+    assert_eq!((posts.len(), unique.len()), (n, n), "each exactly once");
+    let max = rec.lock().max_in_flight;
+    assert!(
+        max > FANOUT_CONCURRENCY && max <= MAX_CONNECTIONS,
+        "in flight at once: {max}"
+    );
+}
