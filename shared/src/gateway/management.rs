@@ -58,6 +58,10 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 /// Credentials are refreshed this long before they expire (Lambda's are session
 /// credentials that rotate), so a call never signs with credentials about to lapse.
 const CREDENTIALS_REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+/// The signature's headers besides `authorization` (named once, not parsed per call).
+const X_AMZ_DATE: http::HeaderName = http::HeaderName::from_static("x-amz-date");
+const X_AMZ_SECURITY_TOKEN: http::HeaderName =
+    http::HeaderName::from_static("x-amz-security-token");
 /// The SigV4 service name of the Management API.
 const SERVICE: &str = "execute-api";
 /// The region when the SDK configuration names none (hubbub-local and tests only: on AWS
@@ -240,13 +244,17 @@ impl ManagementGateway {
             &payload_hash,
             SystemTime::now(),
         );
+        // The Host header is the authority just signed; sent as is, so the client does not
+        // derive (and format) one of its own.
+        let host = http::HeaderValue::from_str(host).map_err(|e| failed(e.into()))?;
         let mut req = http::Request::builder()
             .method(method.clone())
             .uri(uri)
+            .header(http::header::HOST, host)
             .header(http::header::AUTHORIZATION, signature.authorization)
-            .header("x-amz-date", signature.amz_date);
+            .header(X_AMZ_DATE, signature.amz_date);
         if let Some(token) = creds.session_token() {
-            req = req.header("x-amz-security-token", token);
+            req = req.header(X_AMZ_SECURITY_TOKEN, token);
         }
         req.body(Full::new(body.clone()))
             .map_err(|e| failed(e.into()))
@@ -331,19 +339,9 @@ fn connection_url(endpoint: &Endpoint, connection_id: &str) -> String {
     let mut url = String::with_capacity(ep.len() + 14 + connection_id.len() * 3);
     url.push_str(ep);
     url.push_str("/@connections/");
-    for b in connection_id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            url.push(char::from(b));
-        } else {
-            url.push('%');
-            url.push(char::from(HEX[usize::from(b >> 4)]));
-            url.push(char::from(HEX[usize::from(b & 0xf)]));
-        }
-    }
+    sigv4::push_percent_encoded(connection_id, false, &mut url);
     url
 }
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 /// The body of `GET @connections/{id}`.
 #[derive(Deserialize)]

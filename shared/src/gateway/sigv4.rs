@@ -8,7 +8,6 @@
 //! (`generate_signing_key`, `calculate_signature`), and a unit test checks that the
 //! result equals aws-sigv4's own `sign` for the same inputs, byte for byte.
 
-use std::fmt::Write as _;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -31,6 +30,8 @@ pub(crate) struct SigningKey<'a> {
     pub service: &'a str,
 }
 
+const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
+
 fn hex(bytes: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for b in bytes {
@@ -39,14 +40,21 @@ fn hex(bytes: &[u8], out: &mut String) {
     }
 }
 
-/// Appends `path` percent-encoded again (SigV4's double encoding for every service but
-/// S3): everything but unreserved characters and `/`.
-fn push_canonical_path(path: &str, out: &mut String) {
-    for b in path.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+/// Appends `s` percent-encoded as SigV4 and RFC 3986 want it: every byte but the unreserved
+/// characters (and `/` when `keep_slash`) as `%XX`, upper-case. A connection id becomes a
+/// path label this way, and the canonical request encodes the path once more (SigV4's
+/// double encoding for every service but S3).
+pub(crate) fn push_percent_encoded(s: &str, keep_slash: bool, out: &mut String) {
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(char::from(b));
         } else {
-            let _ = write!(out, "%{b:02X}");
+            out.push('%');
+            out.push(char::from(HEX_UPPER[usize::from(b >> 4)]));
+            out.push(char::from(HEX_UPPER[usize::from(b & 0xf)]));
         }
     }
 }
@@ -87,6 +95,30 @@ impl KeyCache {
     }
 }
 
+/// `now` as SigV4's `x-amz-date`: `YYYYMMDD'T'HHMMSS'Z'` in UTC. Written digit by digit:
+/// it is made for every call, and the formatting machinery cost more than the rest of the
+/// canonical request.
+fn amz_date(now: SystemTime) -> String {
+    fn digits(out: &mut String, n: u32, width: u32) {
+        for i in (0..width).rev() {
+            let d = n / 10u32.pow(i) % 10;
+            out.push(char::from(b'0' + u8::try_from(d).unwrap_or_default()));
+        }
+    }
+    let t = time::OffsetDateTime::from(now);
+    let mut out = String::with_capacity(16);
+    // Years before 0 or after 9999 do not occur in a signing clock.
+    digits(&mut out, u32::try_from(t.year()).unwrap_or_default(), 4);
+    digits(&mut out, u32::from(u8::from(t.month())), 2);
+    digits(&mut out, u32::from(t.day()), 2);
+    out.push('T');
+    digits(&mut out, u32::from(t.hour()), 2);
+    digits(&mut out, u32::from(t.minute()), 2);
+    digits(&mut out, u32::from(t.second()), 2);
+    out.push('Z');
+    out
+}
+
 /// Signs `method` on `host` + `path` (no query string) for a body with the hex SHA-256
 /// `payload_hash`, at `now`, with `keys` caching the day's signing key for these
 /// credentials.
@@ -99,18 +131,7 @@ pub(crate) fn sign(
     payload_hash: &str,
     now: SystemTime,
 ) -> Signature {
-    let t = time::OffsetDateTime::from(now);
-    let mut amz_date = String::with_capacity(16);
-    let _ = write!(
-        amz_date,
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
+    let amz_date = amz_date(now);
     let date = &amz_date[..8];
     let signed_headers = if key.session_token.is_some() {
         "host;x-amz-date;x-amz-security-token"
@@ -121,7 +142,7 @@ pub(crate) fn sign(
     let mut canonical = String::with_capacity(256 + path.len() * 2);
     canonical.push_str(method);
     canonical.push('\n');
-    push_canonical_path(path, &mut canonical);
+    push_percent_encoded(path, true, &mut canonical);
     canonical.push_str("\n\nhost:");
     canonical.push_str(host);
     canonical.push_str("\nx-amz-date:");
@@ -142,22 +163,31 @@ pub(crate) fn sign(
     to_sign.push_str(&amz_date);
     to_sign.push('\n');
     let scope_start = to_sign.len();
-    let _ = write!(
-        to_sign,
-        "{date}/{}/{}/aws4_request",
-        key.region, key.service
-    );
+    for part in [date, "/", key.region, "/", key.service, "/aws4_request"] {
+        to_sign.push_str(part);
+    }
     let scope_end = to_sign.len();
     to_sign.push('\n');
     hex(&Sha256::digest(canonical.as_bytes()), &mut to_sign);
 
     let signing_key = keys.key(key, date, now);
     let signature = calculate_signature(signing_key, to_sign.as_bytes());
-    let authorization = format!(
-        "AWS4-HMAC-SHA256 Credential={}/{}, SignedHeaders={signed_headers}, Signature={signature}",
-        key.access_key_id,
-        &to_sign[scope_start..scope_end],
+    let scope = &to_sign[scope_start..scope_end];
+    let mut authorization = String::with_capacity(
+        64 + key.access_key_id.len() + scope.len() + signed_headers.len() + signature.len(),
     );
+    for part in [
+        "AWS4-HMAC-SHA256 Credential=",
+        key.access_key_id,
+        "/",
+        scope,
+        ", SignedHeaders=",
+        signed_headers,
+        ", Signature=",
+        &signature,
+    ] {
+        authorization.push_str(part);
+    }
     Signature {
         authorization,
         amz_date,
@@ -202,6 +232,15 @@ mod tests {
                 .to_owned()
         };
         (h("authorization"), h("x-amz-date"))
+    }
+
+    #[test]
+    fn amz_date_is_utc_with_every_field_zero_padded() {
+        let at = |secs| amz_date(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        assert_eq!(at(0), "19700101T000000Z");
+        assert_eq!(at(951_782_399), "20000228T235959Z");
+        assert_eq!(at(1_795_000_123), "20261118T110843Z");
+        assert_eq!(at(4_102_444_799), "20991231T235959Z");
     }
 
     #[test]
