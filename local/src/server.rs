@@ -101,8 +101,6 @@ pub enum StartError {
     Migrate(#[source] MigrateOnPoolError),
     #[error("could not set up the DynamoDB connection store")]
     Dynamo(#[source] StoreError),
-    #[error("could not set up the management API client")]
-    Gateway(#[source] hubbub_core::error::GatewayError),
     #[error("the argon2 settings of the HTTP API are unusable")]
     Passwords(#[source] PasswordError),
 }
@@ -341,9 +339,9 @@ impl Server {
                         attempt_timeout: delivery.post_timeout,
                         retry: RetryPolicy::default(),
                         budget,
+                        ..GatewayOptions::default()
                     },
-                )
-                .map_err(StartError::Gateway)?,
+                ),
             };
         let sessions = SessionEnder {
             connections: connections.clone(),

@@ -121,7 +121,7 @@ fn large_room(port: u16, sink: u32, members: usize, workers: usize, runs: usize)
     rt.block_on(async {
         let (store, room, frame) = room_of(members).await;
         let store = std::sync::Arc::new(store);
-        let gateway = ManagementGateway::new(&bench_sdk()).expect("gateway");
+        let gateway = ManagementGateway::new(&bench_sdk());
         let ep = Endpoint::for_request("x", "y", Some(&endpoint));
         println!(
             "large room: {members} members, {workers} workers (chunks of {CHUNK_SIZE}), {runs} runs"
@@ -253,7 +253,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 async fn measure(endpoint: &str, n: usize, runs: usize) -> Results {
     let (store, room, frame) = room_of(n).await;
     let sdk = bench_sdk();
-    let gateway = ManagementGateway::new(&sdk).expect("gateway");
+    let gateway = ManagementGateway::new(&sdk);
     let ep = Endpoint::for_request("x", "y", Some(endpoint));
     let raw: Raw =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())

@@ -28,6 +28,7 @@ pub mod error;
 pub mod fanout;
 pub mod fields;
 pub mod gateway;
+pub mod https;
 pub mod limits;
 pub mod moderation;
 pub mod people;

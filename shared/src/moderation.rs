@@ -95,10 +95,7 @@ enum Target {
     },
 }
 
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
->;
+type HttpClient = hyper_util::client::legacy::Client<crate::https::HttpsConnector, Full<Bytes>>;
 
 /// The HTTP adapter of [`Moderator`]: a webhook or a Lambda function.
 pub struct HttpModerator {
@@ -117,17 +114,9 @@ struct Answer {
 }
 
 impl HttpModerator {
-    fn client() -> Result<HttpClient, ModerationError> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| ModerationError::Call(Box::new(e)))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(
-            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(https),
-        )
+    fn client() -> HttpClient {
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(crate::https::connector(None))
     }
 
     /// A webhook at `url`.
@@ -136,7 +125,7 @@ impl HttpModerator {
             .parse()
             .map_err(|e: http::uri::InvalidUri| ModerationError::Call(Box::new(e)))?;
         Ok(Self {
-            client: Self::client()?,
+            client: Self::client(),
             target: Target::Webhook(uri),
             timeout: MODERATION_TIMEOUT,
         })
@@ -168,7 +157,7 @@ impl HttpModerator {
         .parse()
         .map_err(|e: http::uri::InvalidUri| ModerationError::Call(Box::new(e)))?;
         Ok(Self {
-            client: Self::client()?,
+            client: Self::client(),
             target: Target::Lambda {
                 uri,
                 region,

@@ -161,14 +161,14 @@ pub async fn history_store(
 pub fn management_gateway(
     sdk: &aws_config::SdkConfig,
     cfg: &GatewayConfig,
-) -> Result<Arc<ManagementGateway>, InitError> {
-    Ok(ManagementGateway::with_options(
+) -> Arc<ManagementGateway> {
+    ManagementGateway::with_options(
         sdk,
         GatewayOptions {
             budget: cfg.post_budget.map(|b| Arc::new(PostBudget::new(b))),
             ..GatewayOptions::default()
         },
-    )?)
+    )
 }
 
 /// The live side ([`Live`]): DynamoDB and the management API.
@@ -187,7 +187,7 @@ pub fn live(sdk: &aws_config::SdkConfig, cfg: &LiveConfig) -> Result<Live, InitE
     });
     Ok(Live {
         connections: connection_store(sdk, &cfg.dynamo),
-        gateway: management_gateway(sdk, &cfg.gateway)?,
+        gateway: management_gateway(sdk, &cfg.gateway),
         endpoint_override: cfg.gateway.endpoint.clone(),
         queue,
         presence,

@@ -23,9 +23,8 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 
-type Https = hyper_rustls::HttpsConnector<TcpConnector>;
+use crate::https::HttpsConnector as Https;
 
 /// Idle connections kept per host: a Lambda calls each service from one request at a time,
 /// hubbub-local and the tests from a few dozen tasks at most.
@@ -85,15 +84,7 @@ impl std::fmt::Debug for Http1Connector {
 
 impl Http1Connector {
     fn new(connect_timeout: Option<Duration>, read_timeout: Option<Duration>) -> Self {
-        let mut tcp = TcpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(connect_timeout);
-        tcp.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
+        let https = crate::https::connector(connect_timeout);
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
@@ -126,20 +117,6 @@ impl HttpConnector for Http1Connector {
             HttpResponse::try_from(response).map_err(|e| ConnectorError::other(e.into(), None))
         })
     }
-}
-
-/// rustls on ring with the platform's root certificates (`SSL_CERT_FILE` and `SSL_CERT_DIR`
-/// are honoured). With none to be found every HTTPS call fails with a certificate error,
-/// which names the cause where it happens, rather than the SDK client's construction.
-fn tls_config() -> rustls::ClientConfig {
-    use hyper_rustls::ConfigBuilderExt;
-    rustls::ClientConfig::builder()
-        .with_native_roots()
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "no root certificates found: HTTPS calls to AWS will fail");
-            rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty())
-        })
-        .with_no_client_auth()
 }
 
 /// The SDK's class for a hyper client failure.

@@ -331,7 +331,7 @@ impl Recorder {
 
     /// The real gateway adapter (any endpoint: calls name theirs).
     pub fn gateway(&self) -> Arc<ManagementGateway> {
-        ManagementGateway::new(&sdk_config()).expect("gateway")
+        ManagementGateway::new(&sdk_config())
     }
 
     /// Makes the next POSTs to `id` answer these statuses, one each.

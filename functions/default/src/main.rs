@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = default_route::Config::from_env()?;
     let sdk = hubbub_core::runtime::sdk_config().await;
     let deps = DefaultDeps {
-        gateway: hubbub_core::runtime::management_gateway(&sdk, &config)?,
+        gateway: hubbub_core::runtime::management_gateway(&sdk, &config),
         endpoint_override: config.endpoint,
     };
     let deps = &deps;

@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = runtime::sdk_config().await;
     let deps = fanout_worker::WorkerDeps {
         connections: runtime::membership_store(&sdk, &cfg.live.dynamo),
-        gateway: runtime::management_gateway(&sdk, &cfg.live.gateway)?,
+        gateway: runtime::management_gateway(&sdk, &cfg.live.gateway),
         queue: Arc::new(SqsFanoutQueue::new(
             hubbub_core::aws_sdk_sqs::Client::new(&sdk),
             cfg.queue_url,

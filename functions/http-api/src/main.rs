@@ -23,7 +23,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let users = Arc::new(db.users());
     let sessions = SessionEnder {
         connections: runtime::session_store(&sdk, &cfg.dynamo),
-        gateway: ManagementGateway::new(&sdk)?,
+        gateway: ManagementGateway::new(&sdk),
         endpoint: Endpoint::for_request("", "", Some(cfg.management_endpoint.as_str())),
         access_ttl: cfg.accounts.access_ttl,
     };

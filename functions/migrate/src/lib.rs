@@ -22,7 +22,6 @@ use hubbub_core::config::DatabaseConfig;
 use hubbub_core::error::chain;
 use hubbub_core::store::postgres::Database;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 /// The configuration this function reads at init: the history database.
@@ -53,16 +52,11 @@ pub enum RespondError {
 }
 
 /// The HTTPS client that delivers answers (HTTP too, for tests against a local server).
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub type HttpClient = Client<hubbub_core::https::HttpsConnector, Full<Bytes>>;
 
 /// Builds the client once at init.
-pub fn http_client() -> Result<HttpClient, std::io::Error> {
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    Ok(Client::builder(TokioExecutor::new()).build(https))
+pub fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build(hubbub_core::https::connector(None))
 }
 
 /// What the function needs.

@@ -16,7 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             runtime::db_credentials(&sdk, &cfg).await?,
             runtime::LAMBDA_POOL_SIZE,
         )?,
-        http: migrate::http_client()?,
+        http: migrate::http_client(),
     };
     let deps = &deps;
     lambda_runtime::run(service_fn(

@@ -48,8 +48,6 @@ pub const EXTERNAL_NAME_SUFFIX: &str = "@ext";
 pub enum JwksError {
     #[error("the JWKS URL is invalid")]
     Url(#[source] http::uri::InvalidUri),
-    #[error("no TLS root certificates could be loaded")]
-    Tls(#[source] std::io::Error),
     #[error("fetching the key set failed")]
     Fetch(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("fetching the key set timed out after {0:?}")]
@@ -67,10 +65,7 @@ pub trait JwksSource: Send + Sync {
     async fn fetch(&self) -> Result<Bytes, JwksError>;
 }
 
-type HttpClient = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Empty<Bytes>,
->;
+type HttpClient = hyper_util::client::legacy::Client<crate::https::HttpsConnector, Empty<Bytes>>;
 
 /// Fetches a key set over HTTPS (or plain HTTP, for tests and local issuers on loopback).
 pub struct HttpJwksSource {
@@ -82,15 +77,9 @@ impl HttpJwksSource {
     /// A source for `url`, trusting the platform's root certificates.
     pub fn new(url: &str) -> Result<Self, JwksError> {
         let url: http::Uri = url.parse().map_err(JwksError::Url)?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(JwksError::Tls)?
-            .https_or_http()
-            .enable_http1()
-            .build();
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                .build(https);
+                .build(crate::https::connector(None));
         Ok(Self { url, client })
     }
 }

@@ -26,7 +26,6 @@ use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -42,6 +41,12 @@ use crate::error::GatewayError;
 /// path is stuck, and the message is in history either way. Short enough that a retried
 /// call still ends well inside a route's 29 s integration timeout.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Upper bound on opening a connection, inside [`ATTEMPT_TIMEOUT`]: a connection that could
+/// not be opened certainly carried no request, so the attempt is retried, where running into
+/// the attempt's deadline would make its outcome unknown and leave the recipient to
+/// catch-up. An in-region connect takes a millisecond or two; after 1 s the first SYN is
+/// lost (Linux sends it again only then), and a fresh attempt is as quick as waiting.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub use super::retry::MAX_ATTEMPTS;
 /// Requests in flight at once, and idle pooled connections kept per host. Kept idle: more
 /// than a fan-out has in flight ([`crate::fanout::FANOUT_CONCURRENCY`]), so a warm Lambda's
@@ -68,10 +73,13 @@ const SERVICE: &str = "execute-api";
 /// the Lambda environment always sets one).
 const DEFAULT_REGION: &str = "us-east-1";
 
-/// Tunables: the attempt timeout (short in tests), the retry policy and the budget.
+/// Tunables: the timeouts (short in tests), the retry policy and the budget.
 #[derive(Debug, Clone)]
 pub struct GatewayOptions {
     pub attempt_timeout: Duration,
+    /// At most two thirds of `attempt_timeout` is used, so that it always ends first and
+    /// leaves time for the TLS handshake and the request ([`CONNECT_TIMEOUT`] says why).
+    pub connect_timeout: Duration,
     pub retry: RetryPolicy,
     /// The instance's share of the account's quota; `None`: calls are not paced.
     pub budget: Option<Arc<PostBudget>>,
@@ -81,13 +89,14 @@ impl Default for GatewayOptions {
     fn default() -> Self {
         Self {
             attempt_timeout: ATTEMPT_TIMEOUT,
+            connect_timeout: CONNECT_TIMEOUT,
             retry: RetryPolicy::default(),
             budget: None,
         }
     }
 }
 
-type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+type HttpClient = Client<crate::https::HttpsConnector, Full<Bytes>>;
 
 struct CachedIdentity {
     credentials: Credentials,
@@ -113,30 +122,20 @@ pub struct ManagementGateway {
 
 impl ManagementGateway {
     /// A gateway signing with `sdk`'s credentials and region.
-    pub fn new(sdk: &aws_config::SdkConfig) -> Result<Arc<Self>, GatewayError> {
+    pub fn new(sdk: &aws_config::SdkConfig) -> Arc<Self> {
         Self::with_options(sdk, GatewayOptions::default())
     }
 
     /// As [`ManagementGateway::new`], with explicit tunables.
-    pub fn with_options(
-        sdk: &aws_config::SdkConfig,
-        options: GatewayOptions,
-    ) -> Result<Arc<Self>, GatewayError> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(|e| GatewayError::Failed {
-                op: "init",
-                source: Box::new(e),
-            })?
-            .https_or_http()
-            .enable_http1()
-            .build();
+    pub fn with_options(sdk: &aws_config::SdkConfig, options: GatewayOptions) -> Arc<Self> {
         let http = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_max_idle_per_host(MAX_CONNECTIONS)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_timer(hyper_util::rt::TokioTimer::new())
-            .build(https);
-        Ok(Arc::new(Self {
+            .build(crate::https::connector(Some(
+                options.connect_timeout.min(options.attempt_timeout * 2 / 3),
+            )));
+        Arc::new(Self {
             http,
             credentials: sdk.credentials_provider(),
             region: sdk
@@ -147,7 +146,7 @@ impl ManagementGateway {
             attempt_timeout: options.attempt_timeout,
             retrier: Retrier::new(options.retry, options.budget),
             in_flight: Semaphore::new(MAX_CONNECTIONS),
-        }))
+        })
     }
 
     /// The signing identity, cached until shortly before it expires.

@@ -468,7 +468,7 @@ async fn migrations_custom_resource_migrates_on_postgres_and_answers_cloudformat
     let (sink, seen) = response_sink().await;
     let deps = migrate::MigrateDeps {
         db: Database::connect(&PostgresConfig { url: url.clone() }, 1).expect("pool"),
-        http: migrate::http_client().expect("client"),
+        http: migrate::http_client(),
     };
     let all: Vec<String> = MIGRATIONS.iter().map(|m| m.version.to_string()).collect();
 
@@ -534,7 +534,7 @@ async fn a_failed_migration_still_answers_cloudformation() {
             1,
         )
         .expect("pool"),
-        http: migrate::http_client().expect("client"),
+        http: migrate::http_client(),
     };
     let answer = migrate::handle(&deps, &cfn_event("Create", &sink))
         .await

@@ -119,8 +119,7 @@ async fn refusals_are_final_and_unknown_outcomes_are_not_retried() {
             attempt_timeout: std::time::Duration::from_millis(100),
             ..GatewayOptions::default()
         },
-    )
-    .expect("gateway");
+    );
     let err = impatient
         .post(&ep, "slow=", &Bytes::from_static(b"{}"))
         .await
@@ -166,6 +165,33 @@ async fn unreachable_endpoint_is_a_failure_not_gone() {
         gw.post(&ep, "abc=", &Bytes::from_static(b"{}")).await,
         Err(GatewayError::Failed { op: "post", .. })
     ));
+}
+
+/// A connection that cannot be opened never carried the request: a connect that stalls
+/// (here: a listener whose accept queue is full, so the kernel drops further SYNs) ends in a
+/// retried failure, not an unknown outcome. An unknown outcome is never retried and leaves
+/// the recipient to catch-up; a failure is retried and, in a worker's chunk, re-enqueued.
+#[tokio::test]
+async fn a_connect_that_stalls_is_a_failure_not_an_unknown_outcome() {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let listener = socket.listen(0).expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    // Fills the accept queue (never accepted): every later connect waits for a SYN-ACK.
+    let _queued = std::net::TcpStream::connect(addr).expect("first connect");
+    let gw = ManagementGateway::new(&hubbub_tests::sdk_config());
+    let ep = Endpoint::for_request("x", "y", Some(&format!("http://{addr}/prod")));
+    let err = gw
+        .post(&ep, "abc=", &Bytes::from_static(b"{}"))
+        .await
+        .expect_err("nothing accepts");
+    assert!(
+        matches!(err, GatewayError::Failed { op: "post", .. }),
+        "a connection never opened is a failure: {err:?}"
+    );
+    drop(listener);
 }
 
 /// A room larger than one member page: everyone but the sender gets the frame exactly once,

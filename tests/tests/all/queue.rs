@@ -84,8 +84,7 @@ async fn large_rooms_are_chunked_across_workers_exactly_once() {
             attempt_timeout: std::time::Duration::from_secs(30),
             ..GatewayOptions::default()
         },
-    )
-    .expect("gateway");
+    );
     let queue = LocalFanoutQueue::new(store.clone(), gateway.clone(), 4);
     let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
     let report = deliver(
