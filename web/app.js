@@ -40,7 +40,7 @@ const store = new RoomStore({
 });
 const socket = new Socket({
   url: WS_URL,
-  token: () => session.token(),
+  token: (options) => session.token(options),
   onOpen: () => {
     store.connected();
     view.renderRoom();

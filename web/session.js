@@ -89,8 +89,9 @@ export class Session {
     return Boolean(this.accessToken) && this.accessExp - this.now() > EARLY_MS;
   }
 
-  async token() {
-    if (!this.fresh()) await this.refresh();
+  // A current access token; with `refresh`, one newly issued (whatever the old one's expiry).
+  async token({ refresh = false } = {}) {
+    if (refresh || !this.fresh()) await this.refresh();
     return this.accessToken;
   }
 

@@ -27,8 +27,8 @@ export function backoffDelay(attempt, random = Math.random) {
 }
 
 export class Socket {
-  // `token()` resolves to a current access token (and rejects with `code` "unauthorized" when
-  // the session is over). `onOpen()`, `onFrame(frame)` and `onClose()` follow the connection;
+  // `token({ refresh })` resolves to a current access token, one newly issued by the HTTP API
+  // when `refresh` is true (and rejects with `code` "unauthorized" when the session is over). `onOpen()`, `onFrame(frame)` and `onClose()` follow the connection;
   // `onStatus(state, text)` describes it for people.
   constructor({
     url,
@@ -51,6 +51,8 @@ export class Socket {
     this.isOpen = false;
     this.wanted = false;
     this.attempt = 0;
+    // The last connection closed before it opened: see connect().
+    this.refused = false;
     this.reconnectTimer = 0;
     this.pingTimer = 0;
     this.renewing = null; // the new connection of a renewal, until it opens
@@ -76,9 +78,13 @@ export class Socket {
     if (!this.wanted || this.ws) return;
     this.timers.clear(this.reconnectTimer);
     this.onStatus("connecting", this.attempt ? "Reconnecting…" : "Connecting…");
+    // A connection that closed before it opened was refused (a handshake answers 401 once a
+    // logout on another device revoked the token) or never reached the server; the browser does
+    // not say which. So the next attempt refreshes first: the HTTP API then says whether the
+    // session still holds, and a refused refresh ends it instead of reconnecting for ever.
     let token;
     try {
-      token = await this.token();
+      token = await this.token({ refresh: this.refused });
     } catch (e) {
       if (e.code !== "unauthorized") this.scheduleReconnect();
       return;
@@ -110,6 +116,7 @@ export class Socket {
   // `this.ws` has just opened.
   opened() {
     this.isOpen = true;
+    this.refused = false;
     this.attempt = 0;
     this.onStatus("online", "Connected");
     this.timers.stop(this.pingTimer);
@@ -133,6 +140,7 @@ export class Socket {
     sock.addEventListener("close", () => {
       if (this.ws !== sock) return;
       this.ws = null;
+      this.refused = !this.isOpen;
       this.isOpen = false;
       this.timers.stop(this.pingTimer);
       this.onClose();

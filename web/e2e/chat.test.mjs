@@ -19,6 +19,7 @@ import {
   openRoom,
   say,
   seqsInOrder,
+  signIn,
   signUp,
   uniq,
   waitOnline,
@@ -175,6 +176,29 @@ test("reconnects after the server drops the connection and catches up", async (t
   await expectOnce(assert, dave.page, "after the second drop");
 
   assertNoConsoleErrors(assert, dave, erin);
+});
+
+test("a logout on another device closes this one's connection; it refreshes its own login and reconnects", async (t) => {
+  const name = uniq("fay");
+  const phone = await signUp(await newUser(browser, t), name);
+  const laptop = await signIn(await newUser(browser, t), name);
+  const room = uniq("devices-");
+  await createRoom(phone.page, room);
+  // Past the authorizer's 5 s cache of what it read of the user at the phone's handshake, so
+  // that the phone's next handshake sees the logout.
+  await phone.page.waitForTimeout(5_500);
+  const closed = await phone.page.evaluate(() => window.__hubbub.closeCodes.length);
+  await laptop.page.getByRole("button", { name: "Log out" }).click();
+  await laptop.page.getByRole("button", { name: "Sign in" }).waitFor();
+  // The server closes the phone's connection (1000). Its access token no longer opens one (the
+  // handshake answers 401), but the refresh token of its own login is still good.
+  await phone.page.waitForFunction((n) => window.__hubbub.closeCodes.length > n, closed);
+  await phone.page.locator('#conn-status[data-state="online"]').waitFor({ timeout: 15_000 });
+  await say(phone.page, "still signed in here");
+  await expectOnce(assert, phone.page, "still signed in here");
+  // The one handshake with the revoked token, answered 401.
+  phone.allowed.push(/HTTP Authentication failed/);
+  assertNoConsoleErrors(assert, phone, laptop);
 });
 
 test("a send whose ack is lost fails, and a retry with the same clientMsgId stores it once", async (t) => {

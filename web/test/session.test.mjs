@@ -50,3 +50,18 @@ test("a refused refresh is not announced", async () => {
   assert.equal(ended.length, 1);
   assert.deepEqual(renewed, []);
 });
+
+test("token() reuses a fresh token; token({ refresh: true }) asks the server for a new one", async () => {
+  const clock = manualClock();
+  let n = 0;
+  const session = new Session({
+    storage: memoryStorage(),
+    refreshCall: async () => body(++n),
+    now: clock.now,
+    timers: { set: clock.set, clear: clock.clear },
+  });
+  session.adopt(body(0));
+  assert.equal(await session.token(), "eyJ.0");
+  assert.equal(await session.token({ refresh: true }), "eyJ.1");
+  assert.equal(session.refreshToken, "r-1", "the spent refresh token is replaced");
+});

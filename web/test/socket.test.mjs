@@ -217,3 +217,37 @@ test("a renewal that fails to open leaves the connection as it was", async () =>
   await settle();
   assert.equal(FakeSocket.made.length, 3, "and a later renewal is tried again");
 });
+
+test("a connection that closes before it opens is tried again with a refreshed token; a refused refresh stops", async () => {
+  const ended = Object.assign(new Error("ended"), { code: "unauthorized" });
+  const asked = [];
+  let refreshRefused = false;
+  const token = async ({ refresh = false } = {}) => {
+    asked.push(refresh);
+    if (refresh && refreshRefused) throw ended;
+    return refresh ? "eyJ.refreshed" : "eyJ.cached";
+  };
+  const { socket, clock } = setup({ token });
+  socket.start();
+  await settle();
+  // The server closes an open connection (a logout on another device): the next attempt
+  // has no reason to doubt the token.
+  FakeSocket.made[0].serverOpens();
+  FakeSocket.made[0].serverDrops();
+  clock.advance(500);
+  await settle();
+  assert.deepEqual(FakeSocket.made[1].protocols, ["hubbub.v1", "bearer.eyJ.cached"]);
+  // That handshake is refused (401 for a revoked token): the socket closes without opening.
+  FakeSocket.made[1].serverDrops();
+  clock.advance(1000);
+  await settle();
+  assert.deepEqual(FakeSocket.made[2].protocols, ["hubbub.v1", "bearer.eyJ.refreshed"], "refreshed before trying again");
+  // Refused once more, and this time the session itself is over: no further attempt.
+  refreshRefused = true;
+  FakeSocket.made[2].serverDrops();
+  clock.advance(2000);
+  await settle();
+  assert.equal(FakeSocket.made.length, 3);
+  assert.equal(clock.scheduled, 0);
+  assert.deepEqual(asked, [false, false, true, true]);
+});
