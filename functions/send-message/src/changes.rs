@@ -14,7 +14,7 @@ use hubbub_core::protocol::{ClientMsgId, Emoji, MessageKind, RoomId, ServerFrame
 use hubbub_core::store::{Change, NewChange, NewReaction};
 use hubbub_core::ws::{RouteContext, RouteDeps};
 
-use crate::{admit, deliver, moderate};
+use crate::{admit, deliver, moderate, reviewed_before};
 
 /// Commits an edit or delete of the message `target` and delivers it.
 pub(crate) async fn change(
@@ -33,7 +33,12 @@ pub(crate) async fn change(
     )
     .await?;
     let replaced = match &mut change {
-        Change::Edit(body) => moderate(deps, ctx, &room, body, MessageKind::Edit).await?,
+        Change::Edit(body) => {
+            if let Some(first) = reviewed_before(deps, ctx, &room, &client_msg_id, body).await? {
+                return Ok(Some(first));
+            }
+            moderate(deps, ctx, &room, body, MessageKind::Edit).await?
+        }
         Change::Delete => false,
     };
     let commit = deps

@@ -28,7 +28,7 @@ use hubbub_core::error::RouteError;
 use hubbub_core::limits::{self, BucketKind};
 use hubbub_core::moderation::{Review, Verdict};
 use hubbub_core::protocol::{
-    ClientFrame, MessageBody, MessageKind, ProtocolError, RoomId, ServerFrame,
+    ClientFrame, ClientMsgId, MessageBody, MessageKind, ProtocolError, RoomId, ServerFrame,
 };
 use hubbub_core::store::{Change, Commit, NewMessage};
 use hubbub_core::ws::{RouteContext, RouteDeps, parse_frame, run_route};
@@ -109,15 +109,49 @@ async fn send(
 ) -> Result<Option<ServerFrame>, RouteError> {
     let room = msg.room.clone();
     admit(deps, ctx, &room, "join the room before sending to it").await?;
+    if let Some(first) = reviewed_before(deps, ctx, &room, &msg.client_msg_id, &msg.body).await? {
+        return Ok(Some(first));
+    }
     let replaced = moderate(deps, ctx, &room, &mut msg.body, MessageKind::Message).await?;
     let commit = deps.history.commit_message(&msg).await?;
     deliver(deps, ctx, commit, replaced).await
 }
 
+/// With a moderation hook, the ack of an entry this sender already committed under
+/// `client_msg_id` (a retry whose first ack was lost), so that it is not reviewed again: the
+/// first review decided, the entry is stored and was delivered, and a verdict that changed
+/// since (or a hook that is down now) must not tell the sender otherwise. The ack says the
+/// body was replaced when the stored one differs from `body`. Without a hook there is no
+/// review to skip, and the commit finds the first entry in its own transaction.
+pub(crate) async fn reviewed_before(
+    deps: &RouteDeps,
+    ctx: &RouteContext,
+    room: &RoomId,
+    client_msg_id: &ClientMsgId,
+    body: &MessageBody,
+) -> Result<Option<ServerFrame>, RouteError> {
+    if deps.moderation.is_none() {
+        return Ok(None);
+    }
+    let Some(first) = deps
+        .history
+        .committed(room, &ctx.user.id, client_msg_id)
+        .await?
+    else {
+        return Ok(None);
+    };
+    tracing::info!(%room, seq = first.seq, "retried clientMsgId acked again");
+    Ok(Some(if first.body.as_ref().is_some_and(|b| b != body) {
+        ServerFrame::ack_replaced(&first)
+    } else {
+        ServerFrame::ack(&first)
+    }))
+}
+
 /// Shows the body to the moderation hook, if there is one: `Ok(true)` when it replaced the
 /// body (now in `body`), `rejected` when it refused it, `unavailable` when it gave no
-/// verdict (fail closed: see [`hubbub_core::moderation`]). A retried `clientMsgId` is
-/// reviewed again: the hook runs before the commit finds the first one.
+/// verdict (fail closed: see [`hubbub_core::moderation`]). A retried `clientMsgId` is not
+/// shown again ([`reviewed_before`]).
 pub(crate) async fn moderate(
     deps: &RouteDeps,
     ctx: &RouteContext,

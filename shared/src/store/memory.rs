@@ -19,7 +19,7 @@ use super::{
 };
 use crate::error::StoreError;
 use crate::limits::{self, Bucket, BucketKind, Take, Verdict};
-use crate::protocol::{ChatMessage, HistoryCursor, HistoryQuery, RoomId, UserRef};
+use crate::protocol::{ChatMessage, ClientMsgId, HistoryCursor, HistoryQuery, RoomId, UserRef};
 
 mod messages;
 
@@ -493,6 +493,23 @@ impl HistoryStore for MemoryHistoryStore {
         state.by_client_id.insert(key, state.messages.len());
         state.messages.push(stored.clone());
         Ok(Commit::New(stored))
+    }
+
+    async fn committed(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+        client_msg_id: &ClientMsgId,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        let rooms = lock(&self.rooms);
+        let Some(state) = rooms.get(room) else {
+            return Ok(None);
+        };
+        let key = (user_id.to_owned(), client_msg_id.to_string());
+        Ok(state
+            .by_client_id
+            .get(&key)
+            .map(|&i| state.messages[i].clone()))
     }
 
     async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError> {

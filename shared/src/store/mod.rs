@@ -433,6 +433,15 @@ pub trait HistoryStore: RoomStore {
     /// room and `Gone` when it was deleted (see [`refusals`]).
     async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError>;
 
+    /// The entry (message, edit or delete) that `user_id` committed to `room` under
+    /// `client_msg_id`, as it is now, if any: what a retry of it is answered with.
+    async fn committed(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+        client_msg_id: &ClientMsgId,
+    ) -> Result<Option<ChatMessage>, StoreError>;
+
     /// Commits an edit or delete of the plain message `target` as the room's next seq, and
     /// applies it to the target in the same transaction (edit: its body, `edit_seq`,
     /// `edited_at`; delete: a tombstone without body or reactions, its edits' bodies

@@ -165,6 +165,29 @@ pub async fn history_store(store: &dyn HistoryStore) {
         Commit::Duplicate(m1.clone()),
         "a replay returns the first commit"
     );
+    let id = |s: &str| ClientMsgId::parse(s).expect("client msg id");
+    assert_eq!(
+        store
+            .committed(&lobby.id, &alice.id, &id("a1"))
+            .await
+            .expect("committed"),
+        Some(m1.clone()),
+        "the first commit, found without committing"
+    );
+    for (room, sender, client_msg_id) in [
+        (&lobby.id, &bob.id, "a1"),
+        (&lobby.id, &alice.id, "a2"),
+        (&room("nowhere"), &alice.id, "a1"),
+    ] {
+        assert_eq!(
+            store
+                .committed(room, sender, &id(client_msg_id))
+                .await
+                .expect("committed"),
+            None,
+            "{room} {sender} {client_msg_id}"
+        );
+    }
     let c2 = store
         .commit_message(&new_message(&lobby.id, &bob, "a1", "same id, other sender"))
         .await

@@ -13,7 +13,7 @@ use super::Database;
 use super::messages::{self, message_from_row, select_messages};
 use crate::error::StoreError;
 use crate::limits;
-use crate::protocol::{HistoryCursor, HistoryQuery, RoomId, UserRef};
+use crate::protocol::{ChatMessage, ClientMsgId, HistoryCursor, HistoryQuery, RoomId, UserRef};
 use crate::store::{
     Commit, HistoryPage, HistoryStore, NewChange, NewMessage, NewReaction, NewRoom, ReactionUpdate,
     Room, RoomAccess, RoomKind, RoomStore,
@@ -266,6 +266,16 @@ impl HistoryStore for PostgresHistoryStore {
         let stored = messages::load(&tx, &msg.room, seq).await?;
         tx.commit().await?;
         Ok(Commit::New(stored))
+    }
+
+    async fn committed(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+        client_msg_id: &ClientMsgId,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        let conn = self.db.session("committed").await?;
+        messages::by_client_id(&conn, room, user_id, client_msg_id).await
     }
 
     async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError> {

@@ -173,3 +173,74 @@ async fn a_lambda_hook_is_invoked_signed() {
         "{auth}"
     );
 }
+
+/// Reviews the first message of each body and then goes down: every later review fails.
+#[derive(Default)]
+struct ReviewsOnce {
+    reviews: Mutex<usize>,
+}
+
+#[async_trait::async_trait]
+impl Moderator for ReviewsOnce {
+    async fn review(
+        &self,
+        review: &hubbub_core::moderation::Review<'_>,
+    ) -> Result<hubbub_core::moderation::Verdict, hubbub_core::moderation::ModerationError> {
+        let mut n = self.reviews.lock().expect("reviews");
+        *n += 1;
+        if *n > 2 {
+            return Err(hubbub_core::moderation::ModerationError::Status(503));
+        }
+        let text = review.body.as_str();
+        Ok(if text.contains("darn") {
+            hubbub_core::moderation::Verdict::Replace(
+                hubbub_core::protocol::MessageBody::parse(text.replace("darn", "d**n"))
+                    .expect("body"),
+            )
+        } else {
+            hubbub_core::moderation::Verdict::Allow
+        })
+    }
+}
+
+/// A retried `clientMsgId` (its first ack was lost) is answered with the first commit's ack
+/// without a second review: the message is stored and delivered, so a verdict that changed
+/// since, or a hook that is down now, must not tell the sender otherwise.
+#[tokio::test]
+async fn a_retried_client_msg_id_is_acked_without_a_second_review() {
+    let (rec, mut deps) = memory_deps().await;
+    let hook = Arc::new(ReviewsOnce::default());
+    deps.moderation = Some(hook.clone());
+    let a = "ConnAlice00=";
+    connect(&deps, a, "alice").await;
+    join(&deps, a, "alice", "general").await;
+    let send = |body: &str, id: &str| json!({"action":"sendMessage","room":"general","body":body,"clientMsgId":id});
+
+    let first = write(&rec, &deps, a, send("hello", "m1")).await;
+    let replaced = write(&rec, &deps, a, send("oh darn", "m2")).await;
+    assert_eq!(*hook.reviews.lock().expect("reviews"), 2);
+    // The hook is down from here on.
+    let again = write(&rec, &deps, a, send("hello", "m1")).await;
+    assert_eq!(
+        (again["type"].as_str(), again["seq"].as_i64()),
+        (Some("ack"), first["seq"].as_i64()),
+        "{again}"
+    );
+    assert!(again.get("body").is_none(), "not replaced: {again}");
+    let again = write(&rec, &deps, a, send("oh darn", "m2")).await;
+    assert_eq!(
+        (again["seq"].as_i64(), again["body"].as_str()),
+        (replaced["seq"].as_i64(), Some("oh d**n")),
+        "the ack tells the stored body again: {again}"
+    );
+    assert_eq!(
+        *hook.reviews.lock().expect("reviews"),
+        2,
+        "no second review"
+    );
+    // A new message is still reviewed, and the hook being down refuses it.
+    assert_error(
+        &write(&rec, &deps, a, send("new", "m3")).await,
+        "unavailable",
+    );
+}

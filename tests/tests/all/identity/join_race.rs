@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use hubbub_core::error::StoreError;
-use hubbub_core::protocol::{HistoryQuery, RoomId, UserRef};
+use hubbub_core::protocol::{ChatMessage, ClientMsgId, HistoryQuery, RoomId, UserRef};
 use hubbub_core::store::{
     Commit, HistoryPage, NewChange, NewMessage, NewReaction, NewRoom, PeopleStore, ReactionUpdate,
     ReadMark, Role, Room, RoomAccess, RoomEntry, RoomMember, RoomStore,
@@ -77,6 +77,15 @@ impl RoomStore for CreatedInBetween {
 impl HistoryStore for CreatedInBetween {
     async fn commit_message(&self, msg: &NewMessage) -> Result<Commit, StoreError> {
         self.inner.commit_message(msg).await
+    }
+
+    async fn committed(
+        &self,
+        room: &RoomId,
+        user_id: &str,
+        client_msg_id: &ClientMsgId,
+    ) -> Result<Option<ChatMessage>, StoreError> {
+        self.inner.committed(room, user_id, client_msg_id).await
     }
 
     async fn commit_change(&self, change: &NewChange) -> Result<Commit, StoreError> {
