@@ -23,6 +23,12 @@
 //! `fanout-worker` Lambdas are concurrent invocations) posting to the sink; it prints the
 //! time until every post is answered, the posts/s each worker drove while busy, and the CPU
 //! per post of this process and of the sink (both share the machine's cores).
+//!
+//! `-- --member-pages 1000` measures what reading a room's members costs the function that
+//! fans out, on the DynamoDB adapter against the DynamoDB-compatible server the tests use
+//! (`HUBBUB_TEST_DYNAMODB_ENDPOINT`): this process's CPU per page of full member items
+//! (`room_members`) and of ids only (`room_member_ids`, what fan-out reads), alternating,
+//! 5 reads of each per run. (Joining the members takes the server a while: ~6 min for 1,000.)
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -67,6 +73,13 @@ fn main() {
         .map(|s| s.parse().expect("--runs takes a number"))
         .unwrap_or(3);
 
+    if let Some(members) = arg("--member-pages") {
+        member_pages(
+            members.parse().expect("--member-pages takes a number"),
+            runs,
+        );
+        return;
+    }
     let (mut child, port) = start_sink();
     if let Some(members) = arg("--room") {
         let members: usize = members.parse().expect("--room takes a number");
@@ -182,6 +195,62 @@ fn large_room(port: u16, sink: u32, members: usize, workers: usize, runs: usize)
         );
     });
     println!("peak RSS of the bench process: {:.1} MiB", peak_rss_mib());
+}
+
+/// `--member-pages`: one page of `members` read as full items and as ids, `runs` × 5 times.
+fn member_pages(members: usize, runs: usize) {
+    use hubbub_core::store::MembershipStore;
+    use hubbub_core::store::dynamodb::DynamoConnectionStore;
+    let endpoint = std::env::var("HUBBUB_TEST_DYNAMODB_ENDPOINT")
+        .expect("--member-pages needs HUBBUB_TEST_DYNAMODB_ENDPOINT");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let dynamo = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&bench_sdk())
+                .endpoint_url(endpoint)
+                .build(),
+        );
+        let table = format!("hubbub-bench-{}", std::process::id());
+        let store = DynamoConnectionStore::new(dynamo, table);
+        store.ensure_table().await.expect("table");
+        let room = RoomId::parse("bench").expect("room");
+        let now = OffsetDateTime::now_utc();
+        // Ids and names of the sizes API Gateway and hubbub give them.
+        for i in 0..members {
+            let c = Connection::new(
+                format!("L0SM9cOFvHc{i:05}="),
+                UserRef {
+                    id: format!("8f14e45f-ceea-467f-a0e6-{i:012}"),
+                    name: format!("user-name-{i}"),
+                },
+                now,
+            );
+            store.put_connection(&c).await.expect("put");
+            store.join_room(&c, &room).await.expect("join");
+        }
+        let page = u32::try_from(members).expect("page size");
+        let (mut full, mut ids) = (vec![], vec![]);
+        for _ in 0..runs * 5 {
+            let cpu0 = cpu_seconds();
+            let p = store.room_members(&room, None, page).await.expect("page");
+            full.push((cpu_seconds() - cpu0) * 1e6);
+            assert_eq!(p.members.len(), members);
+            let cpu0 = cpu_seconds();
+            let p = store
+                .room_member_ids(&room, None, page)
+                .await
+                .expect("page");
+            ids.push((cpu_seconds() - cpu0) * 1e6);
+            assert_eq!(p.connection_ids.len(), members);
+        }
+        let (full, ids) = (median(full), median(ids));
+        println!("| members per page | full items: CPU µs | ids only: CPU µs | ids / full |");
+        println!("|---|---|---|---|");
+        println!("| {members} | {full:.0} | {ids:.0} | {:.2} |", ids / full);
+    });
 }
 
 /// A room of `n` members in the in-memory store, and a typical message frame for it.

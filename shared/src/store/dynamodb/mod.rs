@@ -38,7 +38,9 @@ mod buckets;
 mod sessions;
 mod table;
 
-use super::{Connection, ConnectionStore, Member, MemberPage, MembershipStore, SessionStore};
+use super::{
+    Connection, ConnectionStore, Member, MemberIdPage, MemberPage, MembershipStore, SessionStore,
+};
 use crate::error::StoreError;
 use crate::limits::{self, Bucket, BucketKind, Take};
 use crate::protocol::{RoomId, UserRef};
@@ -433,6 +435,38 @@ impl ConnectionStore for DynamoConnectionStore {
     }
 }
 
+impl DynamoConnectionStore {
+    /// One page of the room's live members, from `cursor` (a member's sort key).
+    fn members_query(
+        &self,
+        room: &RoomId,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .filter_expression("#ttl > :now")
+            .expression_attribute_names("#ttl", TTL_ATTR)
+            .expression_attribute_values(":pk", s(room_pk(room)))
+            .expression_attribute_values(":now", n(now_secs()))
+            .set_exclusive_start_key(cursor.map(|c| key(room_pk(room), c.to_owned())))
+            // DynamoDB caps a page at 1 MB anyway; the caller's bound keeps fan-out batches even.
+            .limit(page_size.clamp(1, 1000) as i32)
+            // Strongly consistent: a member who joined a moment before the commit must
+            // receive the message (docs/protocol.md: never skip a member present at commit).
+            .consistent_read(true)
+    }
+}
+
+/// The cursor of the page after this one: the last member's sort key, when there is more.
+fn page_cursor(last: Option<&HashMap<String, AttributeValue>>) -> Option<String> {
+    last.and_then(|k| k.get("sk"))
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+}
+
 #[async_trait]
 impl MembershipStore for DynamoConnectionStore {
     async fn leave_room(&self, connection_id: &str, room: &RoomId) -> Result<bool, StoreError> {
@@ -495,22 +529,8 @@ impl MembershipStore for DynamoConnectionStore {
         cursor: Option<&str>,
         page_size: u32,
     ) -> Result<MemberPage, StoreError> {
-        let start = cursor.map(|c| key(room_pk(room), c.to_owned()));
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .filter_expression("#ttl > :now")
-            .expression_attribute_names("#ttl", TTL_ATTR)
-            .expression_attribute_values(":pk", s(room_pk(room)))
-            .expression_attribute_values(":now", n(now_secs()))
-            .set_exclusive_start_key(start)
-            // DynamoDB caps a page at 1 MB anyway; the caller's bound keeps fan-out batches even.
-            .limit(page_size.clamp(1, 1000) as i32)
-            // Strongly consistent: a member who joined a moment before the commit must
-            // receive the message (docs/protocol.md: never skip a member present at commit).
-            .consistent_read(true)
+            .members_query(room, cursor, page_size)
             .send()
             .await
             .map_err(unavailable("room members"))?;
@@ -528,13 +548,37 @@ impl MembershipStore for DynamoConnectionStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let next = out
-            .last_evaluated_key
-            .as_ref()
-            .and_then(|k| k.get("sk"))
-            .and_then(|v| v.as_s().ok())
-            .cloned();
-        Ok(MemberPage { members, next })
+        Ok(MemberPage {
+            members,
+            next: page_cursor(out.last_evaluated_key.as_ref()),
+        })
+    }
+
+    async fn room_member_ids(
+        &self,
+        room: &RoomId,
+        cursor: Option<&str>,
+        page_size: u32,
+    ) -> Result<MemberIdPage, StoreError> {
+        // Only the ids come back: every message to a room reads its members, and the names
+        // would be most of each page's bytes for the function to receive and parse. (The read
+        // costs the same capacity: DynamoDB counts the items' full size.)
+        let out = self
+            .members_query(room, cursor, page_size)
+            .projection_expression("connectionId")
+            .send()
+            .await
+            .map_err(unavailable("room member ids"))?;
+        let connection_ids = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(|item| get_s(item, "connectionId").map(str::to_owned))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(MemberIdPage {
+            connection_ids,
+            next: page_cursor(out.last_evaluated_key.as_ref()),
+        })
     }
 
     async fn remove_connection(&self, connection_id: &str) -> Result<Vec<RoomId>, StoreError> {
