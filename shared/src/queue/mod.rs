@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
@@ -41,6 +43,12 @@ pub const LARGE_ROOM_THRESHOLD: usize = MEMBER_PAGE_SIZE as usize;
 /// [`fanout::FANOUT_CONCURRENCY`], far inside its timeout (a job cut short by a timeout
 /// would be redelivered whole); the job stays ~40 KB, far below SQS's 256 KB message limit.
 pub const CHUNK_SIZE: u32 = 1000;
+/// Jobs being enqueued at once while [`deliver`] reads the next member pages. Reading a page
+/// and enqueueing a job are each a round trip (DynamoDB, SQS); with enqueues in flight during
+/// the reads, a large room's hand-off takes about as long as reading its pages rather than
+/// reading plus enqueueing. Four keep up with the reads and bound the jobs held beyond the
+/// page being read (each ~20-40 KB).
+pub const ENQUEUE_CONCURRENCY: usize = 4;
 /// Times a chunk's certainly-failed recipients are re-enqueued before they are left to
 /// catch-up: enough to ride out a throttling burst, not enough to pile up retries.
 pub const MAX_JOB_ATTEMPTS: u32 = 3;
@@ -240,8 +248,11 @@ pub fn retry_delay(attempt: u32) -> Duration {
 
 /// Fans `frame` out to `room` except `except`: inline when the room fits in one member
 /// page, else as jobs on `queue`, one per page of [`CHUNK_SIZE`] members, enqueued as the
-/// pages are read so workers start on the first chunk while later pages are still being
-/// read. A `message` frame's jobs carry its `seq`, so that a busy room's jobs coalesce.
+/// pages are read ([`ENQUEUE_CONCURRENCY`] at once, while the next pages are read) so workers
+/// start on the first chunk while later pages are still being read. A `message` frame's jobs
+/// carry its `seq`, so that a busy room's jobs coalesce. On an error, the jobs already
+/// handed to the queue are waited for before it is returned: a hand-off that stops half-way
+/// leaves whole jobs behind, never ones whose enqueue nobody saw end.
 pub async fn deliver(
     connections: &dyn MembershipStore,
     gateway: &dyn ConnectionGateway,
@@ -275,20 +286,54 @@ pub async fn deliver(
     let mut cursor = first.next.clone();
     let ids = fanout::recipients(first, except);
     report.queued += ids.len();
-    queue.enqueue(vec![job(ids)]).await?;
-    while let Some(c) = cursor {
-        let page = connections
-            .room_member_ids(room, Some(&c), CHUNK_SIZE)
-            .await?;
-        cursor = page.next.clone();
-        let ids = fanout::recipients(page, except);
-        if ids.is_empty() {
-            continue;
+    let mut sending = FuturesUnordered::new();
+    sending.push(queue.enqueue(vec![job(ids)]));
+    let handed_off = async {
+        while let Some(c) = cursor.take() {
+            let read = connections.room_member_ids(room, Some(&c), CHUNK_SIZE);
+            let page = while_sending(read, &mut sending).await?;
+            cursor = page.next.clone();
+            let ids = fanout::recipients(page, except);
+            if ids.is_empty() {
+                continue;
+            }
+            while sending.len() >= ENQUEUE_CONCURRENCY {
+                if let Some(sent) = sending.next().await {
+                    sent?;
+                }
+            }
+            report.queued += ids.len();
+            sending.push(queue.enqueue(vec![job(ids)]));
         }
-        report.queued += ids.len();
-        queue.enqueue(vec![job(ids)]).await?;
+        Ok::<_, DeliverError>(())
     }
+    .await;
+    let mut sent = Ok(());
+    while let Some(r) = sending.next().await {
+        if sent.is_ok() {
+            sent = r;
+        }
+    }
+    handed_off?;
+    sent?;
     Ok(report)
+}
+
+/// Awaits `read` while driving the enqueues in flight; the first enqueue that fails ends it.
+async fn while_sending<T, F>(
+    read: impl Future<Output = Result<T, StoreError>>,
+    sending: &mut FuturesUnordered<F>,
+) -> Result<T, DeliverError>
+where
+    F: Future<Output = Result<(), QueueError>>,
+{
+    let mut read = std::pin::pin!(read);
+    loop {
+        tokio::select! {
+            page = &mut read => return Ok(page?),
+            Some(sent) = sending.next(), if !sending.is_empty() => sent?,
+        }
+    }
 }
 
 /// Why a large-room fan-out could not be handed off completely.

@@ -541,3 +541,89 @@ async fn worker_near_its_deadline_passes_unreached_recipients_on_never_twice() {
         "the rest went through the queue: {passed_on}"
     );
 }
+
+/// A queue whose enqueue of a chunk returns only once the next chunk's enqueue has begun (or
+/// after a patience of 2 s, counted as a wait): whether a hand-off reads the next member page
+/// and enqueues its job while earlier ones are still being enqueued.
+struct WaitsForTheNext {
+    last_chunk: u32,
+    begun: tokio::sync::watch::Sender<Option<u32>>,
+    waits: std::sync::atomic::AtomicUsize,
+    jobs: std::sync::Mutex<Vec<FanoutJob>>,
+}
+
+#[async_trait::async_trait]
+impl FanoutQueue for WaitsForTheNext {
+    async fn enqueue(&self, jobs: Vec<FanoutJob>) -> Result<(), hubbub_core::queue::QueueError> {
+        for job in jobs {
+            let chunk = job.chunk;
+            self.jobs.lock().expect("jobs").push(job);
+            self.begun
+                .send_modify(|m| *m = Some(m.map_or(chunk, |m| m.max(chunk))));
+            if chunk < self.last_chunk {
+                let mut rx = self.begun.subscribe();
+                let next = rx.wait_for(|m| m.is_some_and(|m| m > chunk));
+                if tokio::time::timeout(std::time::Duration::from_secs(2), next)
+                    .await
+                    .is_err()
+                {
+                    self.waits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn enqueue_delayed(
+        &self,
+        job: FanoutJob,
+        _delay: std::time::Duration,
+    ) -> Result<(), hubbub_core::queue::QueueError> {
+        self.enqueue(vec![job]).await
+    }
+}
+
+/// A large room's hand-off reads the next member page while the jobs of earlier pages are
+/// still being enqueued: on AWS each is a round trip (DynamoDB, SQS), so the sending route
+/// takes about as long as reading the pages, not reading plus enqueueing. Every member but
+/// the sender is in exactly one job.
+#[tokio::test]
+async fn a_hand_off_reads_the_next_page_while_jobs_are_enqueued() {
+    let store = Arc::new(MemoryConnectionStore::new());
+    let n = LARGE_ROOM_THRESHOLD + 3 * CHUNK_SIZE as usize + 100;
+    let ids = big_room(&store, n).await;
+    let queue = WaitsForTheNext {
+        last_chunk: 4,
+        begun: tokio::sync::watch::Sender::new(None),
+        waits: Default::default(),
+        jobs: Default::default(),
+    };
+    let rec = Recorder::start().await;
+    let gateway: Arc<dyn ConnectionGateway> = rec.gateway();
+    let ep = Endpoint::for_request("x", "y", Some(&rec.endpoint()));
+    let report = deliver(
+        store.as_ref(),
+        gateway.as_ref(),
+        &queue,
+        &ep,
+        &room("big"),
+        &ServerFrame::Pong,
+        Some(&ids[7]),
+    )
+    .await
+    .expect("deliver");
+    assert_eq!(report.queued, n - 1);
+    assert_eq!(
+        queue.waits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "an enqueue waited for the next page to be read"
+    );
+    let jobs = queue.jobs.lock().expect("jobs");
+    let chunks: Vec<u32> = jobs.iter().map(|j| j.chunk).collect();
+    assert_eq!(chunks, [0, 1, 2, 3, 4]);
+    let mut handed: Vec<&String> = jobs.iter().flat_map(|j| &j.connections).collect();
+    handed.sort();
+    let mut want: Vec<&String> = ids.iter().filter(|id| **id != ids[7]).collect();
+    want.sort();
+    assert_eq!(handed, want, "every member but the sender, once");
+}
