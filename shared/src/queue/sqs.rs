@@ -12,6 +12,10 @@ use crate::presence::{PresenceChange, PresenceSink};
 
 /// SQS takes at most 10 messages per `SendMessageBatch`.
 const SQS_BATCH: usize = 10;
+/// And at most this many bytes of bodies in one: the limit of a queue created with SQS's
+/// default maximum message size (256 KiB; larger sizes are a queue's opt-in), which the
+/// template's queues keep. Ten chunk jobs of a very large room's presence come near it.
+const SQS_BATCH_BYTES: usize = 256 * 1024;
 /// SQS's longest message delay (15 minutes).
 const SQS_MAX_DELAY: Duration = Duration::from_secs(900);
 
@@ -38,13 +42,17 @@ fn send_error(e: impl std::error::Error + Send + Sync + 'static) -> QueueError {
 #[async_trait]
 impl FanoutQueue for SqsFanoutQueue {
     async fn enqueue(&self, jobs: Vec<FanoutJob>) -> Result<(), QueueError> {
-        for batch in jobs.chunks(SQS_BATCH) {
+        let bodies = jobs
+            .iter()
+            .map(FanoutJob::to_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        for batch in batches(&bodies) {
             let mut entries = Vec::with_capacity(batch.len());
-            for (i, job) in batch.iter().enumerate() {
+            for (i, body) in batch.iter().enumerate() {
                 entries.push(
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
-                        .message_body(job.to_json()?)
+                        .message_body(body.as_str())
                         .build()
                         .map_err(send_error)?,
                 );
@@ -86,6 +94,25 @@ impl FanoutQueue for SqsFanoutQueue {
     }
 }
 
+/// `bodies` cut, in order, into runs that one `SendMessageBatch` takes: at most
+/// [`SQS_BATCH`] bodies and [`SQS_BATCH_BYTES`] bytes each (a body larger than that alone
+/// goes alone, and SQS answers for it).
+fn batches(bodies: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, body) in bodies.iter().enumerate() {
+        if i > start && (i - start == SQS_BATCH || bytes + body.len() > SQS_BATCH_BYTES) {
+            out.push(&bodies[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += body.len();
+    }
+    if start < bodies.len() {
+        out.push(&bodies[start..]);
+    }
+    out
+}
+
 /// [`PresenceSink`] on Amazon SQS: the worker's event source mapping gathers a window of
 /// changes (its batching window) into one invocation, which announces them per room.
 pub struct SqsPresenceSink {
@@ -116,5 +143,39 @@ impl PresenceSink for SqsPresenceSink {
             .await
             .map_err(send_error)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sizes(bodies: &[String]) -> Vec<Vec<usize>> {
+        batches(bodies)
+            .iter()
+            .map(|b| b.iter().map(String::len).collect())
+            .collect()
+    }
+
+    #[test]
+    fn batches_hold_at_most_ten_bodies_and_the_byte_limit_in_order() {
+        let small: Vec<String> = (0..23).map(|i| i.to_string()).collect();
+        assert_eq!(
+            batches(&small).iter().map(|b| b.len()).collect::<Vec<_>>(),
+            [10, 10, 3]
+        );
+        let third = "x".repeat(SQS_BATCH_BYTES / 3);
+        let big = vec![
+            third.clone(),
+            third.clone(),
+            third.clone(),
+            "y".into(),
+            third,
+        ];
+        let n = SQS_BATCH_BYTES / 3;
+        assert_eq!(sizes(&big), [vec![n, n, n, 1], vec![n]]);
+        let huge = vec!["z".repeat(SQS_BATCH_BYTES + 1), "a".into()];
+        assert_eq!(sizes(&huge), [vec![SQS_BATCH_BYTES + 1], vec![1]]);
+        assert!(batches(&[]).is_empty());
     }
 }

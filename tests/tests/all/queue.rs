@@ -303,6 +303,32 @@ async fn sqs_queue_round_trips_jobs() {
     assert_eq!(back, want);
 }
 
+/// Jobs whose bodies together exceed what one `SendMessageBatch` may carry (a presence change
+/// of a very large room is ten or more chunk jobs at once) go out in as many batches as it
+/// takes, every job once.
+#[tokio::test]
+async fn sqs_batches_stay_within_the_batch_size_limit() {
+    let url = hubbub_tests::fresh_queue().await;
+    let queue = SqsFanoutQueue::new(hubbub_tests::sqs_client(), &url);
+    // Ten jobs of ~120 KB: 1.2 MB in all, over any queue's batch limit.
+    let jobs: Vec<FanoutJob> = (0..10)
+        .map(|i| {
+            let ids = (0..6_000)
+                .map(|k| format!("L0SM9cOF{i:02}{k:05}="))
+                .collect();
+            job("http://127.0.0.1:1/prod", ids)
+        })
+        .collect();
+    queue.enqueue(jobs.clone()).await.expect("enqueue");
+    let got = receive_all(&url, 10).await;
+    let mut back: Vec<FanoutJob> = got
+        .iter()
+        .map(|m| FanoutJob::from_json(m.body.as_deref().expect("body")).expect("job"))
+        .collect();
+    back.sort_by(|a, b| a.connections.cmp(&b.connections));
+    assert_eq!(back, jobs, "every job once");
+}
+
 /// The worker posts each job's chunk, re-enqueues only certainly-failed recipients as a new
 /// job (never the whole chunk), and reports only a malformed job as a batch item failure.
 #[tokio::test]
