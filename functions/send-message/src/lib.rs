@@ -140,12 +140,8 @@ pub(crate) async fn reviewed_before(
     else {
         return Ok(None);
     };
-    tracing::info!(%room, seq = first.seq, "retried clientMsgId acked again");
-    Ok(Some(if first.body.as_ref().is_some_and(|b| b != body) {
-        ServerFrame::ack_replaced(&first)
-    } else {
-        ServerFrame::ack(&first)
-    }))
+    let replaced = first.body.as_ref().is_some_and(|b| b != body);
+    deliver(deps, ctx, Commit::Duplicate(first), replaced).await
 }
 
 /// Shows the body to the moderation hook, if there is one: `Ok(true)` when it replaced the
